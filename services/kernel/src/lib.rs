@@ -1,0 +1,19 @@
+//! The Concord kernel: what every service shares.
+//!
+//! Owns the event envelope and its value types (`envelope`, `country`), the
+//! hash chain (`chain`) and, behind the `store` feature, the durable event
+//! log on fjall (`log`).
+//!
+//! Architecture invariant: `envelope`, `country` and `chain` do no IO and
+//! import neither fjall nor async-nats, so a service's pure domain code can
+//! depend on them (`default-features = false`) and stay deterministic.
+//! Must not: hold any domain rule of a particular service.
+
+pub mod chain;
+pub mod country;
+pub mod envelope;
+#[cfg(feature = "store")]
+pub mod log;
+
+pub use country::CountryCode;
+pub use envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Role, Service};

@@ -1,0 +1,595 @@
+//! The append-only event log of one writing service, on fjall.
+//!
+//! Owns: gapless `seq`, per-stream `version`, optimistic concurrency,
+//! idempotency by `command_id`, the hash chain, durable group commit, and
+//! bounded reads. Must not: know any domain, publish anything, or block the
+//! async runtime (every fjall call happens on the writer thread or in the
+//! caller's blocking context; async callers use `append` and
+//! `tokio::task::spawn_blocking` for reads).
+//!
+//! Architecture invariant: an `append` answers `Ok` only after the fjall batch
+//! holding its events was committed with `PersistMode::SyncAll` (fsync).
+//! Rationale: fjall's default `Buffer` mode survives a process crash but not a
+//! power cut, and every later step (publish, reply) trusts that the event is
+//! on disk.
+
+mod validate;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::chain::{BadEvent, ChainVerifier, GENESIS_HASH};
+use crate::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
+pub use validate::InvalidAppend;
+
+/// Largest `data` of one event, in canonical JSON bytes. Rationale: events
+/// travel whole in one NATS message (1 MiB by default) next to their
+/// envelope, and a log is for facts, not attachments.
+pub const EVENT_DATA_BYTES_MAX: usize = 64 * 1024;
+/// Most events one append (one command) may write.
+pub const EVENTS_PER_APPEND_MAX: usize = 256;
+/// Most bytes one read returns (always at least one event when any is left).
+pub const READ_BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// Most events one read returns.
+pub const READ_BATCH_EVENTS_MAX: usize = 10_000;
+/// Longest stream name, in bytes.
+pub const STREAM_NAME_BYTES_MAX: usize = 128;
+/// Longest command id, correlation id or actor `sub`, in bytes.
+pub const ID_BYTES_MAX: usize = 128;
+/// Most appends group-committed under one fsync. Bounds the latency a
+/// single slow batch adds to the appends queued behind it.
+pub const APPENDS_PER_COMMIT_MAX: usize = 1024;
+/// Appends that may wait for the writer before `append` itself waits
+/// (backpressure instead of unbounded memory).
+pub const APPEND_QUEUE_DEPTH: usize = 8192;
+
+const KS_EVENTS: &str = "events";
+const KS_STREAMS: &str = "streams";
+const KS_COMMANDS: &str = "commands";
+const KS_META: &str = "meta";
+const META_SERVICE: &[u8] = b"service";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidAppend),
+    #[error("stream {stream} is at version {actual}, expected {expected}")]
+    Conflict {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    /// Nothing was acknowledged; the log refuses writes until it is reopened.
+    #[error("{service} log is unavailable: {reason}")]
+    Unavailable { service: String, reason: String },
+    #[error("{service} log is corrupt at seq {seq}: {reason}")]
+    Corrupt { service: String, seq: u64, reason: String },
+    #[error("cannot open log at {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("{service} log: storage error while {doing}: {source}")]
+    Storage {
+        service: String,
+        doing: &'static str,
+        #[source]
+        source: fjall::Error,
+    },
+}
+
+/// One append: the events one command produced for one stream.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub command_id: String,
+    pub actor: Actor,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    /// A stamp seen on whatever caused this command, merged into the clock.
+    pub observed_hlc: Option<Hlc>,
+    pub events: Vec<NewEvent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: Value,
+}
+
+/// The outcome of an append, or of its retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    pub events: Vec<EventEnvelope>,
+    /// True when the command id was already recorded: nothing was appended
+    /// and `events` are those of the first append.
+    pub duplicate: bool,
+}
+
+impl Appended {
+    pub fn first_seq(&self) -> u64 {
+        self.events.first().map_or(0, |e| e.seq)
+    }
+    pub fn last_seq(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.seq)
+    }
+    /// The stream's version after this append.
+    pub fn version(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.version)
+    }
+}
+
+/// The newest event of a log (seq 0 and the genesis hash when empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl Head {
+    fn empty() -> Self {
+        Self {
+            seq: 0,
+            hash: GENESIS_HASH.to_owned(),
+        }
+    }
+}
+
+/// An event exactly as stored (the bytes an export writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadBatch {
+    pub events: Vec<RawEvent>,
+    pub head_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub service: String,
+    pub events_verified: u64,
+    pub head: Head,
+    /// The first bad seq, if any; `None` means the whole chain verifies.
+    pub first_bad: Option<BadEventReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadEventReport {
+    pub seq: u64,
+    pub reason: String,
+}
+
+impl From<BadEvent> for BadEventReport {
+    fn from(b: BadEvent) -> Self {
+        Self {
+            seq: b.seq,
+            reason: b.reason.to_string(),
+        }
+    }
+}
+
+/// What the log remembers of a command, to answer its retries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CommandRecord {
+    first_seq: u64,
+    count: u64,
+}
+
+/// State both the writer thread and readers see.
+struct Shared {
+    service: Service,
+    head: RwLock<Head>,
+    poisoned: AtomicBool,
+    poison_reason: RwLock<Option<String>>,
+}
+
+impl Shared {
+    fn unavailable(&self) -> LogError {
+        let reason = self
+            .poison_reason
+            .read()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "the log writer has stopped".to_owned());
+        LogError::Unavailable {
+            service: self.service.to_string(),
+            reason,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Stores {
+    db: Database,
+    events: Keyspace,
+    streams: Keyspace,
+    commands: Keyspace,
+}
+
+struct Inner {
+    dir: PathBuf,
+    shared: Arc<Shared>,
+    stores: Stores,
+    tx: Option<mpsc::Sender<writer::Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue stops the writer after its current batch; joining
+        // it releases fjall's directory lock before `drop` returns, so the
+        // same directory can be reopened at once.
+        self.tx.take();
+        if let Some(handle) = self.writer.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A handle on one service's log. Cheap to clone; the log closes when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("service", &self.inner.shared.service)
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl Log {
+    /// Opens (or creates) the log of `service` in `dir`, recovering its head.
+    pub fn open(dir: impl AsRef<Path>, service: Service) -> Result<Log, LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| LogError::Open {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::open_inner(dir, Some(service))
+    }
+
+    /// Opens a log that must already exist, whatever its service (for tools
+    /// such as `concord log verify`).
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Log, LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        let empty = std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_none())
+            .map_err(|e| LogError::Open {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+        if empty {
+            return Err(LogError::Open {
+                path: dir,
+                reason: "the directory is empty: no log here".into(),
+            });
+        }
+        Self::open_inner(dir, None)
+    }
+
+    fn open_inner(dir: PathBuf, want: Option<Service>) -> Result<Log, LogError> {
+        let open_err = |reason: String| LogError::Open {
+            path: dir.clone(),
+            reason,
+        };
+        let db = Database::builder(&dir).open().map_err(|e| match e {
+            fjall::Error::Locked => open_err("the log is in use by another process".into()),
+            other => open_err(other.to_string()),
+        })?;
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(|e| open_err(format!("opening keyspace {name}: {e}")))
+        };
+        let meta = ks(KS_META)?;
+        let stores = Stores {
+            events: ks(KS_EVENTS)?,
+            streams: ks(KS_STREAMS)?,
+            commands: ks(KS_COMMANDS)?,
+            db: db.clone(),
+        };
+        let stored = meta
+            .get(META_SERVICE)
+            .map_err(|e| open_err(e.to_string()))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        let service = match (stored, want) {
+            (Some(s), want) => {
+                let svc =
+                    Service::parse(&s).ok_or_else(|| open_err(format!("unknown service {s:?} in log metadata")))?;
+                if let Some(w) = want.filter(|w| *w != svc) {
+                    return Err(open_err(format!("this is the {svc} log, not the {w} log")));
+                }
+                svc
+            }
+            (None, Some(w)) => {
+                let has_events = stores.events.first_key_value().is_some();
+                if has_events {
+                    return Err(open_err("events without log metadata".into()));
+                }
+                meta.insert(META_SERVICE, w.as_str())
+                    .and_then(|()| db.persist(PersistMode::SyncAll))
+                    .map_err(|e| open_err(e.to_string()))?;
+                w
+            }
+            (None, None) => return Err(open_err("no Concord log here".into())),
+        };
+        let (head, hlc) = recover_head(&stores, service)?;
+        let shared = Arc::new(Shared {
+            service,
+            head: RwLock::new(head.clone()),
+            poisoned: AtomicBool::new(false),
+            poison_reason: RwLock::new(None),
+        });
+        let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
+        let w = writer::Writer {
+            stores: stores.clone(),
+            shared: shared.clone(),
+            head,
+            hlc,
+            versions: HashMap::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("log-{service}"))
+            .spawn(move || w.run(rx))
+            .map_err(|e| open_err(format!("starting the writer thread: {e}")))?;
+        Ok(Log {
+            inner: Arc::new(Inner {
+                dir,
+                shared,
+                stores,
+                tx: Some(tx),
+                writer: Some(handle),
+            }),
+        })
+    }
+
+    pub fn service(&self) -> Service {
+        self.inner.shared.service
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Appends one command's events, durably. See the module doc.
+    pub async fn append(&self, req: AppendRequest) -> Result<Appended, LogError> {
+        validate::append(&req)?;
+        if self.inner.shared.poisoned.load(Ordering::Acquire) {
+            return Err(self.inner.shared.unavailable());
+        }
+        let tx = self.inner.tx.as_ref().ok_or_else(|| self.inner.shared.unavailable())?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(writer::Job { req, reply })
+            .await
+            .map_err(|_| self.inner.shared.unavailable())?;
+        answer.await.map_err(|_| self.inner.shared.unavailable())?
+    }
+
+    /// The newest committed event.
+    pub fn head(&self) -> Head {
+        self.inner
+            .shared
+            .head
+            .read()
+            .map(|h| h.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn storage(&self, doing: &'static str) -> impl Fn(fjall::Error) -> LogError + '_ {
+        move |source| LogError::Storage {
+            service: self.service().to_string(),
+            doing,
+            source,
+        }
+    }
+
+    /// Events from `from_seq` on, in order, at most `max_events` (capped by
+    /// `READ_BATCH_EVENTS_MAX`) and about `READ_BATCH_BYTES_MAX` bytes.
+    /// Blocking: call it from `spawn_blocking` in async code.
+    pub fn read_from(&self, from_seq: u64, max_events: usize) -> Result<ReadBatch, LogError> {
+        let head_seq = self.head().seq;
+        let max_events = max_events.clamp(1, READ_BATCH_EVENTS_MAX);
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        let from = from_seq.max(1);
+        if from <= head_seq {
+            for item in self
+                .inner
+                .stores
+                .events
+                .range(from.to_be_bytes()..=head_seq.to_be_bytes())
+            {
+                let (k, v) = item.into_inner().map_err(self.storage("reading events"))?;
+                let seq = key_seq(&k).ok_or_else(|| self.corrupt(0, "event key is not 8 bytes"))?;
+                if !events.is_empty() && bytes + v.len() > READ_BATCH_BYTES_MAX {
+                    break;
+                }
+                bytes += v.len();
+                events.push(RawEvent { seq, bytes: v.to_vec() });
+                if events.len() >= max_events {
+                    break;
+                }
+            }
+        }
+        Ok(ReadBatch { events, head_seq })
+    }
+
+    /// Decoded events from `from_seq` on (see `read_from`).
+    pub fn read_events(&self, from_seq: u64, max_events: usize) -> Result<Vec<EventEnvelope>, LogError> {
+        self.read_from(from_seq, max_events)?
+            .events
+            .iter()
+            .map(|r| decode(self.service(), r.seq, &r.bytes))
+            .collect()
+    }
+
+    /// Events of one stream from `from_version` on, at most `max_events`.
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max_events: usize,
+    ) -> Result<Vec<EventEnvelope>, LogError> {
+        let max_events = max_events.clamp(1, READ_BATCH_EVENTS_MAX);
+        let start = stream_key(stream, from_version.max(1));
+        let end = stream_key(stream, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.inner.stores.streams.range(start..=end) {
+            let (_, v) = item.into_inner().map_err(self.storage("reading a stream"))?;
+            let seq = key_seq(&v).ok_or_else(|| self.corrupt(0, "stream index entry is not 8 bytes"))?;
+            out.push(self.event_at(seq)?);
+            if out.len() >= max_events {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The current version of a stream (0 when it does not exist).
+    pub fn stream_version(&self, stream: &str) -> Result<u64, LogError> {
+        stream_version(&self.inner.stores, self.service(), stream)
+    }
+
+    fn event_at(&self, seq: u64) -> Result<EventEnvelope, LogError> {
+        event_at(&self.inner.stores, self.service(), seq)
+    }
+
+    fn corrupt(&self, seq: u64, reason: &str) -> LogError {
+        LogError::Corrupt {
+            service: self.service().to_string(),
+            seq,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Walks the whole chain from seq 1 and reports the first bad seq.
+    /// Blocking.
+    pub fn verify(&self) -> Result<VerifyReport, LogError> {
+        let mut verifier = ChainVerifier::new();
+        let mut first_bad = None;
+        for item in self.inner.stores.events.iter() {
+            let (k, v) = item.into_inner().map_err(self.storage("verifying events"))?;
+            let Some(seq) = key_seq(&k) else {
+                first_bad = Some(BadEventReport {
+                    seq: verifier.verified() + 1,
+                    reason: "event key is not 8 bytes".into(),
+                });
+                break;
+            };
+            if let Err(bad) = verifier.check(Some(seq), &v) {
+                first_bad = Some(bad.into());
+                break;
+            }
+        }
+        Ok(VerifyReport {
+            service: self.service().to_string(),
+            events_verified: verifier.verified(),
+            head: self.head(),
+            first_bad,
+        })
+    }
+}
+
+fn key_seq(k: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes)
+}
+
+/// `stream ‖ 0x00 ‖ version (big endian)`: stream names hold no NUL, so one
+/// stream's keys are never a prefix of another's, and versions sort.
+fn stream_key(stream: &str, version: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(stream.len() + 9);
+    k.extend_from_slice(stream.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn stream_version(stores: &Stores, service: Service, stream: &str) -> Result<u64, LogError> {
+    let mut prefix = stream.as_bytes().to_vec();
+    prefix.push(0);
+    match stores.streams.prefix(&prefix).next_back() {
+        None => Ok(0),
+        Some(g) => {
+            let k = g.key().map_err(|source| LogError::Storage {
+                service: service.to_string(),
+                doing: "reading a stream version",
+                source,
+            })?;
+            k.get(prefix.len()..)
+                .and_then(key_seq)
+                .ok_or_else(|| LogError::Corrupt {
+                    service: service.to_string(),
+                    seq: 0,
+                    reason: format!("stream index key of {stream} is malformed"),
+                })
+        }
+    }
+}
+
+fn event_at(stores: &Stores, service: Service, seq: u64) -> Result<EventEnvelope, LogError> {
+    let bytes = stores
+        .events
+        .get(seq.to_be_bytes())
+        .map_err(|source| LogError::Storage {
+            service: service.to_string(),
+            doing: "reading an event",
+            source,
+        })?
+        .ok_or_else(|| LogError::Corrupt {
+            service: service.to_string(),
+            seq,
+            reason: "indexed event is missing".into(),
+        })?;
+    decode(service, seq, &bytes)
+}
+
+/// Parses a stored record, refusing one that is not what its key says.
+pub fn decode(service: Service, seq: u64, bytes: &[u8]) -> Result<EventEnvelope, LogError> {
+    let corrupt = |reason: String| LogError::Corrupt {
+        service: service.to_string(),
+        seq,
+        reason,
+    };
+    let env: EventEnvelope = serde_json::from_slice(bytes).map_err(|e| corrupt(format!("unreadable record: {e}")))?;
+    if env.seq != seq {
+        return Err(corrupt(format!("record says seq {}", env.seq)));
+    }
+    Ok(env)
+}
+
+fn recover_head(stores: &Stores, service: Service) -> Result<(Head, Hlc), LogError> {
+    let Some(last) = stores.events.last_key_value() else {
+        return Ok((Head::empty(), Hlc::default()));
+    };
+    let (k, v) = last.into_inner().map_err(|source| LogError::Storage {
+        service: service.to_string(),
+        doing: "recovering the head",
+        source,
+    })?;
+    let seq = key_seq(&k).ok_or_else(|| LogError::Corrupt {
+        service: service.to_string(),
+        seq: 0,
+        reason: "last event key is not 8 bytes".into(),
+    })?;
+    let env = decode(service, seq, &v)?;
+    Ok((Head { seq, hash: env.hash }, env.hlc))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,538 @@
+//! Log behaviour through the real fjall store on a temp dir.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tempfile::TempDir;
+
+use super::*;
+use crate::envelope::Role;
+use crate::{CountryCode, Service};
+
+pub(crate) fn actor() -> Actor {
+    Actor {
+        sub: "alice".into(),
+        role: Role::Coordinator,
+        country: CountryCode::parse("FR").expect("FR"),
+    }
+}
+
+pub(crate) fn req(stream: &str, expected: ExpectedVersion, command_id: &str, n: usize) -> AppendRequest {
+    AppendRequest {
+        stream: stream.into(),
+        expected,
+        command_id: command_id.into(),
+        actor: actor(),
+        correlation_id: format!("corr-{command_id}"),
+        causation_id: None,
+        observed_hlc: None,
+        events: (0..n)
+            .map(|i| NewEvent {
+                event_type: "test.happened".into(),
+                schema_version: 1,
+                data: json!({"i": i, "note": format!("{command_id}/{i}")}),
+            })
+            .collect(),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn open(dir: &TempDir) -> Log {
+    Log::open(dir.path(), Service::Operations).expect("open log")
+}
+
+#[test]
+fn append_assigns_gapless_seqs_versions_and_a_chain() {
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    rt().block_on(async {
+        let a = log
+            .append(req("op-a", ExpectedVersion::NoStream, "c1", 2))
+            .await
+            .expect("a");
+        let b = log.append(req("op-b", ExpectedVersion::Any, "c2", 1)).await.expect("b");
+        let c = log
+            .append(req("op-a", ExpectedVersion::Exact(2), "c3", 1))
+            .await
+            .expect("c");
+        assert_eq!(
+            a.events.iter().map(|e| (e.seq, e.version)).collect::<Vec<_>>(),
+            [(1, 1), (2, 2)]
+        );
+        assert_eq!((b.first_seq(), b.version()), (3, 1));
+        assert_eq!((c.first_seq(), c.version()), (4, 3));
+        assert!(!a.duplicate && !c.duplicate);
+        assert_eq!(a.events[0].prev_hash, crate::chain::GENESIS_HASH);
+        assert_eq!(a.events[1].prev_hash, a.events[0].hash);
+        assert_eq!(b.events[0].prev_hash, a.events[1].hash);
+        assert_eq!(
+            log.head(),
+            Head {
+                seq: 4,
+                hash: c.events[0].hash.clone()
+            }
+        );
+        assert!(a.events[0].hlc < a.events[1].hlc && a.events[1].hlc < c.events[0].hlc);
+    });
+    let all = log.read_events(1, 100).expect("read");
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let stream = log.read_stream("op-a", 2, 10).expect("stream");
+    assert_eq!(
+        stream.iter().map(|e| (e.seq, e.version)).collect::<Vec<_>>(),
+        [(2, 2), (4, 3)]
+    );
+    assert_eq!(log.stream_version("op-a").expect("v"), 3);
+    assert_eq!(
+        log.stream_version("op-").expect("v"),
+        0,
+        "a prefix of a stream name is another stream"
+    );
+    assert_eq!(log.read_from(3, 1).expect("read").events.len(), 1);
+    assert_eq!(log.read_from(5, 10).expect("read").events.len(), 0);
+    let report = log.verify().expect("verify");
+    assert_eq!((report.events_verified, report.first_bad), (4, None));
+}
+
+#[test]
+fn a_stale_writer_gets_a_conflict_and_writes_nothing() {
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    rt().block_on(async {
+        log.append(req("op-a", ExpectedVersion::NoStream, "c1", 1))
+            .await
+            .expect("first");
+        let head = log.head();
+        for (expected, cmd) in [
+            (ExpectedVersion::NoStream, "c2"),
+            (ExpectedVersion::Exact(2), "c3"),
+            (ExpectedVersion::Exact(7), "c4"),
+        ] {
+            match log.append(req("op-a", expected, cmd, 1)).await {
+                Err(LogError::Conflict {
+                    actual, expected: e, ..
+                }) => {
+                    assert_eq!((actual, e), (1, expected));
+                }
+                other => panic!("expected a conflict, got {other:?}"),
+            }
+        }
+        assert_eq!(log.head(), head);
+        // The refused command ids were not recorded: they may be used again.
+        let ok = log
+            .append(req("op-a", ExpectedVersion::Exact(1), "c3", 1))
+            .await
+            .expect("retry");
+        assert!(!ok.duplicate);
+    });
+}
+
+#[test]
+fn racing_writers_on_one_version_have_exactly_one_winner() {
+    const WRITERS: usize = 16;
+    const ROUNDS: u64 = 20;
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    rt().block_on(async {
+        for round in 0..ROUNDS {
+            let expected = if round == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(round)
+            };
+            let barrier = Arc::new(tokio::sync::Barrier::new(WRITERS));
+            let tasks: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let log = log.clone();
+                    let barrier = barrier.clone();
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        log.append(req("op-race", expected, &format!("r{round}-w{w}"), 1)).await
+                    })
+                })
+                .collect();
+            let mut wins = 0;
+            for t in tasks {
+                match t.await.expect("task") {
+                    Ok(a) => {
+                        wins += 1;
+                        assert_eq!(a.version(), round + 1);
+                    }
+                    Err(LogError::Conflict { actual, .. }) => assert_eq!(actual, round + 1),
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            assert_eq!(wins, 1, "round {round}");
+        }
+    });
+    let events = log.read_events(1, 1000).expect("read");
+    assert_eq!(events.len() as u64, ROUNDS);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!((e.seq, e.version), (i as u64 + 1, i as u64 + 1));
+    }
+}
+
+/// Seeded random schedule: writers retry on conflicts across a few streams;
+/// every acknowledged event is readable, seqs are gapless, and each
+/// (stream, version) was won by exactly one command.
+#[test]
+fn seeded_concurrent_appends_stay_gapless_and_readable() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    let acked = rt().block_on(async {
+        let tasks: Vec<_> = (0..12u64)
+            .map(|w| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut rng = StdRng::seed_from_u64(0xC0C0 + w);
+                    let mut acked = Vec::new();
+                    for i in 0..25 {
+                        let stream = format!("op-{}", rng.random_range(0..3));
+                        let n = rng.random_range(1..4);
+                        let cmd = format!("w{w}-{i}");
+                        loop {
+                            let v = log.stream_version(&stream).expect("version");
+                            let expected = if v == 0 {
+                                ExpectedVersion::NoStream
+                            } else {
+                                ExpectedVersion::Exact(v)
+                            };
+                            for _ in 0..rng.random_range(0..3) {
+                                tokio::task::yield_now().await;
+                            }
+                            match log.append(req(&stream, expected, &cmd, n)).await {
+                                Ok(a) => {
+                                    acked.extend(a.events);
+                                    break;
+                                }
+                                Err(LogError::Conflict { .. }) => continue,
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        all
+    });
+    let stored = log.read_events(1, 10_000).expect("read");
+    assert_eq!(stored.len(), acked.len());
+    for (i, e) in stored.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "gapless");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in &acked {
+        assert_eq!(
+            &stored[e.seq as usize - 1],
+            e,
+            "acknowledged event reads back as acknowledged"
+        );
+        assert!(seen.insert((e.stream.clone(), e.version)), "one winner per version");
+    }
+    assert_eq!(log.verify().expect("verify").first_bad, None);
+}
+
+#[test]
+fn a_retried_command_returns_the_first_result_also_after_reopen() {
+    let dir = TempDir::new().expect("tmp");
+    let first = {
+        let log = open(&dir);
+        rt().block_on(async {
+            let first = log
+                .append(req("op-a", ExpectedVersion::NoStream, "cmd-1", 2))
+                .await
+                .expect("first");
+            // Same id again, even with another payload and expectation.
+            let again = log
+                .append(req("op-a", ExpectedVersion::NoStream, "cmd-1", 5))
+                .await
+                .expect("again");
+            assert!(again.duplicate);
+            assert_eq!(again.events, first.events);
+            first
+        })
+    };
+    let log = open(&dir);
+    rt().block_on(async {
+        let again = log
+            .append(req("op-zzz", ExpectedVersion::Any, "cmd-1", 1))
+            .await
+            .expect("after reopen");
+        assert!(again.duplicate);
+        assert_eq!(again.events, first.events);
+    });
+    assert_eq!(log.head().seq, 2, "nothing appended by the retries");
+}
+
+#[test]
+fn retries_racing_inside_one_group_commit_append_once() {
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    let results = rt().block_on(async {
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(req("op-a", ExpectedVersion::Any, "same", 1)).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("task").expect("append"));
+        }
+        out
+    });
+    assert_eq!(log.head().seq, 1);
+    assert_eq!(results.iter().filter(|r| !r.duplicate).count(), 1);
+    assert!(results.iter().all(|r| r.events == results[0].events));
+}
+
+#[test]
+fn bad_input_is_refused_precisely_and_writes_nothing() {
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    let big = "x".repeat(EVENT_DATA_BYTES_MAX);
+    let cases: Vec<(AppendRequest, &str)> = vec![
+        (req("", ExpectedVersion::Any, "c", 1), "stream name is empty"),
+        (
+            req(&"s".repeat(129), ExpectedVersion::Any, "c", 1),
+            "stream name is 129 bytes",
+        ),
+        (req("op a", ExpectedVersion::Any, "c", 1), "may only hold"),
+        (req("op-a", ExpectedVersion::Any, "", 1), "command_id is empty"),
+        (req("op-a", ExpectedVersion::Any, "c", 0), "at least one event"),
+        (
+            req("op-a", ExpectedVersion::Any, "c", EVENTS_PER_APPEND_MAX + 1),
+            "the limit is 256",
+        ),
+        (
+            {
+                let mut r = req("op-a", ExpectedVersion::Any, "c", 1);
+                r.events[0].data = json!({ "blob": big });
+                r
+            },
+            "event 0 data is 65547 bytes, the limit is 65536",
+        ),
+        (
+            {
+                let mut r = req("op-a", ExpectedVersion::Any, "c", 2);
+                r.events[1].data = json!({"lat": 43.7});
+                r
+            },
+            "event 1 data: number 43.7 at $.lat is not an integer",
+        ),
+        (
+            {
+                let mut r = req("op-a", ExpectedVersion::Any, "c", 1);
+                r.events[0].event_type = "Opened!".into();
+                r
+            },
+            "event 0 has type \"Opened!\"",
+        ),
+        (
+            {
+                let mut r = req("op-a", ExpectedVersion::Any, "c", 1);
+                r.events[0].data = json!([1]);
+                r
+            },
+            "event 0 data must be a JSON object",
+        ),
+    ];
+    rt().block_on(async {
+        for (r, want) in cases {
+            match log.append(r).await {
+                Err(LogError::Invalid(e)) => assert!(e.to_string().contains(want), "{e} should say {want}"),
+                other => panic!("expected invalid ({want}), got {other:?}"),
+            }
+        }
+    });
+    assert_eq!(log.head(), Head::empty());
+    assert_eq!(log.read_from(1, 10).expect("read").events.len(), 0);
+}
+
+#[test]
+fn a_log_refuses_to_open_as_another_service_and_open_existing_needs_a_log() {
+    let dir = TempDir::new().expect("tmp");
+    drop(open(&dir));
+    let e = Log::open(dir.path(), Service::Intel).expect_err("wrong service");
+    assert!(
+        e.to_string().contains("this is the operations log, not the intel log"),
+        "{e}"
+    );
+    assert_eq!(
+        Log::open_existing(dir.path()).expect("existing").service(),
+        Service::Operations
+    );
+    let empty = TempDir::new().expect("tmp");
+    let e = Log::open_existing(empty.path()).expect_err("empty dir");
+    assert!(e.to_string().contains("no log here"), "{e}");
+    let e = Log::open_existing(empty.path().join("nope")).expect_err("missing dir");
+    assert!(e.to_string().contains("cannot open log"), "{e}");
+}
+
+#[test]
+fn a_log_in_use_is_refused_not_shared() {
+    let dir = TempDir::new().expect("tmp");
+    let _log = open(&dir);
+    let e = Log::open(dir.path(), Service::Operations).expect_err("locked");
+    assert!(e.to_string().contains("in use by another process"), "{e}");
+}
+
+#[test]
+fn stored_envelopes_match_the_envelope_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../schemas/envelope/event.schema.json")).expect("schema parses");
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles");
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    rt().block_on(async {
+        let mut r = req("operation-1", ExpectedVersion::NoStream, "c1", 2);
+        r.causation_id = Some("evt-9".into());
+        log.append(r).await.expect("append");
+    });
+    for raw in log.read_from(1, 10).expect("read").events {
+        let v: serde_json::Value = serde_json::from_slice(&raw.bytes).expect("json");
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    let mut bad: serde_json::Value =
+        serde_json::from_slice(&log.read_from(1, 1).expect("read").events[0].bytes).expect("json");
+    bad["seq"] = json!(0);
+    assert!(!validator.is_valid(&bad), "the schema must refuse seq 0");
+}
+
+// --- tampering: edit the store underneath the log, then verify ----------
+
+fn tampered(n: usize, tamper: impl FnOnce(&Keyspace)) -> VerifyReport {
+    let dir = TempDir::new().expect("tmp");
+    {
+        let log = open(&dir);
+        rt().block_on(async {
+            for i in 0..n {
+                log.append(req(&format!("op-{}", i % 3), ExpectedVersion::Any, &format!("c{i}"), 1))
+                    .await
+                    .expect("append");
+            }
+        });
+        assert_eq!(log.verify().expect("verify").first_bad, None);
+    }
+    {
+        let db = Database::builder(dir.path()).open().expect("raw open");
+        let events = db.keyspace(KS_EVENTS, KeyspaceCreateOptions::default).expect("ks");
+        tamper(&events);
+        db.persist(PersistMode::SyncAll).expect("persist");
+    }
+    open(&dir).verify().expect("verify runs")
+}
+
+fn get(ks: &Keyspace, seq: u64) -> Vec<u8> {
+    ks.get(seq.to_be_bytes()).expect("get").expect("present").to_vec()
+}
+
+#[test]
+fn verify_names_an_edited_event() {
+    let report = tampered(10, |ks| {
+        let mut v = get(ks, 5);
+        // Flip one byte inside the data: `"i":0` becomes `"i":1`.
+        let at = v.windows(4).position(|w| w == b"\"i\":").expect("field") + 4;
+        v[at] = if v[at] == b'0' { b'1' } else { b'0' };
+        ks.insert(5u64.to_be_bytes(), v).expect("edit");
+    });
+    let bad = report.first_bad.expect("detected");
+    assert_eq!(bad.seq, 5);
+    assert!(
+        bad.reason.contains("does not match the computed hash"),
+        "{}",
+        bad.reason
+    );
+}
+
+#[test]
+fn verify_names_an_edit_that_breaks_the_json() {
+    let report = tampered(10, |ks| {
+        let mut v = get(ks, 7);
+        v[0] = b'#';
+        ks.insert(7u64.to_be_bytes(), v).expect("edit");
+    });
+    let bad = report.first_bad.expect("detected");
+    assert_eq!(bad.seq, 7);
+    assert!(bad.reason.contains("unreadable"), "{}", bad.reason);
+}
+
+#[test]
+fn verify_names_a_deleted_event() {
+    let report = tampered(10, |ks| ks.remove(4u64.to_be_bytes()).expect("delete"));
+    let bad = report.first_bad.expect("detected");
+    assert_eq!(bad.seq, 4);
+    assert!(bad.reason.contains("missing"), "{}", bad.reason);
+}
+
+#[test]
+fn verify_names_the_first_of_two_swapped_events() {
+    let report = tampered(10, |ks| {
+        let (a, b) = (get(ks, 3), get(ks, 6));
+        ks.insert(3u64.to_be_bytes(), b).expect("swap");
+        ks.insert(6u64.to_be_bytes(), a).expect("swap");
+    });
+    assert_eq!(report.first_bad.expect("detected").seq, 3);
+}
+
+#[test]
+fn verify_names_an_inserted_event() {
+    // Insert a forged event at seq 4 and shift the rest up by one, fixing
+    // their seq fields as a careless forger would (hashes untouched).
+    let report = tampered(8, |ks| {
+        let originals: Vec<Vec<u8>> = (1..=8).map(|s| get(ks, s)).collect();
+        for (i, bytes) in originals.iter().enumerate().skip(3) {
+            let mut v: serde_json::Value = serde_json::from_slice(bytes).expect("json");
+            let seq = i as u64 + 2;
+            v["seq"] = json!(seq);
+            ks.insert(seq.to_be_bytes(), serde_json::to_vec(&v).expect("ser"))
+                .expect("shift");
+        }
+        let mut forged: serde_json::Value = serde_json::from_slice(&originals[3]).expect("json");
+        forged["data"] = json!({"forged": true});
+        ks.insert(4u64.to_be_bytes(), serde_json::to_vec(&forged).expect("ser"))
+            .expect("insert");
+    });
+    assert_eq!(report.first_bad.expect("detected").seq, 4);
+}
+
+#[test]
+fn a_corrupt_head_record_is_a_clear_error_on_open() {
+    let dir = TempDir::new().expect("tmp");
+    {
+        let log = open(&dir);
+        rt().block_on(async {
+            for i in 0..3 {
+                log.append(req("op-a", ExpectedVersion::Any, &format!("c{i}"), 1))
+                    .await
+                    .expect("append");
+            }
+        });
+    }
+    {
+        let db = Database::builder(dir.path()).open().expect("raw open");
+        let events = db.keyspace(KS_EVENTS, KeyspaceCreateOptions::default).expect("ks");
+        events
+            .insert(3u64.to_be_bytes(), b"{not json".as_slice())
+            .expect("edit");
+        db.persist(PersistMode::SyncAll).expect("persist");
+    }
+    let e = Log::open(dir.path(), Service::Operations).expect_err("corrupt head");
+    assert!(e.to_string().starts_with("operations log is corrupt at seq 3"), "{e}");
+}
