@@ -115,13 +115,101 @@ pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Fills in `envelope.hash` from its other fields (including `prev_hash`).
-pub fn seal(envelope: &mut EventEnvelope) -> Result<(), CanonicalError> {
-    envelope.hash.clear();
-    let value = serde_json::to_value(&*envelope).map_err(|_| CanonicalError::NotAnObject)?;
-    let canonical = canonical_envelope(&value)?;
-    envelope.hash = chain_hash(&envelope.prev_hash, &canonical);
-    Ok(())
+/// Seals an envelope: computes its hash (overwriting `envelope.hash`) and
+/// returns the bytes to store, which are its canonical JSON *with* the hash.
+///
+/// `data_canonical` must be `canonical_json(&envelope.data)` (the log
+/// computes it once while validating). Writing the fixed fields by hand,
+/// in sorted key order, instead of going through a `Value` keeps the single
+/// writer thread cheap; `tests::sealed_bytes_are_the_generic_canonical_form`
+/// proves both give the same bytes.
+pub fn seal(envelope: &mut EventEnvelope, data_canonical: &[u8]) -> Vec<u8> {
+    // Keys in code point order: actor, causation_id, command_id,
+    // correlation_id, data, [hash], hlc, id, prev_hash, recorded_at,
+    // schema_version, seq, service, stream, type, version.
+    let e = &*envelope;
+    let mut head = Vec::with_capacity(256 + data_canonical.len());
+    head.extend_from_slice(b"{\"actor\":{\"country\":");
+    write_string(e.actor.country.as_str(), &mut head);
+    head.extend_from_slice(b",\"role\":");
+    write_string(e.actor.role.as_str(), &mut head);
+    head.extend_from_slice(b",\"sub\":");
+    write_string(&e.actor.sub, &mut head);
+    head.extend_from_slice(b"},\"causation_id\":");
+    match &e.causation_id {
+        Some(c) => write_string(c, &mut head),
+        None => head.extend_from_slice(b"null"),
+    }
+    head.extend_from_slice(b",\"command_id\":");
+    write_string(&e.command_id, &mut head);
+    head.extend_from_slice(b",\"correlation_id\":");
+    write_string(&e.correlation_id, &mut head);
+    head.extend_from_slice(b",\"data\":");
+    head.extend_from_slice(data_canonical);
+
+    let mut tail = Vec::with_capacity(400);
+    tail.extend_from_slice(
+        format!(
+            "\"hlc\":{{\"logical\":{},\"wall_ms\":{}}},\"id\":",
+            e.hlc.logical, e.hlc.wall_ms
+        )
+        .as_bytes(),
+    );
+    write_string(&e.id.to_string(), &mut tail);
+    tail.extend_from_slice(b",\"prev_hash\":");
+    write_string(&e.prev_hash, &mut tail);
+    tail.extend_from_slice(b",\"recorded_at\":");
+    write_string(&e.recorded_at, &mut tail);
+    tail.extend_from_slice(
+        format!(
+            ",\"schema_version\":{},\"seq\":{},\"service\":",
+            e.schema_version, e.seq
+        )
+        .as_bytes(),
+    );
+    write_string(e.service.as_str(), &mut tail);
+    tail.extend_from_slice(b",\"stream\":");
+    write_string(&e.stream, &mut tail);
+    tail.extend_from_slice(b",\"type\":");
+    write_string(&e.event_type, &mut tail);
+    tail.extend_from_slice(format!(",\"version\":{}}}", e.version).as_bytes());
+
+    let mut h = Sha256::new();
+    h.update(e.prev_hash.as_bytes());
+    h.update(&head);
+    h.update(b",");
+    h.update(&tail);
+    let hash = hex::encode(h.finalize());
+
+    let mut stored = head;
+    stored.extend_from_slice(b",\"hash\":\"");
+    stored.extend_from_slice(hash.as_bytes());
+    stored.extend_from_slice(b"\",");
+    stored.extend_from_slice(&tail);
+    envelope.hash = hash;
+    stored
+}
+
+/// `,"hash":"` — the member a stored record carries between `data` and `hlc`.
+const HASH_MEMBER: &[u8] = b",\"hash\":\"";
+/// `,"hash":"<64 hex>"`
+const HASH_MEMBER_BYTES: usize = HASH_MEMBER.len() + 64 + 1;
+
+/// Finds `,"<name>":` after the `data` member (the last occurrence: every
+/// member after `data` holds only Concord-formatted values, so user text
+/// inside `data` cannot shadow it).
+fn member_after_data<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let pat = format!(",\"{name}\":");
+    let at = bytes.windows(pat.len()).rposition(|w| w == pat.as_bytes())?;
+    Some(&bytes[at + pat.len()..])
+}
+
+fn hex64_string(after: &[u8]) -> Option<&str> {
+    let rest = after.strip_prefix(b"\"")?;
+    let hex = rest.get(..64)?;
+    (rest.get(64) == Some(&b'"') && hex.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)))
+        .then(|| std::str::from_utf8(hex).ok())
+        .flatten()
 }
 
 /// Why the chain breaks at a given seq.
@@ -183,19 +271,29 @@ impl ChainVerifier {
 
     /// Checks the next record. `key_seq` is the seq the store filed it under,
     /// when the store has one (an export has none).
-    pub fn check(&mut self, key_seq: Option<u64>, bytes: &[u8]) -> Result<Value, BadEvent> {
+    ///
+    /// Works on the stored bytes, which are canonical JSON: the hash input
+    /// is the record with its `,"hash":"…"` member cut out, exactly the
+    /// canonical form of schemas/README.md, so no parse is needed. Any
+    /// change to a stored byte changes that input.
+    pub fn check(&mut self, key_seq: Option<u64>, bytes: &[u8]) -> Result<(), BadEvent> {
         let expected = self.next_seq;
         let bad = |reason| BadEvent { seq: expected, reason };
+        let unreadable = |what: &str| bad(ChainBreak::Unreadable(what.to_owned()));
         if let Some(key) = key_seq
             && key > expected
         {
             return Err(bad(ChainBreak::Missing { next_found: key }));
         }
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| bad(ChainBreak::Unreadable(e.to_string())))?;
-        let field = |name: &str| value.get(name);
-        let seq = field("seq")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| bad(ChainBreak::Unreadable("no integer seq".into())))?;
+        if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+            return Err(unreadable("not a JSON object"));
+        }
+        let seq = member_after_data(bytes, "seq")
+            .and_then(|rest| {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                std::str::from_utf8(&rest[..digits]).ok()?.parse::<u64>().ok()
+            })
+            .ok_or_else(|| unreadable("no integer seq"))?;
         if let Some(key) = key_seq
             && key != seq
         {
@@ -204,20 +302,25 @@ impl ChainVerifier {
         if seq != expected {
             return Err(bad(ChainBreak::OutOfOrder { expected, found: seq }));
         }
-        let prev = field("prev_hash")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(ChainBreak::Unreadable("no prev_hash".into())))?;
+        let prev = member_after_data(bytes, "prev_hash")
+            .and_then(hex64_string)
+            .ok_or_else(|| unreadable("no prev_hash"))?;
         if prev != self.prev_hash {
             return Err(bad(ChainBreak::PrevHashMismatch {
                 expected: self.prev_hash.clone(),
                 found: prev.to_owned(),
             }));
         }
-        let stored = field("hash")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(ChainBreak::Unreadable("no hash".into())))?;
-        let canonical = canonical_envelope(&value).map_err(|e| bad(ChainBreak::Unreadable(e.to_string())))?;
-        let computed = chain_hash(prev, &canonical);
+        let at = bytes
+            .windows(HASH_MEMBER.len())
+            .rposition(|w| w == HASH_MEMBER)
+            .ok_or_else(|| unreadable("no hash"))?;
+        let stored = hex64_string(&bytes[at + HASH_MEMBER.len() - 1..]).ok_or_else(|| unreadable("no hash"))?;
+        let mut h = Sha256::new();
+        h.update(prev.as_bytes());
+        h.update(&bytes[..at]);
+        h.update(&bytes[at + HASH_MEMBER_BYTES..]);
+        let computed = hex::encode(h.finalize());
         if computed != stored {
             return Err(bad(ChainBreak::HashMismatch {
                 stored: stored.to_owned(),
@@ -226,7 +329,7 @@ impl ChainVerifier {
         }
         self.prev_hash = computed;
         self.next_seq += 1;
-        Ok(value)
+        Ok(())
     }
 }
 
@@ -266,5 +369,151 @@ mod tests {
             c,
             format!(r#"{{"data":{{"hash":1}},"prev_hash":"{GENESIS_HASH}","seq":1}}"#)
         );
+    }
+
+    fn envelope(
+        sub: String,
+        note: String,
+        n: i64,
+        stream: String,
+        causation: Option<String>,
+    ) -> (EventEnvelope, Vec<u8>) {
+        use crate::envelope::{Actor, Hlc, Role, Service};
+        let data = json!({"note": note, "n": n, "nested": {"z": [1, {"y": note.clone()}], "a": null}});
+        let data_canonical = canonical_json(&data).expect("integers");
+        let mut env = EventEnvelope {
+            id: uuid::Uuid::now_v7(),
+            service: Service::Intel,
+            seq: 7,
+            stream,
+            version: 3,
+            event_type: "lead.posted".into(),
+            schema_version: 1,
+            recorded_at: "2026-11-23T09:32:30.123456Z".into(),
+            hlc: Hlc {
+                wall_ms: 1_795_000_000_000,
+                logical: 4,
+            },
+            actor: Actor {
+                sub,
+                role: Role::Liaison,
+                country: crate::CountryCode::parse("MC").expect("MC"),
+            },
+            command_id: "cmd-1".into(),
+            correlation_id: "corr-1".into(),
+            causation_id: causation,
+            data,
+            prev_hash: "ab".repeat(32),
+            hash: String::new(),
+        };
+        let stored = seal(&mut env, &data_canonical);
+        (env, stored)
+    }
+
+    proptest::proptest! {
+        /// The hand-written sealing equals the generic definition of
+        /// schemas/README.md for any text a user can put in an event.
+        #[test]
+        fn sealed_bytes_are_the_generic_canonical_form(
+            sub in "\\PC{1,20}",
+            note in proptest::string::string_regex("(?s).{0,40}").expect("regex"),
+            n in proptest::num::i64::ANY,
+            stream in "[A-Za-z0-9._:-]{1,30}",
+            causation in proptest::option::of("\\PC{1,10}"),
+        ) {
+            let (env, stored) = envelope(sub, note, n, stream, causation);
+            let value: Value = serde_json::from_slice(&stored).expect("stored bytes are JSON");
+            // Stored bytes are themselves canonical JSON.
+            proptest::prop_assert_eq!(&canonical_json(&value).expect("integers"), &stored);
+            // The hash is the generic one.
+            let generic = chain_hash(&env.prev_hash, &canonical_envelope(&value).expect("object"));
+            proptest::prop_assert_eq!(&generic, &env.hash);
+            // And the stored bytes parse back into the same envelope.
+            let back: EventEnvelope = serde_json::from_slice(&stored).expect("envelope");
+            proptest::prop_assert_eq!(back, env);
+        }
+    }
+
+    #[test]
+    fn verifier_accepts_a_sealed_chain_and_names_the_first_bad_seq() {
+        let mut records = Vec::new();
+        let mut prev = GENESIS_HASH.to_owned();
+        for seq in 1..=5u64 {
+            let (mut env, _) = envelope("bob".into(), format!("note {seq}"), seq as i64, "lead-1".into(), None);
+            env.seq = seq;
+            env.prev_hash = prev.clone();
+            let data = canonical_json(&env.data).expect("integers");
+            let stored = seal(&mut env, &data);
+            prev = env.hash.clone();
+            records.push(stored);
+        }
+        let mut v = ChainVerifier::new();
+        for (i, r) in records.iter().enumerate() {
+            v.check(Some(i as u64 + 1), r).expect("valid chain");
+        }
+        assert_eq!((v.verified(), v.head_hash()), (5, prev.as_str()));
+
+        // A data key named like an envelope member cannot fool the verifier.
+        let mut v = ChainVerifier::new();
+        let mut forged = records[0].clone();
+        let at = forged.windows(6).position(|w| w == b"note 1").expect("note");
+        forged[at + 5] = b'9';
+        let err = v.check(Some(1), &forged).expect_err("edited");
+        assert_eq!(err.seq, 1);
+        assert!(matches!(err.reason, ChainBreak::HashMismatch { .. }), "{err}");
+
+        let mut v = ChainVerifier::new();
+        v.check(None, &records[0]).expect("first");
+        let err = v.check(None, &records[2]).expect_err("skipped one");
+        assert_eq!(
+            (err.seq, err.reason),
+            (2, ChainBreak::OutOfOrder { expected: 2, found: 3 })
+        );
+    }
+
+    /// The worked example of schemas/README.md: if this fails, the README
+    /// and every third-party verifier disagree with the code.
+    #[test]
+    fn worked_example_of_the_readme() {
+        use crate::envelope::{Actor, Hlc, Role, Service};
+        let readme = include_str!("../../../schemas/README.md");
+        let data = json!({"title": "Opération Héron", "countries": ["DE", "ES"], "lead_country": "FR"});
+        let mut env = EventEnvelope {
+            id: "019ab0c4-5e00-7000-8000-000000000001".parse().expect("uuid"),
+            service: Service::Operations,
+            seq: 1,
+            stream: "operation-019ab0c4-5e00-7000-8000-0000000000aa".into(),
+            version: 1,
+            event_type: "operation.opened".into(),
+            schema_version: 1,
+            recorded_at: "2026-11-23T09:30:00.000000Z".into(),
+            hlc: Hlc {
+                wall_ms: 1_795_426_200_000,
+                logical: 0,
+            },
+            actor: Actor {
+                sub: "fr-coordinator".into(),
+                role: Role::Coordinator,
+                country: crate::CountryCode::parse("FR").expect("FR"),
+            },
+            command_id: "cmd-1".into(),
+            correlation_id: "req-1".into(),
+            causation_id: None,
+            data: data.clone(),
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        };
+        let stored = seal(&mut env, &canonical_json(&data).expect("integers"));
+        let value: Value = serde_json::from_slice(&stored).expect("json");
+        let canonical = String::from_utf8(canonical_envelope(&value).expect("object")).expect("utf-8");
+        assert!(
+            readme.contains(&canonical),
+            "README's canonical line differs from {canonical}"
+        );
+        assert_eq!(
+            env.hash,
+            "abe8d5e5912c83ada6792705e5ab2f529bce4d84782e499755c393ced3e8b9e8"
+        );
+        assert!(readme.contains(&env.hash));
     }
 }

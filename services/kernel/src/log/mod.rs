@@ -369,13 +369,13 @@ impl Log {
 
     /// Appends one command's events, durably. See the module doc.
     pub async fn append(&self, req: AppendRequest) -> Result<Appended, LogError> {
-        validate::append(&req)?;
+        let data = validate::append(&req)?;
         if self.inner.shared.poisoned.load(Ordering::Acquire) {
             return Err(self.inner.shared.unavailable());
         }
         let tx = self.inner.tx.as_ref().ok_or_else(|| self.inner.shared.unavailable())?;
         let (reply, answer) = oneshot::channel();
-        tx.send(writer::Job { req, reply })
+        tx.send(writer::Job { req, data, reply })
             .await
             .map_err(|_| self.inner.shared.unavailable())?;
         answer.await.map_err(|_| self.inner.shared.unavailable())?

@@ -470,7 +470,7 @@ fn verify_names_an_edit_that_breaks_the_json() {
     });
     let bad = report.first_bad.expect("detected");
     assert_eq!(bad.seq, 7);
-    assert!(bad.reason.contains("unreadable"), "{}", bad.reason);
+    assert!(bad.reason.contains("not a JSON object"), "{}", bad.reason);
 }
 
 #[test]

@@ -36,7 +36,9 @@ pub enum InvalidAppend {
     },
 }
 
-pub(super) fn append(req: &AppendRequest) -> Result<(), InvalidAppend> {
+/// Returns the canonical bytes of each event's data, which the writer
+/// needs for the hash and would otherwise compute again.
+pub(super) fn append(req: &AppendRequest) -> Result<Vec<Vec<u8>>, InvalidAppend> {
     stream(&req.stream)?;
     id("command_id", &req.command_id)?;
     id("correlation_id", &req.correlation_id)?;
@@ -52,6 +54,7 @@ pub(super) fn append(req: &AppendRequest) -> Result<(), InvalidAppend> {
             count: req.events.len(),
         });
     }
+    let mut canonical = Vec::with_capacity(req.events.len());
     for (index, e) in req.events.iter().enumerate() {
         if !event_type_ok(&e.event_type) {
             return Err(InvalidAppend::BadEventType {
@@ -62,14 +65,16 @@ pub(super) fn append(req: &AppendRequest) -> Result<(), InvalidAppend> {
         if !e.data.is_object() {
             return Err(InvalidAppend::DataNotObject { index });
         }
-        let bytes = canonical_json(&e.data)
-            .map_err(|source| InvalidAppend::NotCanonical { index, source })?
-            .len();
-        if bytes > EVENT_DATA_BYTES_MAX {
-            return Err(InvalidAppend::EventTooLarge { index, bytes });
+        let bytes = canonical_json(&e.data).map_err(|source| InvalidAppend::NotCanonical { index, source })?;
+        if bytes.len() > EVENT_DATA_BYTES_MAX {
+            return Err(InvalidAppend::EventTooLarge {
+                index,
+                bytes: bytes.len(),
+            });
         }
+        canonical.push(bytes);
     }
-    Ok(())
+    Ok(canonical)
 }
 
 pub(super) fn stream(s: &str) -> Result<(), InvalidAppend> {

@@ -27,6 +27,8 @@ const STREAM_CACHE_MAX: usize = 100_000;
 
 pub(super) struct Job {
     pub req: AppendRequest,
+    /// Canonical bytes of each event's data, from validation.
+    pub data: Vec<Vec<u8>>,
     pub reply: oneshot::Sender<Result<Appended, LogError>>,
 }
 
@@ -79,7 +81,7 @@ impl Writer {
         let head_before = self.head.clone();
         let hlc_before = self.hlc;
 
-        for Job { req, reply } in jobs.drain(..) {
+        for Job { mut req, data, reply } in jobs.drain(..) {
             if let Some(&i) = in_batch.get(&req.command_id) {
                 echoes.push((reply, i));
                 continue;
@@ -113,38 +115,32 @@ impl Writer {
                 }));
                 continue;
             }
-            match self.build(&req, actual) {
-                Ok(built) => {
-                    for (env, bytes) in &built {
-                        batch.insert(&self.stores.events, env.seq.to_be_bytes(), bytes.as_slice());
-                        batch.insert(
-                            &self.stores.streams,
-                            stream_key(&env.stream, env.version),
-                            env.seq.to_be_bytes(),
-                        );
-                    }
-                    let events: Vec<EventEnvelope> = built.into_iter().map(|(e, _)| e).collect();
-                    let record = CommandRecord {
-                        first_seq: events.first().map_or(0, |e| e.seq),
-                        count: events.len() as u64,
-                    };
-                    // A two-field struct always serializes.
-                    let record = serde_json::to_vec(&record).unwrap_or_default();
-                    batch.insert(&self.stores.commands, req.command_id.as_bytes(), record);
-                    batch_versions.insert(req.stream.clone(), actual + events.len() as u64);
-                    in_batch.insert(req.command_id.clone(), pending.len());
-                    pending.push(Pending {
-                        reply,
-                        appended: Appended {
-                            events,
-                            duplicate: false,
-                        },
-                    });
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
+            let built = self.build(&mut req, &data, actual);
+            for (env, bytes) in &built {
+                batch.insert(&self.stores.events, env.seq.to_be_bytes(), bytes.as_slice());
+                batch.insert(
+                    &self.stores.streams,
+                    stream_key(&env.stream, env.version),
+                    env.seq.to_be_bytes(),
+                );
             }
+            let events: Vec<EventEnvelope> = built.into_iter().map(|(e, _)| e).collect();
+            let record = CommandRecord {
+                first_seq: events.first().map_or(0, |e| e.seq),
+                count: events.len() as u64,
+            };
+            // A struct of two integers always serializes.
+            let record = serde_json::to_vec(&record).unwrap_or_default();
+            batch.insert(&self.stores.commands, req.command_id.as_bytes(), record);
+            batch_versions.insert(req.stream.clone(), actual + events.len() as u64);
+            in_batch.insert(req.command_id.clone(), pending.len());
+            pending.push(Pending {
+                reply,
+                appended: Appended {
+                    events,
+                    duplicate: false,
+                },
+            });
         }
 
         if pending.is_empty() {
@@ -226,49 +222,39 @@ impl Writer {
     }
 
     /// Turns an accepted append into sealed envelopes and their stored bytes,
-    /// advancing the writer's head and clock only when all of them succeed.
-    fn build(&mut self, req: &AppendRequest, actual: u64) -> Result<Vec<(EventEnvelope, Vec<u8>)>, LogError> {
+    /// advancing the writer's head and clock.
+    fn build(&mut self, req: &mut AppendRequest, data: &[Vec<u8>], actual: u64) -> Vec<(EventEnvelope, Vec<u8>)> {
         let now = chrono::Utc::now();
         let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let recorded_at = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let mut head = self.head.clone();
-        let mut hlc = self.hlc;
         let mut out = Vec::with_capacity(req.events.len());
-        for (i, e) in req.events.iter().enumerate() {
-            hlc = hlc.tick(now_ms, req.observed_hlc);
+        for (i, (e, data)) in req.events.iter_mut().zip(data).enumerate() {
+            self.hlc = self.hlc.tick(now_ms, req.observed_hlc);
             let mut env = EventEnvelope {
                 id: Uuid::now_v7(),
                 service: self.shared.service,
-                seq: head.seq + 1,
+                seq: self.head.seq + 1,
                 stream: req.stream.clone(),
                 version: actual + 1 + i as u64,
-                event_type: e.event_type.clone(),
+                event_type: std::mem::take(&mut e.event_type),
                 schema_version: e.schema_version,
                 recorded_at: recorded_at.clone(),
-                hlc,
+                hlc: self.hlc,
                 actor: req.actor.clone(),
                 command_id: req.command_id.clone(),
                 correlation_id: req.correlation_id.clone(),
                 causation_id: req.causation_id.clone(),
-                data: e.data.clone(),
-                prev_hash: head.hash.clone(),
+                data: std::mem::take(&mut e.data),
+                prev_hash: std::mem::take(&mut self.head.hash),
                 hash: String::new(),
             };
-            seal(&mut env)
-                .map_err(|e| LogError::Invalid(super::InvalidAppend::NotCanonical { index: i, source: e }))?;
-            let bytes = serde_json::to_vec(&env).map_err(|e| LogError::Corrupt {
-                service: self.service(),
-                seq: env.seq,
-                reason: format!("cannot serialize event: {e}"),
-            })?;
-            head = Head {
+            let bytes = seal(&mut env, data);
+            self.head = Head {
                 seq: env.seq,
                 hash: env.hash.clone(),
             };
             out.push((env, bytes));
         }
-        self.head = head;
-        self.hlc = hlc;
-        Ok(out)
+        out
     }
 }

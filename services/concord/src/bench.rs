@@ -1,0 +1,222 @@
+//! `concord bench log`: figures for docs/benchmarks.md. Measures, never
+//! asserts: a number that is slower than hoped is information, not a failure.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use concord_kernel::log::{AppendRequest, Log, NewEvent};
+use concord_kernel::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use serde_json::json;
+
+/// Bytes of `data` per benchmark event (the "512-byte events").
+const EVENT_DATA_BYTES: usize = 512;
+
+#[derive(clap::Args)]
+pub struct LogBenchArgs {
+    /// Where to put the logs (a fresh temp dir under it); default: system temp
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seconds per concurrency level
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Events to write, then read and verify
+    #[arg(long, default_value_t = 1_000_000)]
+    verify_events: u64,
+    /// Concurrency levels
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 64, 256])]
+    appenders: Vec<usize>,
+}
+
+pub fn log(args: LogBenchArgs) -> anyhow::Result<()> {
+    let base = match &args.dir {
+        Some(d) => tempfile::TempDir::new_in(d),
+        None => tempfile::TempDir::new(),
+    }
+    .context("creating the bench directory")?;
+    println!("# concord bench log ({} B of data per event)", EVENT_DATA_BYTES);
+    println!("directory: {}", base.path().display());
+
+    let f = fsync_latency(base.path(), 2000)?;
+    println!(
+        "raw write({EVENT_DATA_BYTES} B)+fdatasync: p50 {} µs, p99 {} µs, {:.0} syncs/s (the physical limit of one appender)",
+        f.p50_us, f.p99_us, f.per_sec
+    );
+
+    let rt = tokio::runtime::Runtime::new()?;
+    println!();
+    println!("| appenders | appends/s | events/s | p50 µs | p99 µs | appends |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let mut single = None;
+    for &c in &args.appenders {
+        let dir = base.path().join(format!("append-{c}"));
+        let r = rt.block_on(appends(&dir, c, Duration::from_secs(args.seconds)))?;
+        println!(
+            "| {c} | {:.0} | {:.0} | {} | {} | {} |",
+            r.per_sec, r.per_sec, r.p50_us, r.p99_us, r.count
+        );
+        std::io::stdout().flush().ok();
+        if c == 1 {
+            single = Some(r.per_sec);
+        } else if let Some(s) = single {
+            println!("|   ({c} vs 1: {:.1}×) | | | | | |", r.per_sec / s);
+        }
+    }
+
+    println!();
+    let dir = base.path().join("verify");
+    let filled = rt.block_on(fill(&dir, args.verify_events))?;
+    println!(
+        "filled {} events in {:.2} s ({:.0} events/s, 64 appenders × 64 events per append)",
+        args.verify_events,
+        filled.as_secs_f64(),
+        args.verify_events as f64 / filled.as_secs_f64()
+    );
+    let log = Log::open(&dir, Service::Operations)?;
+    let t = Instant::now();
+    let mut next = 1;
+    let mut n = 0u64;
+    loop {
+        let b = log.read_from(next, concord_kernel::log::READ_BATCH_EVENTS_MAX)?;
+        let Some(last) = b.events.last() else { break };
+        next = last.seq + 1;
+        n += b.events.len() as u64;
+    }
+    let read = t.elapsed();
+    println!(
+        "sequential read: {n} events in {:.2} s = {:.0} events/s",
+        read.as_secs_f64(),
+        n as f64 / read.as_secs_f64()
+    );
+    let t = Instant::now();
+    let report = log.verify()?;
+    let v = t.elapsed();
+    println!(
+        "sequential read + hash verification: {} events in {:.2} s = {:.0} events/s (chain ok: {})",
+        report.events_verified,
+        v.as_secs_f64(),
+        report.events_verified as f64 / v.as_secs_f64(),
+        report.first_bad.is_none()
+    );
+    Ok(())
+}
+
+struct Latency {
+    p50_us: u128,
+    p99_us: u128,
+    per_sec: f64,
+    count: usize,
+}
+
+fn summarize(mut us: Vec<u128>, elapsed: Duration) -> Latency {
+    us.sort_unstable();
+    let pick = |q: f64| {
+        us.get(((us.len() as f64 * q) as usize).min(us.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Latency {
+        p50_us: pick(0.50),
+        p99_us: pick(0.99),
+        per_sec: us.len() as f64 / elapsed.as_secs_f64(),
+        count: us.len(),
+    }
+}
+
+fn fsync_latency(dir: &Path, n: usize) -> anyhow::Result<Latency> {
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let buf = vec![b'x'; EVENT_DATA_BYTES];
+    let mut us = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        f.write_all(&buf)?;
+        f.sync_data()?;
+        us.push(t.elapsed().as_micros());
+    }
+    let elapsed = start.elapsed();
+    std::fs::remove_file(&path).ok();
+    Ok(summarize(us, elapsed))
+}
+
+fn request(stream: String, command_id: String, events: usize) -> AppendRequest {
+    let pad = "x".repeat(EVENT_DATA_BYTES - 20);
+    AppendRequest {
+        stream,
+        expected: ExpectedVersion::Any,
+        command_id: command_id.clone(),
+        actor: Actor {
+            sub: "bench".into(),
+            role: Role::Coordinator,
+            country: CountryCode::parse("FR").unwrap_or_else(|_| unreachable!("FR is a country")),
+        },
+        correlation_id: command_id,
+        causation_id: None,
+        observed_hlc: None,
+        events: (0..events)
+            .map(|_| NewEvent {
+                event_type: "bench.appended".into(),
+                schema_version: 1,
+                data: json!({ "pad": pad }),
+            })
+            .collect(),
+    }
+}
+
+async fn appends(dir: &Path, appenders: usize, run: Duration) -> anyhow::Result<Latency> {
+    let log = Log::open(dir, Service::Operations)?;
+    let start = Instant::now();
+    let deadline = start + run;
+    let tasks: Vec<_> = (0..appenders)
+        .map(|a| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut us = Vec::new();
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    log.append(request(format!("bench-{a}"), format!("{a}-{i}"), 1)).await?;
+                    us.push(t.elapsed().as_micros());
+                    i += 1;
+                }
+                anyhow::Ok(us)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(summarize(all, start.elapsed()))
+}
+
+async fn fill(dir: &Path, events: u64) -> anyhow::Result<Duration> {
+    const WRITERS: u64 = 64;
+    const PER_APPEND: u64 = 64;
+    let log = Log::open(dir, Service::Operations)?;
+    let appends = events.div_ceil(PER_APPEND);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (log, next) = (log.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= appends {
+                        return anyhow::Ok(());
+                    }
+                    let n = PER_APPEND.min(events - i * PER_APPEND) as usize;
+                    log.append(request(format!("fill-{w}"), format!("fill-{i}"), n)).await?;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(start.elapsed())
+}
