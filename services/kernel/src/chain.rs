@@ -200,7 +200,7 @@ const HASH_MEMBER_BYTES: usize = HASH_MEMBER.len() + 64 + 1;
 /// inside `data` cannot shadow it).
 fn member_after_data<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let pat = format!(",\"{name}\":");
-    let at = bytes.windows(pat.len()).rposition(|w| w == pat.as_bytes())?;
+    let at = memchr::memmem::rfind(bytes, pat.as_bytes())?;
     Some(&bytes[at + pat.len()..])
 }
 
@@ -271,66 +271,93 @@ impl ChainVerifier {
 
     /// Checks the next record. `key_seq` is the seq the store filed it under,
     /// when the store has one (an export has none).
-    ///
-    /// Works on the stored bytes, which are canonical JSON: the hash input
-    /// is the record with its `,"hash":"…"` member cut out, exactly the
-    /// canonical form of schemas/README.md, so no parse is needed. Any
-    /// change to a stored byte changes that input.
     pub fn check(&mut self, key_seq: Option<u64>, bytes: &[u8]) -> Result<(), BadEvent> {
+        self.link(key_seq, inspect(bytes))
+    }
+
+    /// The sequential half of `check`: links an inspected record to the
+    /// chain so far. `inspect` may run on other threads, ahead of this.
+    pub fn link(&mut self, key_seq: Option<u64>, record: Result<Link, ChainBreak>) -> Result<(), BadEvent> {
         let expected = self.next_seq;
         let bad = |reason| BadEvent { seq: expected, reason };
-        let unreadable = |what: &str| bad(ChainBreak::Unreadable(what.to_owned()));
         if let Some(key) = key_seq
             && key > expected
         {
             return Err(bad(ChainBreak::Missing { next_found: key }));
         }
-        if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
-            return Err(unreadable("not a JSON object"));
-        }
-        let seq = member_after_data(bytes, "seq")
-            .and_then(|rest| {
-                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-                std::str::from_utf8(&rest[..digits]).ok()?.parse::<u64>().ok()
-            })
-            .ok_or_else(|| unreadable("no integer seq"))?;
+        let link = record.map_err(bad)?;
         if let Some(key) = key_seq
-            && key != seq
+            && key != link.seq
         {
-            return Err(bad(ChainBreak::MisplacedRecord { key, found: seq }));
+            return Err(bad(ChainBreak::MisplacedRecord { key, found: link.seq }));
         }
-        if seq != expected {
-            return Err(bad(ChainBreak::OutOfOrder { expected, found: seq }));
+        if link.seq != expected {
+            return Err(bad(ChainBreak::OutOfOrder {
+                expected,
+                found: link.seq,
+            }));
         }
-        let prev = member_after_data(bytes, "prev_hash")
-            .and_then(hex64_string)
-            .ok_or_else(|| unreadable("no prev_hash"))?;
-        if prev != self.prev_hash {
+        if link.prev_hash != self.prev_hash {
             return Err(bad(ChainBreak::PrevHashMismatch {
                 expected: self.prev_hash.clone(),
-                found: prev.to_owned(),
+                found: link.prev_hash,
             }));
         }
-        let at = bytes
-            .windows(HASH_MEMBER.len())
-            .rposition(|w| w == HASH_MEMBER)
-            .ok_or_else(|| unreadable("no hash"))?;
-        let stored = hex64_string(&bytes[at + HASH_MEMBER.len() - 1..]).ok_or_else(|| unreadable("no hash"))?;
-        let mut h = Sha256::new();
-        h.update(prev.as_bytes());
-        h.update(&bytes[..at]);
-        h.update(&bytes[at + HASH_MEMBER_BYTES..]);
-        let computed = hex::encode(h.finalize());
-        if computed != stored {
+        if link.computed != link.stored {
             return Err(bad(ChainBreak::HashMismatch {
-                stored: stored.to_owned(),
-                computed,
+                stored: link.stored,
+                computed: link.computed,
             }));
         }
-        self.prev_hash = computed;
+        self.prev_hash = link.computed;
         self.next_seq += 1;
         Ok(())
     }
+}
+
+/// What one stored record says about its place in the chain, and the hash
+/// its bytes actually have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub seq: u64,
+    pub prev_hash: String,
+    pub stored: String,
+    pub computed: String,
+}
+
+/// Reads a stored record's chain fields and recomputes its hash. Pure and
+/// independent of other records, so it can run in parallel.
+///
+/// Works on the stored bytes, which are canonical JSON: the hash input is
+/// the record with its `,"hash":"…"` member cut out, exactly the canonical
+/// form of schemas/README.md, so no parse is needed. Any change to a stored
+/// byte changes that input.
+pub fn inspect(bytes: &[u8]) -> Result<Link, ChainBreak> {
+    let unreadable = |what: &str| ChainBreak::Unreadable(what.to_owned());
+    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+        return Err(unreadable("not a JSON object"));
+    }
+    let seq = member_after_data(bytes, "seq")
+        .and_then(|rest| {
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            std::str::from_utf8(&rest[..digits]).ok()?.parse::<u64>().ok()
+        })
+        .ok_or_else(|| unreadable("no integer seq"))?;
+    let prev = member_after_data(bytes, "prev_hash")
+        .and_then(hex64_string)
+        .ok_or_else(|| unreadable("no prev_hash"))?;
+    let at = memchr::memmem::rfind(bytes, HASH_MEMBER).ok_or_else(|| unreadable("no hash"))?;
+    let stored = hex64_string(&bytes[at + HASH_MEMBER.len() - 1..]).ok_or_else(|| unreadable("no hash"))?;
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(&bytes[..at]);
+    h.update(&bytes[at + HASH_MEMBER_BYTES..]);
+    Ok(Link {
+        seq,
+        prev_hash: prev.to_owned(),
+        stored: stored.to_owned(),
+        computed: hex::encode(h.finalize()),
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chain::{BadEvent, ChainVerifier, GENESIS_HASH};
+use crate::chain::{BadEvent, ChainBreak, ChainVerifier, GENESIS_HASH, Link, inspect};
 use crate::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
 pub use validate::InvalidAppend;
 
@@ -480,23 +480,70 @@ impl Log {
 
     /// Walks the whole chain from seq 1 and reports the first bad seq.
     /// Blocking.
+    ///
+    /// Two stages on two threads: this one reads records in key order and
+    /// hashes each chunk; a scoped helper hashes the next chunk meanwhile
+    /// (`chain::inspect` needs no other record). Linking stays sequential.
     pub fn verify(&self) -> Result<VerifyReport, LogError> {
+        const CHUNK_EVENTS: usize = 4096;
+        type Chunk = Vec<(Option<u64>, Result<Link, ChainBreak>)>;
         let mut verifier = ChainVerifier::new();
         let mut first_bad = None;
-        for item in self.inner.stores.events.iter() {
-            let (k, v) = item.into_inner().map_err(self.storage("verifying events"))?;
-            let Some(seq) = key_seq(&k) else {
-                first_bad = Some(BadEventReport {
-                    seq: verifier.verified() + 1,
-                    reason: "event key is not 8 bytes".into(),
-                });
-                break;
+        let scan = std::thread::scope(|scope| -> Result<(), LogError> {
+            let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Vec<(Option<u64>, fjall::Slice)>>(2);
+            let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+            scope.spawn(move || {
+                for raw in raw_rx {
+                    let chunk: Chunk = raw.into_iter().map(|(k, v)| (k, inspect(&v))).collect();
+                    if done_tx.send(chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+            let link_chunk = |chunk: Chunk, verifier: &mut ChainVerifier| {
+                for (key, record) in chunk {
+                    let record = match key {
+                        Some(_) => record,
+                        None => Err(ChainBreak::Unreadable("event key is not 8 bytes".into())),
+                    };
+                    if let Err(bad) = verifier.link(key, record) {
+                        return Some(BadEventReport::from(bad));
+                    }
+                }
+                None
             };
-            if let Err(bad) = verifier.check(Some(seq), &v) {
-                first_bad = Some(bad.into());
-                break;
+            let mut in_flight = 0usize;
+            let mut raw = Vec::with_capacity(CHUNK_EVENTS);
+            let mut iter = self.inner.stores.events.iter();
+            loop {
+                let item = iter.next();
+                let at_end = item.is_none();
+                if let Some(item) = item {
+                    let (k, v) = item.into_inner().map_err(self.storage("verifying events"))?;
+                    raw.push((key_seq(&k), v));
+                }
+                if raw.len() == CHUNK_EVENTS || (at_end && !raw.is_empty()) {
+                    // Hand the chunk to the helper; keep at most two in flight
+                    // so memory stays bounded.
+                    if raw_tx.send(std::mem::take(&mut raw)).is_ok() {
+                        in_flight += 1;
+                    }
+                    while in_flight >= 2 || (at_end && in_flight > 0) {
+                        let Ok(chunk) = done_rx.recv() else { break };
+                        in_flight -= 1;
+                        if first_bad.is_none() {
+                            first_bad = link_chunk(chunk, &mut verifier);
+                        }
+                    }
+                }
+                if at_end || first_bad.is_some() {
+                    break;
+                }
             }
-        }
+            drop(raw_tx);
+            Ok(())
+        });
+        scan?;
         Ok(VerifyReport {
             service: self.service().to_string(),
             events_verified: verifier.verified(),
