@@ -38,7 +38,8 @@ pub const EVENT_DATA_BYTES_MAX: usize = 64 * 1024;
 /// Most events one append (one command) may write.
 pub const EVENTS_PER_APPEND_MAX: usize = 256;
 /// Most bytes one read returns (always at least one event when any is left).
-pub const READ_BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// Half of NATS's default 1 MiB payload, so a batch always fits one reply.
+pub const READ_BATCH_BYTES_MAX: usize = 512 * 1024;
 /// Most events one read returns.
 pub const READ_BATCH_EVENTS_MAX: usize = 10_000;
 /// Longest stream name, in bytes.

@@ -1,0 +1,222 @@
+//! The kernel's NATS side: serving a log on `concord.log.<service>.read` and
+//! `.head`, and the client calls that read them.
+//!
+//! Must not: decide anything about a domain, or answer from anything but the
+//! durable log (a reader must only ever see acknowledged events).
+
+use std::future::Future;
+
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::envelope::{EventEnvelope, Service};
+use crate::log::{Head, Log, LogError, READ_BATCH_EVENTS_MAX};
+use crate::reply::{ErrorCode, Reply};
+use crate::subjects;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("nats: {0}")]
+    Nats(String),
+    #[error("{subject}: no service answers")]
+    NoResponders { subject: String },
+    #[error("{subject}: peer refused ({code:?}): {message}")]
+    Refused {
+        subject: String,
+        code: ErrorCode,
+        message: String,
+    },
+    #[error("{subject}: malformed reply: {reason}")]
+    Malformed { subject: String, reason: String },
+}
+
+/// `concord.log.<service>.read` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogReadRequest {
+    pub from_seq: u64,
+    pub max_events: usize,
+}
+
+/// Events read from a peer's log, with their bytes exactly as stored.
+#[derive(Debug, Clone)]
+pub struct LogRead {
+    pub events: Vec<EventEnvelope>,
+    pub raw: Vec<String>,
+    pub head_seq: u64,
+}
+
+fn log_error_reply(e: &LogError) -> Reply {
+    match e {
+        LogError::Invalid(_) => Reply::error(ErrorCode::Invalid, e.to_string()),
+        LogError::Conflict { .. } => Reply::error(ErrorCode::Conflict, e.to_string()),
+        LogError::Unavailable { .. } => Reply::error(ErrorCode::Unavailable, e.to_string()),
+        _ => Reply::error(ErrorCode::Internal, e.to_string()),
+    }
+}
+
+/// Answers a read request; the events go into the reply as they are stored
+/// (no re-serialization, so a reader can re-verify the chain byte for byte).
+async fn answer_read(log: &Log, payload: &[u8]) -> Vec<u8> {
+    let req: LogReadRequest = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            return Reply::error(
+                ErrorCode::Invalid,
+                format!("log read request must be {{\"from_seq\": u64, \"max_events\": u64}}: {e}"),
+            )
+            .to_bytes();
+        }
+    };
+    let log2 = log.clone();
+    let read = tokio::task::spawn_blocking(move || log2.read_from(req.from_seq, req.max_events)).await;
+    match read {
+        Ok(Ok(batch)) => {
+            let mut out = Vec::with_capacity(64 + batch.events.iter().map(|e| e.bytes.len() + 1).sum::<usize>());
+            out.extend_from_slice(format!("{{\"ok\":true,\"head_seq\":{},\"events\":[", batch.head_seq).as_bytes());
+            for (i, e) in batch.events.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&e.bytes);
+            }
+            out.extend_from_slice(b"]}");
+            out
+        }
+        Ok(Err(e)) => log_error_reply(&e).to_bytes(),
+        Err(e) => Reply::error(ErrorCode::Internal, format!("read task failed: {e}")).to_bytes(),
+    }
+}
+
+/// Serves `log.read` and `log.head` for `log` until `shutdown` resolves.
+pub async fn serve_log(
+    client: async_nats::Client,
+    log: Log,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BusError> {
+    let service = log.service();
+    let group = subjects::queue_group(service.as_str());
+    let nats = |e: async_nats::SubscribeError| BusError::Nats(e.to_string());
+    let mut reads = client
+        .queue_subscribe(subjects::log_read(service), group.clone())
+        .await
+        .map_err(nats)?;
+    let mut heads = client
+        .queue_subscribe(subjects::log_head(service), group)
+        .await
+        .map_err(nats)?;
+    client.flush().await.map_err(|e| BusError::Nats(e.to_string()))?;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            msg = reads.next() => {
+                let Some(msg) = msg else { return Ok(()) };
+                let Some(reply) = msg.reply else { continue };
+                let body = answer_read(&log, &msg.payload).await;
+                let _ = client.publish(reply, body.into()).await;
+            }
+            msg = heads.next() => {
+                let Some(msg) = msg else { return Ok(()) };
+                let Some(reply) = msg.reply else { continue };
+                let body = Reply::ok(log.head()).to_bytes();
+                let _ = client.publish(reply, body.into()).await;
+            }
+        }
+    }
+}
+
+/// Sends a request and parses the reply, turning refusals into errors.
+pub async fn request(
+    client: &async_nats::Client,
+    subject: String,
+    body: Vec<u8>,
+) -> Result<serde_json::Map<String, serde_json::Value>, BusError> {
+    let msg = client
+        .request(subject.clone(), body.into())
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => BusError::NoResponders {
+                subject: subject.clone(),
+            },
+            _ => BusError::Nats(format!("{subject}: {e}")),
+        })?;
+    match Reply::parse(&msg.payload) {
+        Ok(Reply::Ok(map)) => Ok(map),
+        Ok(Reply::Err(e)) => Err(BusError::Refused {
+            subject,
+            code: e.code,
+            message: e.message,
+        }),
+        Err(reason) => Err(BusError::Malformed { subject, reason }),
+    }
+}
+
+/// Reads a peer's log from `from_seq` (at most `max_events`).
+pub async fn fetch_log(
+    client: &async_nats::Client,
+    service: Service,
+    from_seq: u64,
+    max_events: usize,
+) -> Result<LogRead, BusError> {
+    #[derive(Deserialize)]
+    struct Wire {
+        head_seq: u64,
+        events: Vec<Box<RawValue>>,
+    }
+    let subject = subjects::log_read(service);
+    let body = serde_json::to_vec(&LogReadRequest {
+        from_seq,
+        max_events: max_events.min(READ_BATCH_EVENTS_MAX),
+    })
+    .unwrap_or_default();
+    let msg = client
+        .request(subject.clone(), body.into())
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => BusError::NoResponders {
+                subject: subject.clone(),
+            },
+            _ => BusError::Nats(format!("{subject}: {e}")),
+        })?;
+    let malformed = |reason: String| BusError::Malformed {
+        subject: subject.clone(),
+        reason,
+    };
+    let wire: Wire = match serde_json::from_slice(&msg.payload) {
+        Ok(w) => w,
+        Err(e) => {
+            return match Reply::parse(&msg.payload) {
+                Ok(Reply::Err(err)) => Err(BusError::Refused {
+                    subject,
+                    code: err.code,
+                    message: err.message,
+                }),
+                _ => Err(malformed(e.to_string())),
+            };
+        }
+    };
+    let mut events = Vec::with_capacity(wire.events.len());
+    let mut raw = Vec::with_capacity(wire.events.len());
+    for r in wire.events {
+        let env: EventEnvelope = serde_json::from_str(r.get()).map_err(|e| malformed(format!("event: {e}")))?;
+        events.push(env);
+        raw.push(r.get().to_owned());
+    }
+    Ok(LogRead {
+        events,
+        raw,
+        head_seq: wire.head_seq,
+    })
+}
+
+/// The head `{seq, hash}` of a peer's log.
+pub async fn fetch_head(client: &async_nats::Client, service: Service) -> Result<Head, BusError> {
+    let subject = subjects::log_head(service);
+    let map = request(client, subject.clone(), b"{}".to_vec()).await?;
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| BusError::Malformed {
+        subject,
+        reason: e.to_string(),
+    })
+}
