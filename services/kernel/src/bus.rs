@@ -89,42 +89,68 @@ async fn answer_read(log: &Log, payload: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A log's read subjects, subscribed and ready to answer.
+pub struct LogServer {
+    client: async_nats::Client,
+    log: Log,
+    reads: async_nats::Subscriber,
+    heads: async_nats::Subscriber,
+}
+
+impl LogServer {
+    /// Subscribes `log.read` and `log.head` of `log`'s service; when this
+    /// returns, the server has registered them (requests will be answered).
+    pub async fn bind(client: async_nats::Client, log: Log) -> Result<LogServer, BusError> {
+        let service = log.service();
+        let group = subjects::queue_group(service.as_str());
+        let nats = |e: async_nats::SubscribeError| BusError::Nats(e.to_string());
+        let reads = client
+            .queue_subscribe(subjects::log_read(service), group.clone())
+            .await
+            .map_err(nats)?;
+        let heads = client
+            .queue_subscribe(subjects::log_head(service), group)
+            .await
+            .map_err(nats)?;
+        client.flush().await.map_err(|e| BusError::Nats(e.to_string()))?;
+        Ok(LogServer {
+            client,
+            log,
+            reads,
+            heads,
+        })
+    }
+
+    /// Answers until `shutdown` resolves.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), BusError> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                msg = self.reads.next() => {
+                    let Some(msg) = msg else { return Ok(()) };
+                    let Some(reply) = msg.reply else { continue };
+                    let body = answer_read(&self.log, &msg.payload).await;
+                    let _ = self.client.publish(reply, body.into()).await;
+                }
+                msg = self.heads.next() => {
+                    let Some(msg) = msg else { return Ok(()) };
+                    let Some(reply) = msg.reply else { continue };
+                    let body = Reply::ok(self.log.head()).to_bytes();
+                    let _ = self.client.publish(reply, body.into()).await;
+                }
+            }
+        }
+    }
+}
+
 /// Serves `log.read` and `log.head` for `log` until `shutdown` resolves.
 pub async fn serve_log(
     client: async_nats::Client,
     log: Log,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BusError> {
-    let service = log.service();
-    let group = subjects::queue_group(service.as_str());
-    let nats = |e: async_nats::SubscribeError| BusError::Nats(e.to_string());
-    let mut reads = client
-        .queue_subscribe(subjects::log_read(service), group.clone())
-        .await
-        .map_err(nats)?;
-    let mut heads = client
-        .queue_subscribe(subjects::log_head(service), group)
-        .await
-        .map_err(nats)?;
-    client.flush().await.map_err(|e| BusError::Nats(e.to_string()))?;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            msg = reads.next() => {
-                let Some(msg) = msg else { return Ok(()) };
-                let Some(reply) = msg.reply else { continue };
-                let body = answer_read(&log, &msg.payload).await;
-                let _ = client.publish(reply, body.into()).await;
-            }
-            msg = heads.next() => {
-                let Some(msg) = msg else { return Ok(()) };
-                let Some(reply) = msg.reply else { continue };
-                let body = Reply::ok(log.head()).to_bytes();
-                let _ = client.publish(reply, body.into()).await;
-            }
-        }
-    }
+    LogServer::bind(client, log).await?.run(shutdown).await
 }
 
 /// Sends a request and parses the reply, turning refusals into errors.
@@ -219,4 +245,17 @@ pub async fn fetch_head(client: &async_nats::Client, service: Service) -> Result
         subject,
         reason: e.to_string(),
     })
+}
+
+/// Publishes freshly appended events on `concord.evt.<service>.<type>`, as
+/// stored. Call only after `Log::append` answered (i.e. after the fsync).
+/// Core NATS may drop these; consumers fill gaps from `log.read`.
+pub async fn publish_appended(client: &async_nats::Client, appended: &crate::log::Appended) -> Result<(), BusError> {
+    for (event, raw) in appended.events.iter().zip(&appended.raw) {
+        client
+            .publish(subjects::event(event.service, &event.event_type), raw.clone().into())
+            .await
+            .map_err(|e| BusError::Nats(e.to_string()))?;
+    }
+    Ok(())
 }

@@ -14,6 +14,8 @@
 #[cfg(feature = "bus")]
 pub mod bus;
 pub mod chain;
+#[cfg(feature = "bus")]
+pub mod consumer;
 pub mod country;
 pub mod envelope;
 #[cfg(feature = "bus")]

@@ -1,7 +1,7 @@
 //! A log served on `concord.log.<service>.read|head` over a real
 //! nats-server started by the harness.
 
-use concord_kernel::bus::{BusError, fetch_head, fetch_log, request, serve_log};
+use concord_kernel::bus::{BusError, LogServer, fetch_head, fetch_log, request};
 use concord_kernel::chain::ChainVerifier;
 use concord_kernel::harness::NatsServer;
 use concord_kernel::log::{AppendRequest, Log, NewEvent};
@@ -43,7 +43,8 @@ async fn a_log_is_readable_over_nats_exactly_as_stored() {
     let log = filled_log(dir.path(), 30).await;
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_log(client.clone(), log.clone(), async {
+    let bound = LogServer::bind(client.clone(), log.clone()).await.expect("bind");
+    let server = tokio::spawn(bound.run(async {
         let _ = stopped.await;
     }));
 

@@ -113,6 +113,9 @@ pub struct Appended {
     /// True when the command id was already recorded: nothing was appended
     /// and `events` are those of the first append.
     pub duplicate: bool,
+    /// Each event's bytes exactly as stored (canonical JSON with its hash):
+    /// what is published, so consumers can re-verify it byte for byte.
+    pub raw: Vec<Vec<u8>>,
 }
 
 impl Appended {
@@ -590,8 +593,8 @@ fn stream_version(stores: &Stores, service: Service, stream: &str) -> Result<u64
     }
 }
 
-fn event_at(stores: &Stores, service: Service, seq: u64) -> Result<EventEnvelope, LogError> {
-    let bytes = stores
+fn raw_at(stores: &Stores, service: Service, seq: u64) -> Result<Vec<u8>, LogError> {
+    stores
         .events
         .get(seq.to_be_bytes())
         .map_err(|source| LogError::Storage {
@@ -599,12 +602,16 @@ fn event_at(stores: &Stores, service: Service, seq: u64) -> Result<EventEnvelope
             doing: "reading an event",
             source,
         })?
+        .map(|b| b.to_vec())
         .ok_or_else(|| LogError::Corrupt {
             service: service.to_string(),
             seq,
             reason: "indexed event is missing".into(),
-        })?;
-    decode(service, seq, &bytes)
+        })
+}
+
+fn event_at(stores: &Stores, service: Service, seq: u64) -> Result<EventEnvelope, LogError> {
+    decode(service, seq, &raw_at(stores, service, seq)?)
 }
 
 /// Parses a stored record, refusing one that is not what its key says.

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    APPENDS_PER_COMMIT_MAX, AppendRequest, Appended, CommandRecord, Head, LogError, Shared, Stores, event_at,
+    APPENDS_PER_COMMIT_MAX, AppendRequest, Appended, CommandRecord, Head, LogError, Shared, Stores, decode, raw_at,
     stream_key, stream_version,
 };
 use crate::chain::seal;
@@ -124,7 +124,7 @@ impl Writer {
                     env.seq.to_be_bytes(),
                 );
             }
-            let events: Vec<EventEnvelope> = built.into_iter().map(|(e, _)| e).collect();
+            let (events, raw): (Vec<EventEnvelope>, Vec<Vec<u8>>) = built.into_iter().unzip();
             let record = CommandRecord {
                 first_seq: events.first().map_or(0, |e| e.seq),
                 count: events.len() as u64,
@@ -139,6 +139,7 @@ impl Writer {
                 appended: Appended {
                     events,
                     duplicate: false,
+                    raw,
                 },
             });
         }
@@ -200,12 +201,19 @@ impl Writer {
             seq: 0,
             reason: format!("command record {command_id:?} is unreadable: {e}"),
         })?;
-        let events = (record.first_seq..record.first_seq + record.count)
-            .map(|seq| event_at(&self.stores, self.shared.service, seq))
+        let service = self.shared.service;
+        let raw = (record.first_seq..record.first_seq + record.count)
+            .map(|seq| raw_at(&self.stores, service, seq))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events = raw
+            .iter()
+            .zip(record.first_seq..)
+            .map(|(bytes, seq)| decode(service, seq, bytes))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(Appended {
             events,
             duplicate: true,
+            raw,
         }))
     }
 

@@ -1,0 +1,168 @@
+//! The kernel consumer against a real nats-server: every event of the source
+//! once, in order, whatever was missed live; and a loud stop on a source
+//! that went back in history.
+
+use std::time::Duration;
+
+use concord_kernel::bus::{LogServer, publish_appended};
+use concord_kernel::consumer::{Checkpoint, Consumer, ConsumerError, start_of_log};
+use concord_kernel::harness::NatsServer;
+use concord_kernel::log::{AppendRequest, Log, NewEvent};
+use concord_kernel::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use serde_json::json;
+
+const POLL: Duration = Duration::from_millis(50);
+
+struct Source {
+    log: Log,
+    client: async_nats::Client,
+    _dir: tempfile::TempDir,
+    next: usize,
+}
+
+impl Source {
+    async fn start(nats: &NatsServer) -> Source {
+        let dir = tempfile::TempDir::new().expect("tmp");
+        let log = Log::open(dir.path(), Service::Operations).expect("open");
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let bound = LogServer::bind(client.clone(), log.clone()).await.expect("bind");
+        tokio::spawn(bound.run(std::future::pending()));
+        Source {
+            log,
+            client,
+            _dir: dir,
+            next: 0,
+        }
+    }
+
+    /// Appends `n` events, publishing them live only when `publish`.
+    async fn produce(&mut self, n: usize, publish: bool) {
+        for _ in 0..n {
+            let i = self.next;
+            self.next += 1;
+            let appended = self
+                .log
+                .append(AppendRequest {
+                    stream: format!("operation-{}", i % 7),
+                    expected: ExpectedVersion::Any,
+                    command_id: format!("c{i}"),
+                    actor: Actor {
+                        sub: "fr".into(),
+                        role: Role::Coordinator,
+                        country: CountryCode::parse("FR").expect("FR"),
+                    },
+                    correlation_id: "r".into(),
+                    causation_id: None,
+                    observed_hlc: None,
+                    events: vec![NewEvent {
+                        event_type: "operation.opened".into(),
+                        schema_version: 1,
+                        data: json!({ "i": i }),
+                    }],
+                })
+                .await
+                .expect("append");
+            if publish {
+                publish_appended(&self.client, &appended).await.expect("publish");
+            }
+        }
+    }
+}
+
+async fn consumer(nats: &NatsServer, from: Checkpoint) -> Consumer {
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    Consumer::start(client, Service::Operations, from)
+        .await
+        .expect("consumer")
+        .with_poll_interval(POLL)
+}
+
+async fn take(c: &mut Consumer, n: usize) -> Vec<u64> {
+    let mut seqs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let e = tokio::time::timeout(Duration::from_secs(30), c.next())
+            .await
+            .expect("an event within 30 s")
+            .expect("event");
+        seqs.push(e.seq);
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_down_while_1000_events_are_appended_gets_each_once_in_order() {
+    let nats = NatsServer::start().expect("nats-server");
+    let mut source = Source::start(&nats).await;
+    let mut c = consumer(&nats, start_of_log()).await;
+    source.produce(100, true).await;
+    assert_eq!(take(&mut c, 100).await, (1..=100).collect::<Vec<_>>());
+    let checkpoint = c.position().clone();
+    drop(c);
+
+    source.produce(1000, true).await;
+
+    let mut c = consumer(&nats, checkpoint).await;
+    assert_eq!(take(&mut c, 1000).await, (101..=1100).collect::<Vec<_>>());
+    // Nothing left over or repeated: the next event delivered is the next one appended.
+    source.produce(1, true).await;
+    assert_eq!(take(&mut c, 1).await, [1101]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_whose_live_messages_were_lost_are_still_delivered() {
+    let nats = NatsServer::start().expect("nats-server");
+    let mut source = Source::start(&nats).await;
+    let mut c = consumer(&nats, start_of_log()).await;
+    source.produce(5, true).await;
+    source.produce(40, false).await; // lost on the wire
+    source.produce(5, true).await;
+    assert_eq!(take(&mut c, 50).await, (1..=50).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_survives_a_nats_server_restart() {
+    let mut nats = NatsServer::start().expect("nats-server");
+    let mut source = Source::start(&nats).await;
+    let mut c = consumer(&nats, start_of_log()).await;
+    source.produce(10, true).await;
+    assert_eq!(take(&mut c, 10).await, (1..=10).collect::<Vec<_>>());
+    nats.stop();
+    // Appended while the bus is down: nobody hears about them live.
+    source.produce(10, false).await;
+    nats.restart().expect("restart");
+    source.produce(10, true).await;
+    assert_eq!(take(&mut c, 20).await, (11..=30).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_went_back_in_history_stops_the_consumer() {
+    let nats = NatsServer::start().expect("nats-server");
+    let mut source = Source::start(&nats).await;
+    source.produce(20, true).await;
+
+    // The source lost its tail: our checkpoint is ahead of its head.
+    let ahead = Checkpoint {
+        seq: 500,
+        hash: "ab".repeat(32),
+    };
+    match consumer(&nats, ahead).await.next().await {
+        Err(ConsumerError::Regression { at_seq, what, .. }) => {
+            assert_eq!(at_seq, 500);
+            assert!(what.contains("head is seq 20"), "{what}");
+        }
+        other => panic!("expected a regression, got {other:?}"),
+    }
+
+    // The source serves another event at a seq we already applied.
+    let altered = Checkpoint {
+        seq: 10,
+        hash: "cd".repeat(32),
+    };
+    match consumer(&nats, altered).await.next().await {
+        Err(ConsumerError::Regression { at_seq, what, .. }) => {
+            assert_eq!(at_seq, 10);
+            assert!(what.contains("now has hash"), "{what}");
+        }
+        other => panic!("expected a regression, got {other:?}"),
+    }
+}
