@@ -247,15 +247,33 @@ pub async fn fetch_head(client: &async_nats::Client, service: Service) -> Result
     })
 }
 
+/// The W3C trace context header, carried from a request onto what it causes.
+pub const TRACEPARENT: &str = "traceparent";
+
 /// Publishes freshly appended events on `concord.evt.<service>.<type>`, as
 /// stored. Call only after `Log::append` answered (i.e. after the fsync).
 /// Core NATS may drop these; consumers fill gaps from `log.read`.
 pub async fn publish_appended(client: &async_nats::Client, appended: &crate::log::Appended) -> Result<(), BusError> {
+    publish_appended_traced(client, appended, None).await
+}
+
+/// `publish_appended` with the `traceparent` of the command that caused it.
+pub async fn publish_appended_traced(
+    client: &async_nats::Client,
+    appended: &crate::log::Appended,
+    traceparent: Option<&str>,
+) -> Result<(), BusError> {
     for (event, raw) in appended.events.iter().zip(&appended.raw) {
-        client
-            .publish(subjects::event(event.service, &event.event_type), raw.clone().into())
-            .await
-            .map_err(|e| BusError::Nats(e.to_string()))?;
+        let subject = subjects::event(event.service, &event.event_type);
+        let sent = match traceparent {
+            Some(tp) => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(TRACEPARENT, tp);
+                client.publish_with_headers(subject, headers, raw.clone().into()).await
+            }
+            None => client.publish(subject, raw.clone().into()).await,
+        };
+        sent.map_err(|e| BusError::Nats(e.to_string()))?;
     }
     Ok(())
 }

@@ -23,6 +23,10 @@ pub mod harness;
 #[cfg(feature = "store")]
 pub mod log;
 pub mod reply;
+#[cfg(feature = "bus")]
+pub mod runtime;
+#[cfg(feature = "bus")]
+pub mod schema;
 pub mod subjects;
 
 pub use country::CountryCode;

@@ -465,6 +465,12 @@ impl Log {
         Ok(out)
     }
 
+    /// The first result of a command id already recorded, if any: what a
+    /// retried command must answer. Blocking.
+    pub fn recorded(&self, command_id: &str) -> Result<Option<Appended>, LogError> {
+        recorded(&self.inner.stores, self.service(), command_id)
+    }
+
     /// The current version of a stream (0 when it does not exist).
     pub fn stream_version(&self, stream: &str) -> Result<u64, LogError> {
         stream_version(&self.inner.stores, self.service(), stream)
@@ -591,6 +597,39 @@ fn stream_version(stores: &Stores, service: Service, stream: &str) -> Result<u64
                 })
         }
     }
+}
+
+/// The first result of a command already on disk, if any.
+fn recorded(stores: &Stores, service: Service, command_id: &str) -> Result<Option<Appended>, LogError> {
+    let Some(bytes) = stores
+        .commands
+        .get(command_id.as_bytes())
+        .map_err(|source| LogError::Storage {
+            service: service.to_string(),
+            doing: "looking up a command id",
+            source,
+        })?
+    else {
+        return Ok(None);
+    };
+    let record: CommandRecord = serde_json::from_slice(&bytes).map_err(|e| LogError::Corrupt {
+        service: service.to_string(),
+        seq: 0,
+        reason: format!("command record {command_id:?} is unreadable: {e}"),
+    })?;
+    let raw = (record.first_seq..record.first_seq + record.count)
+        .map(|seq| raw_at(stores, service, seq))
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = raw
+        .iter()
+        .zip(record.first_seq..)
+        .map(|(bytes, seq)| decode(service, seq, bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Appended {
+        events,
+        duplicate: true,
+        raw,
+    }))
 }
 
 fn raw_at(stores: &Stores, service: Service, seq: u64) -> Result<Vec<u8>, LogError> {

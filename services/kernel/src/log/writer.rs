@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    APPENDS_PER_COMMIT_MAX, AppendRequest, Appended, CommandRecord, Head, LogError, Shared, Stores, decode, raw_at,
+    APPENDS_PER_COMMIT_MAX, AppendRequest, Appended, CommandRecord, Head, LogError, Shared, Stores, recorded,
     stream_key, stream_version,
 };
 use crate::chain::seal;
@@ -188,33 +188,7 @@ impl Writer {
 
     /// The first result of a command already on disk, if any.
     fn recorded(&self, command_id: &str) -> Result<Option<Appended>, LogError> {
-        let storage = |source| LogError::Storage {
-            service: self.service(),
-            doing: "looking up a command id",
-            source,
-        };
-        let Some(bytes) = self.stores.commands.get(command_id.as_bytes()).map_err(storage)? else {
-            return Ok(None);
-        };
-        let record: CommandRecord = serde_json::from_slice(&bytes).map_err(|e| LogError::Corrupt {
-            service: self.service(),
-            seq: 0,
-            reason: format!("command record {command_id:?} is unreadable: {e}"),
-        })?;
-        let service = self.shared.service;
-        let raw = (record.first_seq..record.first_seq + record.count)
-            .map(|seq| raw_at(&self.stores, service, seq))
-            .collect::<Result<Vec<_>, _>>()?;
-        let events = raw
-            .iter()
-            .zip(record.first_seq..)
-            .map(|(bytes, seq)| decode(service, seq, bytes))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Appended {
-            events,
-            duplicate: true,
-            raw,
-        }))
+        recorded(&self.stores, self.shared.service, command_id)
     }
 
     fn version_of(&mut self, stream: &str) -> Result<u64, LogError> {

@@ -1,0 +1,511 @@
+//! The command runtime every writing service runs on.
+//!
+//! A service describes itself as an [`Aggregate`] (its commands and their
+//! schemas, which stream a command addresses, the pure `decide`/`evolve`,
+//! what a reply carries, its queries). The runtime does the rest, the same
+//! way for every service: subscribe `concord.cmd.<service>.*` in queue group
+//! `<service>`, validate the envelope and `data` against their JSON Schemas,
+//! answer a known `command_id` with its first result, load the stream's
+//! state (cached), decide, append with the expected version (retrying once
+//! when a conflict is resolved by fresher state), publish the events after
+//! the fsync, and reply. It also serves the log (`log.read/head`) and the
+//! service's queries.
+//!
+//! Must not: hold a domain rule, or reply `ok` before the append returned.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::bus::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
+use crate::envelope::{Actor, EventEnvelope, ExpectedVersion, Role, Service};
+use crate::log::{AppendRequest, Appended, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX};
+use crate::reply::{ErrorCode, Reply};
+use crate::schema::{SchemaError, Schemas};
+use crate::{CountryCode, subjects};
+
+/// The command envelope schema, shared by every service.
+pub const COMMAND_ENVELOPE_SCHEMA: &str = include_str!("../../../schemas/envelope/command.schema.json");
+const ENVELOPE: &str = "envelope/command";
+
+/// Streams whose folded state a service keeps in memory; past it the cache
+/// is dropped and refilled from the log.
+const STATE_CACHE_MAX: usize = 10_000;
+
+/// A business refusal: a stable code and a lowercase message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What `decide` may know besides the state and the command.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub actor: Actor,
+    pub command_id: String,
+    pub correlation_id: String,
+    /// The runtime's clock when the command was handled (RFC 3339 UTC).
+    pub now: String,
+}
+
+/// One writing service, as the runtime sees it.
+pub trait Aggregate: Send + Sync + 'static {
+    type State: Default + Clone + Send + Sync + 'static;
+
+    fn service(&self) -> Service;
+    /// `(command name, JSON Schema of its data)`.
+    fn commands(&self) -> Vec<(&'static str, &'static str)>;
+    /// The stream a (schema-valid) command addresses.
+    fn stream(&self, command: &str, data: &Value) -> Result<String, Rejection>;
+    fn decide(&self, state: &Self::State, command: &str, data: &Value, ctx: &Ctx) -> Result<Vec<NewEvent>, Rejection>;
+    /// Folds one stored event in. An event the aggregate cannot read is a
+    /// corrupt log, reported as an error, never skipped.
+    fn evolve(&self, state: Self::State, event: &EventEnvelope) -> Result<Self::State, String>;
+    /// The reply's fields besides `ok` (at least `id` and `version`).
+    fn reply(&self, command: &str, data: &Value, appended: &Appended) -> Value;
+    /// `(query name, JSON Schema of its body)`.
+    fn queries(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+    /// The stream a query reads.
+    fn query_stream(&self, query: &str, body: &Value) -> Result<String, Rejection> {
+        let _ = body;
+        Err(Rejection::new(ErrorCode::Invalid, format!("unknown query {query}")))
+    }
+    fn answer(&self, query: &str, body: &Value, state: &Self::State, version: u64) -> Result<Value, Rejection> {
+        let _ = (body, state, version);
+        Err(Rejection::new(ErrorCode::Invalid, format!("unknown query {query}")))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+#[derive(Deserialize)]
+struct CommandEnvelope {
+    command_id: String,
+    actor: WireActor,
+    correlation_id: String,
+    #[serde(default)]
+    causation_id: Option<String>,
+    #[serde(default)]
+    expected_version: Option<u64>,
+    data: Value,
+}
+
+/// The actor as it arrives: the country is checked against the real list
+/// after schema validation, with a precise message.
+#[derive(Deserialize)]
+struct WireActor {
+    sub: String,
+    role: Role,
+    country: String,
+}
+
+struct Runtime<A: Aggregate> {
+    aggregate: A,
+    log: Log,
+    client: async_nats::Client,
+    schemas: Schemas,
+    cache: Mutex<HashMap<String, (u64, A::State)>>,
+}
+
+/// A service's subjects, subscribed and ready.
+pub struct Bound<A: Aggregate> {
+    rt: Arc<Runtime<A>>,
+    commands: async_nats::Subscriber,
+    queries: async_nats::Subscriber,
+    log_server: LogServer,
+}
+
+/// Subscribes everything the service answers; when this returns, requests
+/// are answered.
+pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, aggregate: A) -> Result<Bound<A>, RuntimeError> {
+    let service = aggregate.service();
+    let command_names: Vec<String> = aggregate
+        .commands()
+        .iter()
+        .map(|(n, _)| format!("commands/{service}/{n}"))
+        .collect();
+    let query_names: Vec<String> = aggregate
+        .queries()
+        .iter()
+        .map(|(n, _)| format!("queries/{service}/{n}"))
+        .collect();
+    let commands = aggregate.commands();
+    let queries = aggregate.queries();
+    let sources = std::iter::once((ENVELOPE, COMMAND_ENVELOPE_SCHEMA))
+        .chain(
+            command_names
+                .iter()
+                .map(String::as_str)
+                .zip(commands.iter().map(|(_, s)| *s)),
+        )
+        .chain(
+            query_names
+                .iter()
+                .map(String::as_str)
+                .zip(queries.iter().map(|(_, s)| *s)),
+        );
+    let schemas = Schemas::compile(sources)?;
+    let group = subjects::queue_group(service.as_str());
+    let nats = |e: async_nats::SubscribeError| BusError::Nats(e.to_string());
+    let cmd_subs = client
+        .queue_subscribe(subjects::command(service.as_str(), "*"), group.clone())
+        .await
+        .map_err(nats)?;
+    let qry_subs = client
+        .queue_subscribe(subjects::query(service.as_str(), "*"), group)
+        .await
+        .map_err(nats)?;
+    let log_server = LogServer::bind(client.clone(), log.clone()).await?;
+    Ok(Bound {
+        rt: Arc::new(Runtime {
+            aggregate,
+            log,
+            client,
+            schemas,
+            cache: Mutex::new(HashMap::new()),
+        }),
+        commands: cmd_subs,
+        queries: qry_subs,
+        log_server,
+    })
+}
+
+impl<A: Aggregate> Bound<A> {
+    /// Answers until `shutdown` resolves. Each request runs in its own task,
+    /// so concurrent commands share the log's group commit.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RuntimeError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut log_stop = stop_rx.clone();
+        let log_task = tokio::spawn(self.log_server.run(async move {
+            let _ = log_stop.wait_for(|s| *s).await;
+        }));
+        let Bound {
+            rt,
+            mut commands,
+            mut queries,
+            ..
+        } = self;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                msg = commands.next() => {
+                    let Some(msg) = msg else { break };
+                    let rt = rt.clone();
+                    tokio::spawn(async move { rt.on_command(msg).await });
+                }
+                msg = queries.next() => {
+                    let Some(msg) = msg else { break };
+                    let rt = rt.clone();
+                    tokio::spawn(async move { rt.on_query(msg).await });
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = log_task.await;
+        Ok(())
+    }
+}
+
+/// Runs `aggregate` on `log` over `client` until `shutdown` resolves.
+pub async fn run<A: Aggregate>(
+    client: async_nats::Client,
+    log: Log,
+    aggregate: A,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RuntimeError> {
+    bind(client, log, aggregate).await?.run(shutdown).await
+}
+
+fn last_token(subject: &str) -> &str {
+    subject.rsplit('.').next().unwrap_or_default()
+}
+
+fn invalid_input(what: &str, violations: Vec<crate::schema::Violation>) -> Reply {
+    let message = format!(
+        "{what} is invalid: {}",
+        violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    Reply::error_with(
+        ErrorCode::Invalid,
+        message,
+        serde_json::to_value(&violations).unwrap_or_default(),
+    )
+}
+
+fn log_reply(e: &LogError) -> Reply {
+    match e {
+        LogError::Invalid(_) => Reply::error(ErrorCode::Invalid, e.to_string()),
+        LogError::Conflict { .. } => Reply::error(ErrorCode::Conflict, e.to_string()),
+        LogError::Unavailable { .. } => Reply::error(ErrorCode::Unavailable, e.to_string()),
+        _ => Reply::error(ErrorCode::Internal, e.to_string()),
+    }
+}
+
+impl<A: Aggregate> Runtime<A> {
+    async fn on_command(&self, msg: async_nats::Message) {
+        let Some(reply_to) = msg.reply.clone() else { return };
+        let traceparent = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(TRACEPARENT))
+            .map(|v| v.as_str().to_owned());
+        let command = last_token(msg.subject.as_str()).to_owned();
+        let span = tracing::info_span!("command", service = %self.aggregate.service(), %command, traceparent = traceparent.as_deref().unwrap_or(""));
+        let reply = self
+            .handle_command(&command, &msg.payload, traceparent.as_deref())
+            .instrument(span)
+            .await;
+        let _ = self.client.publish(reply_to, reply.to_bytes().into()).await;
+    }
+
+    async fn handle_command(&self, command: &str, payload: &[u8], traceparent: Option<&str>) -> Reply {
+        let service = self.aggregate.service();
+        let schema = format!("commands/{service}/{command}");
+        if !self.schemas.names().any(|n| n == schema) {
+            return Reply::error(
+                ErrorCode::Invalid,
+                format!("unknown command {command} of the {service} service"),
+            );
+        }
+        let body: Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => return Reply::error(ErrorCode::Invalid, format!("command is not JSON: {e}")),
+        };
+        match self.schemas.check(ENVELOPE, &body) {
+            Ok(Ok(())) => {}
+            Ok(Err(v)) => return invalid_input("command envelope", v),
+            Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
+        }
+        let env: CommandEnvelope = match serde_json::from_value(body) {
+            Ok(e) => e,
+            Err(e) => return Reply::error(ErrorCode::Invalid, format!("command envelope is invalid: {e}")),
+        };
+        let country = match CountryCode::parse(&env.actor.country) {
+            Ok(c) => c,
+            Err(e) => return Reply::error(ErrorCode::Invalid, format!("actor.country: {e}")),
+        };
+        match self.schemas.check(&schema, &env.data) {
+            Ok(Ok(())) => {}
+            Ok(Err(v)) => return invalid_input(&format!("{command} data"), v),
+            Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
+        }
+        // A retried command answers its first result, whatever changed since.
+        let log = self.log.clone();
+        let cid = env.command_id.clone();
+        match tokio::task::spawn_blocking(move || log.recorded(&cid)).await {
+            Ok(Ok(Some(first))) => return Reply::ok(self.aggregate.reply(command, &env.data, &first)),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => return log_reply(&e),
+            Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
+        }
+        let stream = match self.aggregate.stream(command, &env.data) {
+            Ok(s) => s,
+            Err(r) => return Reply::error(r.code, r.message),
+        };
+        let ctx = Ctx {
+            actor: Actor {
+                sub: env.actor.sub.clone(),
+                role: env.actor.role,
+                country,
+            },
+            command_id: env.command_id.clone(),
+            correlation_id: env.correlation_id.clone(),
+            now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        };
+        // One retry: a conflict that fresher state resolves is not the
+        // caller's problem unless the caller named a version itself.
+        for attempt in 0..2 {
+            let (version, state) = match self.load(&stream, attempt > 0).await {
+                Ok(s) => s,
+                Err(e) => return e,
+            };
+            if let Some(expected) = env.expected_version
+                && expected != version
+            {
+                return Reply::error_with(
+                    ErrorCode::Conflict,
+                    format!("{stream} is at version {version}, expected {expected}"),
+                    serde_json::json!({"expected": expected, "actual": version}),
+                );
+            }
+            let events = match self.aggregate.decide(&state, command, &env.data, &ctx) {
+                Ok(e) => e,
+                Err(r) => return Reply::error(r.code, r.message),
+            };
+            if events.is_empty() {
+                let nothing = Appended {
+                    events: Vec::new(),
+                    duplicate: false,
+                    raw: Vec::new(),
+                };
+                return Reply::ok(self.aggregate.reply(command, &env.data, &nothing));
+            }
+            let req = AppendRequest {
+                stream: stream.clone(),
+                expected: if version == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(version)
+                },
+                command_id: env.command_id.clone(),
+                actor: ctx.actor.clone(),
+                correlation_id: env.correlation_id.clone(),
+                causation_id: env.causation_id.clone(),
+                observed_hlc: None,
+                events,
+            };
+            match self.log.append(req).await {
+                Ok(appended) => {
+                    if !appended.duplicate {
+                        self.remember(&stream, state, &appended);
+                    }
+                    if let Err(e) = publish_appended_traced(&self.client, &appended, traceparent).await {
+                        // Durable already; consumers will read it from the log.
+                        tracing::warn!(error = %e, "publishing events failed");
+                    }
+                    return Reply::ok(self.aggregate.reply(command, &env.data, &appended));
+                }
+                Err(LogError::Conflict { .. }) if attempt == 0 && env.expected_version.is_none() => continue,
+                Err(e) => return log_reply(&e),
+            }
+        }
+        Reply::error(ErrorCode::Conflict, format!("{stream} changed concurrently; retry"))
+    }
+
+    /// The stream's version and folded state, from the cache unless `fresh`.
+    async fn load(&self, stream: &str, fresh: bool) -> Result<(u64, A::State), Reply> {
+        if !fresh
+            && let Ok(cache) = self.cache.lock()
+            && let Some((v, s)) = cache.get(stream)
+        {
+            return Ok((*v, s.clone()));
+        }
+        let mut state = A::State::default();
+        let mut version = 0u64;
+        loop {
+            let log = self.log.clone();
+            let s = stream.to_owned();
+            let batch = match tokio::task::spawn_blocking(move || {
+                log.read_stream(&s, version + 1, READ_BATCH_EVENTS_MAX)
+            })
+            .await
+            {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => return Err(log_reply(&e)),
+                Err(e) => return Err(Reply::error(ErrorCode::Internal, e.to_string())),
+            };
+            let Some(last) = batch.last().map(|e| e.version) else {
+                break;
+            };
+            for e in &batch {
+                state = self.aggregate.evolve(state, e).map_err(|why| {
+                    Reply::error(
+                        ErrorCode::Internal,
+                        format!(
+                            "{} log: event seq {} of {stream} cannot be applied: {why}",
+                            e.service, e.seq
+                        ),
+                    )
+                })?;
+            }
+            version = last;
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= STATE_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(stream.to_owned(), (version, state.clone()));
+        }
+        Ok((version, state))
+    }
+
+    fn remember(&self, stream: &str, state: A::State, appended: &Appended) {
+        let mut state = state;
+        for e in &appended.events {
+            match self.aggregate.evolve(state, e) {
+                Ok(s) => state = s,
+                Err(_) => {
+                    // Reload from the log next time rather than cache a guess.
+                    if let Ok(mut cache) = self.cache.lock() {
+                        cache.remove(stream);
+                    }
+                    return;
+                }
+            }
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            let newer = cache.get(stream).is_none_or(|(v, _)| *v < appended.version());
+            if newer {
+                cache.insert(stream.to_owned(), (appended.version(), state));
+            }
+        }
+    }
+
+    async fn on_query(&self, msg: async_nats::Message) {
+        let Some(reply_to) = msg.reply.clone() else { return };
+        let query = last_token(msg.subject.as_str()).to_owned();
+        let reply = self.handle_query(&query, &msg.payload).await;
+        let _ = self.client.publish(reply_to, reply.to_bytes().into()).await;
+    }
+
+    async fn handle_query(&self, query: &str, payload: &[u8]) -> Reply {
+        let service = self.aggregate.service();
+        let schema = format!("queries/{service}/{query}");
+        if !self.schemas.names().any(|n| n == schema) {
+            return Reply::error(
+                ErrorCode::Invalid,
+                format!("unknown query {query} of the {service} service"),
+            );
+        }
+        let body: Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => return Reply::error(ErrorCode::Invalid, format!("query is not JSON: {e}")),
+        };
+        match self.schemas.check(&schema, &body) {
+            Ok(Ok(())) => {}
+            Ok(Err(v)) => return invalid_input(&format!("{query} query"), v),
+            Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
+        }
+        let stream = match self.aggregate.query_stream(query, &body) {
+            Ok(s) => s,
+            Err(r) => return Reply::error(r.code, r.message),
+        };
+        let (version, state) = match self.load(&stream, false).await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        match self.aggregate.answer(query, &body, &state, version) {
+            Ok(v) => Reply::ok(v),
+            Err(r) => Reply::error(r.code, r.message),
+        }
+    }
+}

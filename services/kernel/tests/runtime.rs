@@ -1,0 +1,298 @@
+//! The command runtime over a real nats-server, with a small test aggregate:
+//! validation, idempotency, concurrency, rejections, publish, trace context.
+
+use std::time::Duration;
+
+use concord_kernel::bus::TRACEPARENT;
+use concord_kernel::harness::NatsServer;
+use concord_kernel::log::{Appended, Log, NewEvent};
+use concord_kernel::reply::{ErrorCode, Reply};
+use concord_kernel::runtime::{Aggregate, Ctx, Rejection, bind};
+use concord_kernel::{EventEnvelope, Service, subjects};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+/// A named note: `create` then `rename`; the name "forbidden" is refused.
+struct Notes;
+
+#[derive(Default, Clone)]
+struct Note {
+    name: Option<String>,
+}
+
+const CREATE: &str = r#"{"type":"object","additionalProperties":false,"required":["id","name"],
+  "properties":{"id":{"type":"string","minLength":1,"maxLength":40},"name":{"type":"string","minLength":1,"maxLength":50}}}"#;
+const GET: &str =
+    r#"{"type":"object","additionalProperties":false,"required":["id"],"properties":{"id":{"type":"string"}}}"#;
+
+impl Aggregate for Notes {
+    type State = Note;
+    fn service(&self) -> Service {
+        Service::Operations
+    }
+    fn commands(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("create", CREATE), ("rename", CREATE)]
+    }
+    fn stream(&self, _command: &str, data: &Value) -> Result<String, Rejection> {
+        Ok(format!("note-{}", data["id"].as_str().unwrap_or_default()))
+    }
+    fn decide(&self, state: &Note, command: &str, data: &Value, ctx: &Ctx) -> Result<Vec<NewEvent>, Rejection> {
+        let name = data["name"].as_str().unwrap_or_default();
+        if name == "forbidden" {
+            return Err(Rejection::new(ErrorCode::RuleViolated, "that name is not allowed"));
+        }
+        let event_type = match (command, &state.name) {
+            ("create", None) => "note.created",
+            ("create", Some(_)) => return Err(Rejection::new(ErrorCode::Conflict, "note exists")),
+            ("rename", Some(_)) => "note.renamed",
+            (_, None) => return Err(Rejection::new(ErrorCode::NotFound, "note not found")),
+            _ => return Err(Rejection::new(ErrorCode::Invalid, "unknown command")),
+        };
+        Ok(vec![NewEvent {
+            event_type: event_type.into(),
+            schema_version: 1,
+            data: json!({"name": name, "by": ctx.actor.country}),
+        }])
+    }
+    fn evolve(&self, _state: Note, event: &EventEnvelope) -> Result<Note, String> {
+        let name = event.data["name"].as_str().ok_or("no name")?;
+        Ok(Note {
+            name: Some(name.to_owned()),
+        })
+    }
+    fn reply(&self, _command: &str, data: &Value, appended: &Appended) -> Value {
+        json!({"id": data["id"], "version": appended.version()})
+    }
+    fn queries(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("get", GET)]
+    }
+    fn query_stream(&self, _query: &str, body: &Value) -> Result<String, Rejection> {
+        Ok(format!("note-{}", body["id"].as_str().unwrap_or_default()))
+    }
+    fn answer(&self, _query: &str, body: &Value, state: &Note, version: u64) -> Result<Value, Rejection> {
+        match &state.name {
+            Some(n) => Ok(json!({"id": body["id"], "name": n, "version": version})),
+            None => Err(Rejection::new(ErrorCode::NotFound, "note not found")),
+        }
+    }
+}
+
+struct World {
+    _nats: NatsServer,
+    _dir: tempfile::TempDir,
+    log: Log,
+    client: async_nats::Client,
+}
+
+async fn world() -> World {
+    let nats = NatsServer::start().expect("nats-server");
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let log = Log::open(dir.path(), Service::Operations).expect("log");
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let bound = bind(client.clone(), log.clone(), Notes).await.expect("bind");
+    tokio::spawn(bound.run(std::future::pending()));
+    World {
+        _nats: nats,
+        _dir: dir,
+        log,
+        client,
+    }
+}
+
+fn envelope(command_id: &str, data: Value) -> Value {
+    json!({
+        "command_id": command_id,
+        "actor": {"sub": "fr-1", "role": "coordinator", "country": "FR"},
+        "issued_at": "2026-11-23T10:00:00Z",
+        "correlation_id": "req-1",
+        "data": data,
+    })
+}
+
+async fn send(w: &World, command: &str, body: &[u8]) -> Value {
+    let msg = w
+        .client
+        .request(subjects::command("operations", command), body.to_vec().into())
+        .await
+        .expect("reply");
+    let reply = Reply::parse(&msg.payload).expect("a reply");
+    reply.to_json()
+}
+
+async fn cmd(w: &World, command: &str, env: Value) -> Value {
+    send(w, command, &serde_json::to_vec(&env).expect("json")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_decided_appended_published_and_answered() {
+    let w = world().await;
+    let mut events = w
+        .client
+        .subscribe(subjects::events_of(Service::Operations))
+        .await
+        .expect("sub");
+    w.client.flush().await.expect("flush");
+    let r = cmd(&w, "create", envelope("c1", json!({"id": "a", "name": "first"}))).await;
+    assert_eq!(r, json!({"ok": true, "id": "a", "version": 1}));
+    let r = cmd(&w, "rename", envelope("c2", json!({"id": "a", "name": "second"}))).await;
+    assert_eq!(r, json!({"ok": true, "id": "a", "version": 2}));
+
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("published")
+        .expect("msg");
+    assert_eq!(first.subject.as_str(), "concord.evt.operations.note.created");
+    let env: EventEnvelope = serde_json::from_slice(&first.payload).expect("envelope");
+    assert_eq!(
+        (env.seq, env.actor.country.as_str(), env.command_id.as_str()),
+        (1, "FR", "c1")
+    );
+
+    let got = w
+        .client
+        .request(subjects::query("operations", "get"), b"{\"id\":\"a\"}".to_vec().into())
+        .await
+        .expect("query");
+    assert_eq!(
+        Reply::parse(&got.payload).expect("reply").to_json(),
+        json!({"ok": true, "id": "a", "name": "second", "version": 2})
+    );
+    assert_eq!(w.log.head().seq, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_commands_get_invalid_and_append_nothing() {
+    let w = world().await;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("create", b"not json".to_vec(), "command is not JSON"),
+        ("create", b"[1,2]".to_vec(), "command envelope is invalid"),
+        (
+            "create",
+            serde_json::to_vec(&json!({"actor": {"sub": "x", "role": "liaison", "country": "FR"}, "data": {}}))
+                .expect("json"),
+            "command envelope is invalid",
+        ),
+        (
+            "create",
+            serde_json::to_vec(&envelope("c", json!({"id": "a"}))).expect("json"),
+            "create data is invalid",
+        ),
+        (
+            "create",
+            serde_json::to_vec(&envelope("c", json!({"id": "a", "name": "n", "extra": 1}))).expect("json"),
+            "create data is invalid",
+        ),
+        (
+            "create",
+            serde_json::to_vec(&{
+                let mut e = envelope("c", json!({"id": "a", "name": "n"}));
+                e["actor"]["country"] = json!("XX");
+                e
+            })
+            .expect("json"),
+            "actor.country: \"XX\" is not an ISO 3166-1",
+        ),
+        (
+            "create",
+            serde_json::to_vec(&{
+                let mut e = envelope("c", json!({"id": "a", "name": "n"}));
+                e["actor"]["role"] = json!("admin");
+                e
+            })
+            .expect("json"),
+            "command envelope is invalid: /actor/role",
+        ),
+        (
+            "explode",
+            serde_json::to_vec(&envelope("c", json!({}))).expect("json"),
+            "unknown command explode",
+        ),
+    ];
+    for (command, body, want) in cases {
+        let r = send(&w, command, &body).await;
+        assert_eq!(r["ok"], json!(false), "{r}");
+        assert_eq!(r["error"]["code"], json!("invalid"), "{r}");
+        let msg = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(want), "{msg:?} should start with {want:?}");
+    }
+    assert_eq!(w.log.head().seq, 0, "nothing appended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_conflicts_and_retries() {
+    let w = world().await;
+    // A business refusal: its code, nothing appended.
+    let r = cmd(&w, "rename", envelope("c0", json!({"id": "a", "name": "x"}))).await;
+    assert_eq!(r["error"]["code"], json!("not_found"));
+    let r = cmd(&w, "create", envelope("c1", json!({"id": "a", "name": "forbidden"}))).await;
+    assert_eq!(r["error"]["code"], json!("rule_violated"));
+    assert_eq!(w.log.head().seq, 0);
+
+    let first = cmd(&w, "create", envelope("c2", json!({"id": "a", "name": "one"}))).await;
+    // The same command id again answers the first result and appends nothing,
+    // even though a fresh `create` would now be a conflict.
+    assert_eq!(
+        cmd(&w, "create", envelope("c2", json!({"id": "a", "name": "one"}))).await,
+        first
+    );
+    assert_eq!(w.log.head().seq, 1);
+
+    // A stale expected version is a conflict with both versions.
+    let mut stale = envelope("c3", json!({"id": "a", "name": "two"}));
+    stale["expected_version"] = json!(0);
+    let r = cmd(&w, "rename", stale).await;
+    assert_eq!(r["error"]["code"], json!("conflict"));
+    assert_eq!(r["error"]["details"], json!({"expected": 0, "actual": 1}));
+    let mut current = envelope("c4", json!({"id": "a", "name": "two"}));
+    current["expected_version"] = json!(1);
+    assert_eq!(cmd(&w, "rename", current).await["version"], json!(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_all_land_and_carry_their_trace_context() {
+    let w = world().await;
+    let mut events = w
+        .client
+        .subscribe(subjects::events_of(Service::Operations))
+        .await
+        .expect("sub");
+    w.client.flush().await.expect("flush");
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let client = w.client.clone();
+            tokio::spawn(async move {
+                let mut headers = async_nats::HeaderMap::new();
+                let tp = format!("00-{:032x}-{:016x}-01", i + 1, i + 1);
+                headers.insert(TRACEPARENT, tp.as_str());
+                let body = serde_json::to_vec(&envelope(&format!("k{i}"), json!({"id": format!("n{i}"), "name": "x"})))
+                    .expect("json");
+                let msg = client
+                    .request_with_headers(subjects::command("operations", "create"), headers, body.into())
+                    .await
+                    .expect("reply");
+                (tp, Reply::parse(&msg.payload).expect("reply").to_json())
+            })
+        })
+        .collect();
+    let mut sent = std::collections::HashMap::new();
+    for t in tasks {
+        let (tp, r) = t.await.expect("task");
+        assert_eq!(r["ok"], json!(true), "{r}");
+        sent.insert(r["id"].as_str().expect("id").to_owned(), tp);
+    }
+    assert_eq!(w.log.head().seq, 40);
+    for _ in 0..40 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("event")
+            .expect("msg");
+        let env: EventEnvelope = serde_json::from_slice(&msg.payload).expect("envelope");
+        let id = env.stream.trim_start_matches("note-");
+        let tp = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(TRACEPARENT))
+            .map(|v| v.as_str().to_owned());
+        assert_eq!(tp.as_deref(), sent.get(id).map(String::as_str), "trace context of {id}");
+    }
+}
