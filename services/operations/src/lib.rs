@@ -7,6 +7,10 @@
 //! Architecture invariant: `domain` does no IO and imports neither tokio,
 //! async-nats nor fjall; time, ids and the actor arrive in the command or its
 //! `Ctx`, so `decide` is deterministic and a replay gives the same state as
-//! live. Must not: read or write the log, the bus or the clock from `domain`.
+//! live. Must not: read or write the log, the bus or the clock from `domain`;
+//! `service` is the only IO edge (the kernel runtime over NATS and the log).
 
 pub mod domain;
+pub mod service;
+
+pub use service::{Config, Operations, run};
