@@ -11,6 +11,7 @@
 //! depend on them (`default-features = false`) and stay deterministic.
 //! Must not: hold any domain rule of a particular service.
 
+pub mod auth;
 #[cfg(feature = "bus")]
 pub mod bus;
 pub mod chain;
