@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use async_nats::service::ServiceExt;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -134,8 +135,9 @@ struct Runtime<A: Aggregate> {
 /// A service's subjects, subscribed and ready.
 pub struct Bound<A: Aggregate> {
     rt: Arc<Runtime<A>>,
-    commands: async_nats::Subscriber,
-    queries: async_nats::Subscriber,
+    service: async_nats::service::Service,
+    commands: async_nats::service::endpoint::Endpoint,
+    queries: async_nats::service::endpoint::Endpoint,
     log_server: LogServer,
 }
 
@@ -169,14 +171,27 @@ pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, aggregate:
                 .zip(queries.iter().map(|(_, s)| *s)),
         );
     let schemas = Schemas::compile(sources)?;
-    let group = subjects::queue_group(service.as_str());
-    let nats = |e: async_nats::SubscribeError| BusError::Nats(e.to_string());
-    let cmd_subs = client
-        .queue_subscribe(subjects::command(service.as_str(), "*"), group.clone())
+    // Registered with the NATS service protocol so standard tooling
+    // (`nats micro ls/info/stats`) finds every instance and its endpoint
+    // stats; the endpoints are plain queue subscriptions underneath.
+    let nats = |e: async_nats::Error| BusError::Nats(e.to_string());
+    let svc = client
+        .service_builder()
+        .description(format!("Concord {service} service"))
+        .queue_group(subjects::queue_group(service.as_str()))
+        .start(service.as_str(), env!("CARGO_PKG_VERSION"))
         .await
         .map_err(nats)?;
-    let qry_subs = client
-        .queue_subscribe(subjects::query(service.as_str(), "*"), group)
+    let cmd_subs = svc
+        .endpoint_builder()
+        .name("commands")
+        .add(subjects::command(service.as_str(), "*"))
+        .await
+        .map_err(nats)?;
+    let qry_subs = svc
+        .endpoint_builder()
+        .name("queries")
+        .add(subjects::query(service.as_str(), "*"))
         .await
         .map_err(nats)?;
     let log_server = LogServer::bind(client.clone(), log.clone()).await?;
@@ -188,6 +203,7 @@ pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, aggregate:
             schemas,
             cache: Mutex::new(HashMap::new()),
         }),
+        service: svc,
         commands: cmd_subs,
         queries: qry_subs,
         log_server,
@@ -205,6 +221,7 @@ impl<A: Aggregate> Bound<A> {
         }));
         let Bound {
             rt,
+            service,
             mut commands,
             mut queries,
             ..
@@ -227,6 +244,7 @@ impl<A: Aggregate> Bound<A> {
         }
         let _ = stop_tx.send(true);
         let _ = log_task.await;
+        let _ = service.stop().await;
         Ok(())
     }
 }
@@ -271,8 +289,8 @@ fn log_reply(e: &LogError) -> Reply {
 }
 
 impl<A: Aggregate> Runtime<A> {
-    async fn on_command(&self, msg: async_nats::Message) {
-        let Some(reply_to) = msg.reply.clone() else { return };
+    async fn on_command(&self, req: async_nats::service::Request) {
+        let msg = &req.message;
         let traceparent = msg
             .headers
             .as_ref()
@@ -284,7 +302,9 @@ impl<A: Aggregate> Runtime<A> {
             .handle_command(&command, &msg.payload, traceparent.as_deref())
             .instrument(span)
             .await;
-        let _ = self.client.publish(reply_to, reply.to_bytes().into()).await;
+        // Refusals are answers too: the reply body carries the code, so the
+        // endpoint stats count only transport failures as errors.
+        let _ = req.respond(Ok(reply.to_bytes().into())).await;
     }
 
     async fn handle_command(&self, command: &str, payload: &[u8], traceparent: Option<&str>) -> Reply {
@@ -470,11 +490,10 @@ impl<A: Aggregate> Runtime<A> {
         }
     }
 
-    async fn on_query(&self, msg: async_nats::Message) {
-        let Some(reply_to) = msg.reply.clone() else { return };
-        let query = last_token(msg.subject.as_str()).to_owned();
-        let reply = self.handle_query(&query, &msg.payload).await;
-        let _ = self.client.publish(reply_to, reply.to_bytes().into()).await;
+    async fn on_query(&self, req: async_nats::service::Request) {
+        let query = last_token(req.message.subject.as_str()).to_owned();
+        let reply = self.handle_query(&query, &req.message.payload).await;
+        let _ = req.respond(Ok(reply.to_bytes().into())).await;
     }
 
     async fn handle_query(&self, query: &str, payload: &[u8]) -> Reply {

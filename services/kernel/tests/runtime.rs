@@ -296,3 +296,44 @@ async fn concurrent_commands_all_land_and_carry_their_trace_context() {
         assert_eq!(tp.as_deref(), sent.get(id).map(String::as_str), "trace context of {id}");
     }
 }
+
+/// Standard NATS tooling finds the service (`$SRV.PING/INFO/STATS`) and its
+/// endpoints count the requests they answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_is_registered_with_the_nats_service_protocol() {
+    let w = world().await;
+    let ack = cmd(&w, "create", envelope("srv-1", json!({"id": "n1", "name": "one"}))).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let bad = send(&w, "create", b"{").await;
+    assert_eq!(bad["ok"], false);
+
+    let ask = |subject: &'static str| {
+        let client = w.client.clone();
+        async move {
+            let msg = client.request(subject, "".into()).await.expect(subject);
+            serde_json::from_slice::<Value>(&msg.payload).expect("json")
+        }
+    };
+    let ping = ask("$SRV.PING.operations").await;
+    assert_eq!(ping["name"], "operations", "{ping}");
+    assert_eq!(ping["type"], "io.nats.micro.v1.ping_response");
+    let info = ask("$SRV.INFO.operations").await;
+    let subjects: Vec<&str> = info["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter_map(|e| e["subject"].as_str())
+        .collect();
+    assert!(subjects.contains(&"concord.cmd.operations.*"), "{info}");
+    assert!(subjects.contains(&"concord.qry.operations.*"), "{info}");
+    let stats = ask("$SRV.STATS.operations").await;
+    let commands = stats["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["name"] == "commands")
+        .cloned()
+        .expect("commands endpoint");
+    assert_eq!(commands["num_requests"], 2, "{stats}");
+    assert_eq!(commands["queue_group"], "operations", "{stats}");
+}

@@ -1,0 +1,258 @@
+//! From an HTTP request to a NATS request and back: the command envelope
+//! (Idempotency-Key → command_id, If-Match → expected_version), the W3C
+//! trace context, the request timeout, and the reply turned into a result
+//! or a problem.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use concord_kernel::auth::Claims;
+use concord_kernel::bus::TRACEPARENT;
+use concord_kernel::reply::{ErrorCode, Reply};
+use concord_kernel::{Service, subjects};
+use rand::RngCore;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::Gateway;
+use crate::problem::Problem;
+
+/// Longest `Idempotency-Key` or `X-Request-Id` accepted.
+pub const KEY_BYTES_MAX: usize = 128;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Problem> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Problem::new(ErrorCode::Invalid, format!("{name} header is not visible ASCII"))),
+    }
+}
+
+fn key(headers: &HeaderMap, name: &str) -> Result<Option<String>, Problem> {
+    let Some(v) = header(headers, name)? else {
+        return Ok(None);
+    };
+    let v = v.trim();
+    if v.is_empty() || v.len() > KEY_BYTES_MAX || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::new(
+            ErrorCode::Invalid,
+            format!("{name} must be 1 to {KEY_BYTES_MAX} visible ASCII characters"),
+        ));
+    }
+    Ok(Some(v.to_owned()))
+}
+
+/// The command id: derived from the caller and its `Idempotency-Key`, so a
+/// retried POST finds its first answer and two callers never share a key;
+/// a fresh id without one.
+pub fn command_id(headers: &HeaderMap, caller: &Claims) -> Result<String, Problem> {
+    Ok(match key(headers, "idempotency-key")? {
+        Some(k) => {
+            let mut h = Sha256::new();
+            for part in [caller.country.as_str(), caller.sub.as_str(), k.as_str()] {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part.as_bytes());
+            }
+            format!("idem-{}", hex::encode(h.finalize()))
+        }
+        None => uuid::Uuid::now_v7().to_string(),
+    })
+}
+
+/// `If-Match: "3"` (or `W/"3"`, or `3`) → expected version 3; `*` or no
+/// header → none.
+pub fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    let Some(v) = header(headers, "if-match")? else {
+        return Ok(None);
+    };
+    let v = v.trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    let bare = v.strip_prefix("W/").unwrap_or(v);
+    let bare = bare.strip_prefix('"').and_then(|b| b.strip_suffix('"')).unwrap_or(bare);
+    bare.parse::<u64>().map(Some).map_err(|_| {
+        Problem::new(
+            ErrorCode::Invalid,
+            format!("If-Match must be a version as returned in ETag (e.g. \"3\"), not {v:?}"),
+        )
+    })
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// A `traceparent` for the NATS request: a child of the caller's when it
+/// sent a valid one (same trace, new span), else a new trace.
+pub fn traceparent(headers: &HeaderMap) -> String {
+    let incoming = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
+    let trace_id = incoming.and_then(|tp| {
+        let parts: Vec<&str> = tp.trim().split('-').collect();
+        let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match parts.as_slice() {
+            [ver, trace, span, flags]
+                if hex_of(ver, 2)
+                    && *ver != "ff"
+                    && hex_of(trace, 32)
+                    && hex_of(span, 16)
+                    && hex_of(flags, 2)
+                    && trace.bytes().any(|b| b != b'0')
+                    && span.bytes().any(|b| b != b'0') =>
+            {
+                Some((*trace).to_owned())
+            }
+            _ => None,
+        }
+    });
+    let trace_id = trace_id.unwrap_or_else(|| random_hex(16));
+    format!("00-{trace_id}-{}-01", random_hex(8))
+}
+
+/// Sends a command and returns the reply's fields (without `ok`).
+pub async fn command(
+    gw: &Gateway,
+    caller: &Claims,
+    headers: &HeaderMap,
+    service: Service,
+    command: &str,
+    data: Map<String, Value>,
+) -> Result<Map<String, Value>, Problem> {
+    let correlation_id = key(headers, "x-request-id")?.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let mut envelope = json!({
+        "command_id": command_id(headers, caller)?,
+        "actor": {"sub": caller.sub, "role": caller.role, "country": caller.country},
+        "issued_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "correlation_id": correlation_id,
+        "data": data,
+    });
+    if let Some(v) = expected_version(headers)? {
+        envelope["expected_version"] = json!(v);
+    }
+    let subject = subjects::command(service.as_str(), command);
+    request(gw, subject, &envelope, &traceparent(headers)).await
+}
+
+/// Sends a query and returns the reply's fields (without `ok`).
+pub async fn query(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    service: Service,
+    query: &str,
+    body: Value,
+) -> Result<Map<String, Value>, Problem> {
+    let subject = subjects::query(service.as_str(), query);
+    request(gw, subject, &body, &traceparent(headers)).await
+}
+
+async fn request(
+    gw: &Gateway,
+    subject: String,
+    body: &Value,
+    traceparent: &str,
+) -> Result<Map<String, Value>, Problem> {
+    let payload = serde_json::to_vec(body).map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?;
+    let mut nats_headers = async_nats::HeaderMap::new();
+    nats_headers.insert(TRACEPARENT, traceparent);
+    let req = async_nats::Request::new()
+        .payload(payload.into())
+        .headers(nats_headers)
+        .timeout(Some(gw.config.request_timeout));
+    let msg = gw.client.send_request(subject.clone(), req).await.map_err(|e| {
+        use async_nats::RequestErrorKind as K;
+        let why = match e.kind() {
+            K::TimedOut => format!("no answer on {subject} within {:?}", gw.config.request_timeout),
+            K::NoResponders => format!("no service answers {subject}"),
+            _ => format!("request on {subject} failed: {e}"),
+        };
+        tracing::warn!(%subject, error = %e, "request failed");
+        Problem::new(ErrorCode::Unavailable, why)
+    })?;
+    match Reply::parse(&msg.payload) {
+        Ok(Reply::Ok(mut map)) => {
+            map.remove("ok");
+            Ok(map)
+        }
+        Ok(Reply::Err(e)) => Err(Problem::from_reply(e)),
+        Err(e) => Err(Problem::new(
+            ErrorCode::Internal,
+            format!("malformed reply on {subject}: {e}"),
+        )),
+    }
+}
+
+/// Default time a NATS request may take before the client gets 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_kernel::{CountryCode, Role};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("header"));
+        }
+        h
+    }
+
+    fn claims(sub: &str, country: &str) -> Claims {
+        Claims {
+            sub: sub.into(),
+            role: Role::Coordinator,
+            country: CountryCode::parse(country).expect("cc"),
+            exp: 0,
+            iat: None,
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_per_caller() {
+        let h = headers(&[("idempotency-key", "k1")]);
+        let a = command_id(&h, &claims("alice", "FR")).expect("id");
+        assert_eq!(a, command_id(&h, &claims("alice", "FR")).expect("id"));
+        assert_ne!(a, command_id(&h, &claims("bob", "FR")).expect("id"));
+        assert_ne!(a, command_id(&h, &claims("alice", "DE")).expect("id"));
+        // Length-prefixed parts: ("ab","c") and ("a","bc") differ.
+        assert_ne!(
+            command_id(&headers(&[("idempotency-key", "c")]), &claims("ab", "FR")).expect("id"),
+            command_id(&headers(&[("idempotency-key", "bc")]), &claims("a", "FR")).expect("id"),
+        );
+        assert_ne!(command_id(&HeaderMap::new(), &claims("a", "FR")).expect("id"), a);
+        let long = "k".repeat(KEY_BYTES_MAX + 1);
+        assert!(command_id(&headers(&[("idempotency-key", &long)]), &claims("a", "FR")).is_err());
+    }
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(expected_version(&HeaderMap::new()).expect("none"), None);
+        for (v, want) in [("\"3\"", Some(3)), ("W/\"4\"", Some(4)), ("5", Some(5)), ("*", None)] {
+            assert_eq!(expected_version(&headers(&[("if-match", v)])).expect(v), want, "{v}");
+        }
+        for bad in ["\"x\"", "-1", "\"3", "3.0"] {
+            assert!(expected_version(&headers(&[("if-match", bad)])).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn traceparent_continues_a_valid_trace_only() {
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let tp = traceparent(&headers(&[("traceparent", incoming)]));
+        assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
+        assert!(!tp.contains("00f067aa0ba902b7"), "a new span id: {tp}");
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            let tp = traceparent(&headers(&[("traceparent", bad)]));
+            assert!(!tp.contains("4bf92f3577b34da6"), "{bad} -> {tp}");
+            assert_eq!(tp.len(), 55, "{tp}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The HTTP gateway: the API for people and tools (DESIGN.md, HTTP API).
+//!
+//! Owns: bearer-token authentication, the role a route needs, turning an
+//! HTTP request into a command or query on NATS (ids it mints, idempotency,
+//! expected version, trace context) and a reply into JSON or an RFC 9457
+//! problem, `/healthz`, `/readyz` and the generated `/openapi.json`.
+//!
+//! Must not: hold state, touch a log, or decide a business rule: every
+//! rule and every visibility check is the owning service's, so a client on
+//! NATS gets the same answers as one on HTTP.
+
+pub mod auth;
+pub mod body;
+pub mod call;
+pub mod openapi;
+pub mod operations;
+pub mod problem;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::connection::State as NatsState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use concord_kernel::Service;
+use concord_kernel::reply::ErrorCode;
+use serde_json::json;
+
+use crate::problem::{Problem, ProblemBody};
+
+/// Largest request body accepted (413 beyond). Commands are small; the
+/// biggest event a log takes is 64 KiB of data.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// How long `/readyz` waits for each service's `$SRV.PING`.
+pub const READY_PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HS256 secret of the bearer tokens (at least 32 bytes).
+    pub secret: Vec<u8>,
+    /// How long a NATS request may take before the client gets 503.
+    pub request_timeout: Duration,
+    /// The services `/readyz` expects to answer.
+    pub services: Vec<Service>,
+}
+
+impl Config {
+    pub fn new(secret: Vec<u8>, services: Vec<Service>) -> Config {
+        Config {
+            secret,
+            request_timeout: call::REQUEST_TIMEOUT,
+            services,
+        }
+    }
+}
+
+pub struct Gateway {
+    pub client: async_nats::Client,
+    pub config: Config,
+}
+
+pub type AppState = Arc<Gateway>;
+
+pub fn router(client: async_nats::Client, config: Config) -> Router {
+    let state: AppState = Arc::new(Gateway { client, config });
+    Router::new()
+        .merge(operations::routes())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; requests in
+/// flight are finished first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    client: async_nats::Client,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(client, config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn not_found() -> Problem {
+    Problem::new(ErrorCode::NotFound, "no such route")
+}
+
+/// The process is up (it answers); says nothing about its dependencies.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "the gateway process is up")))]
+async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready: NATS connected and every configured service answering its
+/// `$SRV.PING` (NATS service protocol).
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "NATS connected and every service answers"),
+    (status = 503, description = "not ready; `details` says what is missing", body = ProblemBody, content_type = "application/problem+json"),
+))]
+async fn readyz(State(gw): State<AppState>) -> Response {
+    let connected = gw.client.connection_state() == NatsState::Connected;
+    let mut services = serde_json::Map::new();
+    let mut all = connected;
+    for s in &gw.config.services {
+        let ping = gw
+            .client
+            .send_request(
+                format!("$SRV.PING.{s}"),
+                async_nats::Request::new().timeout(Some(READY_PING_TIMEOUT)),
+            )
+            .await;
+        all &= ping.is_ok();
+        services.insert(s.to_string(), json!(if ping.is_ok() { "up" } else { "down" }));
+    }
+    let report = json!({"nats": if connected {"connected"} else {"disconnected"}, "services": services});
+    if all {
+        (StatusCode::OK, axum::Json(json!({"status": "ready", "checks": report}))).into_response()
+    } else {
+        Problem::new(ErrorCode::Unavailable, "not ready")
+            .with_details(report)
+            .into_response()
+    }
+}

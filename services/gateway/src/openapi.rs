@@ -1,0 +1,112 @@
+//! `/openapi.json`, generated from the route annotations and types.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::operations;
+use crate::problem::ProblemBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Concord", description = "Coordination of cross-border police operations. Errors are RFC 9457 problems."),
+    paths(
+        operations::open,
+        operations::get_operation,
+        operations::add_participant,
+        operations::remove_participant,
+        operations::assign_task,
+        operations::update_task_status,
+        operations::close,
+        crate::healthz,
+        crate::readyz,
+    ),
+    components(schemas(ProblemBody)),
+    modifiers(&Bearer),
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    fn properties(schema: &Value) -> BTreeSet<String> {
+        schema["properties"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The documented bodies are the command schemas minus the ids the
+    /// path or the gateway supplies: the docs cannot drift from what the
+    /// service validates.
+    #[test]
+    fn documented_bodies_match_the_command_schemas() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        let schemas = &doc["components"]["schemas"];
+        let pairs = [
+            ("OpenOperation", "open"),
+            ("AddParticipant", "add_participant"),
+            ("AssignTask", "assign_task"),
+            ("UpdateTaskStatus", "update_task_status"),
+            ("CloseOperation", "close"),
+        ];
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/commands/operations");
+        for (doc_name, command) in pairs {
+            let text = std::fs::read_to_string(format!("{root}/{command}.schema.json")).expect("schema");
+            let schema: Value = serde_json::from_str(&text).expect("json");
+            let mut want = properties(&schema);
+            want.remove("operation_id");
+            want.remove("task_id");
+            assert_eq!(properties(&schemas[doc_name]), want, "{doc_name} vs {command}");
+        }
+    }
+
+    #[test]
+    fn every_route_is_documented() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        let paths: BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for p in [
+            "/v1/operations",
+            "/v1/operations/{id}",
+            "/v1/operations/{id}/participants",
+            "/v1/operations/{id}/participants/{country}",
+            "/v1/operations/{id}/tasks",
+            "/v1/operations/{id}/tasks/{task}/status",
+            "/v1/operations/{id}/close",
+            "/healthz",
+            "/readyz",
+        ] {
+            assert!(paths.contains(p), "{p} missing from {paths:?}");
+        }
+        assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    }
+}

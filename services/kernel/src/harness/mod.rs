@@ -1,0 +1,260 @@
+//! A nats-server child process on a free loopback port, stopped on drop,
+//! and a minimal HTTP/1.1 client for black-box tests.
+//!
+//! Tests start theirs in a temp dir ([`NatsServer::start`]) and never touch
+//! a server they did not start (the machine's own one on 4222 included), so
+//! they run in parallel and may kill theirs on purpose. `concord up` starts
+//! its own in the data dir ([`NatsServer::start_in`]).
+
+pub mod http;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a starting nats-server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ports tried before giving up (another process may grab a free port
+/// between our probe and nats-server's bind).
+const START_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("nats-server was not found on PATH: install it (Debian: apt-get install nats-server)")]
+    NotInstalled,
+    #[error("nats-server did not start: {0}")]
+    Start(String),
+}
+
+/// A nats-server child process.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: Dir,
+}
+
+enum Dir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Dir {
+    fn path(&self) -> &Path {
+        match self {
+            Dir::Temp(t) => t.path(),
+            Dir::Kept(p) => p,
+        }
+    }
+}
+
+/// Oldest nats-server release without known advisories (STACK.md:
+/// GHSA-fr2g-9hjm-wr23 fixed in 2.9.23, CVE-2026-33248 in 2.12.6).
+pub const NATS_SERVER_VERSION_MIN: (u32, u32, u32) = (2, 12, 6);
+
+/// The installed nats-server's version, from `nats-server --version`.
+pub fn nats_server_version() -> Result<(u32, u32, u32), HarnessError> {
+    let out = Command::new(nats_server_binary()?)
+        .arg("--version")
+        .output()
+        .map_err(|e| HarnessError::Start(e.to_string()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_version(&text).ok_or_else(|| HarnessError::Start(format!("unreadable version {:?}", text.trim())))
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.trim().rsplit(' ').next()?.trim_start_matches('v');
+    let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>());
+    Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
+}
+
+/// The nats-server binary: `NATS_SERVER_BIN`, else `nats-server` on PATH,
+/// else Debian's `/usr/sbin/nats-server` (not on a normal user's PATH).
+pub fn nats_server_binary() -> Result<PathBuf, HarnessError> {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("nats-server"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_default();
+    on_path
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()))
+        .ok_or(HarnessError::NotInstalled)
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| HarnessError::Start(format!("finding a free port: {e}")))
+}
+
+impl NatsServer {
+    /// Starts a server on a free port in a new temp dir.
+    pub fn start() -> Result<NatsServer, HarnessError> {
+        let dir = tempfile::TempDir::new().map_err(|e| HarnessError::Start(e.to_string()))?;
+        Self::start_with(Dir::Temp(dir))
+    }
+
+    /// Starts a server on a free port with its log, pid file and store in
+    /// `dir`, which is kept. A server left running by an earlier process
+    /// that was killed (its pid file names it) is stopped first.
+    pub fn start_in(dir: &Path) -> Result<NatsServer, HarnessError> {
+        std::fs::create_dir_all(dir).map_err(|e| HarnessError::Start(format!("{}: {e}", dir.display())))?;
+        stop_orphan(dir);
+        Self::start_with(Dir::Kept(dir.to_owned()))
+    }
+
+    fn start_with(dir: Dir) -> Result<NatsServer, HarnessError> {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port()?;
+            match spawn(port, dir.path()) {
+                Ok(child) => {
+                    return Ok(NatsServer {
+                        child: Some(child),
+                        port,
+                        dir,
+                    });
+                }
+                Err(HarnessError::Start(e)) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(HarnessError::Start(last))
+    }
+
+    /// `nats://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `Some(status)` once the server process has exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Kills the server (SIGKILL), as a crash would.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and dir.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.stop();
+        self.child = Some(spawn(self.port, self.dir.path())?);
+        Ok(())
+    }
+}
+
+fn spawn(port: u16, dir: &Path) -> Result<Child, HarnessError> {
+    let bin = nats_server_binary()?;
+    let log = dir.join("nats.log");
+    let mut child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("store"))
+        .arg("-l")
+        .arg(&log)
+        .arg("-P")
+        .arg(dir.join(PID_FILE))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| HarnessError::Start(e.to_string()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(child);
+        }
+        let exited = child.try_wait().ok().flatten().is_some();
+        if exited || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let why = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(HarnessError::Start(format!("port {port}: {}", why.trim())));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const PID_FILE: &str = "nats-server.pid";
+
+/// Kills the nats-server an earlier, killed owner of `dir` left behind: only
+/// if the pid file's process is still a nats-server started on this dir.
+fn stop_orphan(dir: &Path) {
+    let Ok(pid) = std::fs::read_to_string(dir.join(PID_FILE)) else {
+        return;
+    };
+    let pid = pid.trim();
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return;
+    };
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let ours = cmdline.contains("nats-server") && cmdline.contains(&*dir.join(PID_FILE).to_string_lossy());
+    if ours {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+        // Its port is released when it is gone; do not race the new one.
+        let deadline = Instant::now() + START_TIMEOUT;
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A process that exists and is not a zombie.
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("nats-server: v2.9.10\n"), Some((2, 9, 10)));
+        assert_eq!(parse_version("nats-server: v2.12.6-beta"), Some((2, 12, 6)));
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn a_kept_dir_survives_and_an_orphan_is_replaced() {
+        let dir = tempfile::TempDir::new().expect("tmp");
+        let first = NatsServer::start_in(dir.path()).expect("start");
+        let pid = std::fs::read_to_string(dir.path().join(PID_FILE)).expect("pid");
+        // As if the owner had been killed: the child is not stopped.
+        std::mem::forget(first);
+        let second = NatsServer::start_in(dir.path()).expect("start again");
+        assert!(!alive(pid.trim()), "orphan left running");
+        drop(second);
+        assert!(dir.path().join("nats.log").exists());
+    }
+}
