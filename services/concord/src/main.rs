@@ -8,6 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod logcmd;
+mod secret;
+mod system;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +29,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the whole system on this machine: nats-server (unless NATS_URL is
+    /// set), every service and the HTTP API; prints demo tokens.
+    Up(system::UpArgs),
+    /// Run one service against NATS_URL (default nats://127.0.0.1:4222).
+    Serve(system::ServeArgs),
+    /// Print a signed token (the JWT alone on the last line).
+    Token(TokenArgs),
     /// Inspect a service's event log on disk (the service must be stopped).
     Log {
         #[command(subcommand)]
@@ -37,6 +46,63 @@ enum Cmd {
         #[command(subcommand)]
         command: BenchCmd,
     },
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// coordinator | liaison | reviewer | auditor
+    #[arg(long, value_parser = parse_role)]
+    role: concord_kernel::Role,
+    /// ISO 3166-1 alpha-2 country, or GS
+    #[arg(long, value_parser = parse_country)]
+    country: concord_kernel::CountryCode,
+    /// Who the token names
+    #[arg(long)]
+    sub: String,
+    /// Data directory holding the secret (unless CONCORD_JWT_SECRET is set)
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Validity, e.g. 90s, 30m, 12h, 7d
+    #[arg(long, default_value = "12h", value_parser = secret::parse_ttl)]
+    ttl: i64,
+}
+
+fn parse_role(s: &str) -> Result<concord_kernel::Role, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("{s:?} is not a role: coordinator, liaison, reviewer or auditor"))
+}
+
+fn parse_country(s: &str) -> Result<concord_kernel::CountryCode, String> {
+    concord_kernel::CountryCode::parse(s).map_err(|e| e.to_string())
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    let secret = secret::load(&args.data, false)?;
+    let token = secret::token(&secret, args.role, args.country, &args.sub, args.ttl)?;
+    eprintln!(
+        "token for {} ({} of {}), valid {}s:",
+        args.sub,
+        args.role.as_str(),
+        args.country.as_str(),
+        args.ttl
+    );
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,concord=info,concord_gateway=info,concord_kernel=info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Subcommand)]
@@ -65,6 +131,9 @@ enum BenchCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Cmd::Up(args) => run_async(system::up(args)),
+        Cmd::Serve(args) => run_async(system::serve(args)),
+        Cmd::Token(args) => token(args),
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir } => logcmd::verify(&dir),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),

@@ -72,6 +72,7 @@ pub fn router(client: async_nats::Client, config: Config) -> Router {
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -92,6 +93,10 @@ pub async fn serve(
 
 async fn not_found() -> Problem {
     Problem::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::http(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method")
 }
 
 /// The process is up (it answers); says nothing about its dependencies.

@@ -1,0 +1,270 @@
+//! `concord up` (the whole system on one machine) and `concord serve`
+//! (one service per process): starting, wiring to NATS, stopping cleanly.
+//! Every service gets its own NATS connection, as it would on its own host.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use concord_kernel::harness::{NATS_SERVER_VERSION_MIN, NatsServer, nats_server_version};
+use concord_kernel::{CountryCode, Role, Service};
+use tokio::sync::watch;
+
+use crate::secret;
+
+/// Services `concord up` runs and the gateway's `/readyz` expects.
+pub const SERVICES: [Service; 1] = [Service::Operations];
+/// Demo users `concord up` prints tokens for: (role, country).
+pub const DEMO_USERS: [(Role, &str); 9] = [
+    (Role::Coordinator, "FR"),
+    (Role::Liaison, "DE"),
+    (Role::Liaison, "ES"),
+    (Role::Liaison, "IT"),
+    (Role::Liaison, "NL"),
+    (Role::Liaison, "PL"),
+    (Role::Liaison, "US"),
+    (Role::Reviewer, "GS"),
+    (Role::Auditor, "GS"),
+];
+/// How long printed demo tokens stay valid.
+const DEMO_TOKEN_TTL_SECS: i64 = 12 * 3600;
+/// How long stopping may take before the process gives up waiting.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Data directory: one log per service, the JWT secret, nats-server's files
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Address of the HTTP API
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// operations | gateway
+    name: String,
+    /// Data directory (the service's log is `<data>/<service>`)
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Address of the HTTP API (gateway only)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+}
+
+fn nats_url_from_env() -> Option<String> {
+    std::env::var("NATS_URL").ok().filter(|s| !s.trim().is_empty())
+}
+
+async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        // A restarted nats-server is expected; reconnect rather than die.
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn signalled() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn stop_signal(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+fn warn_if_old_nats_server() {
+    match nats_server_version() {
+        Ok(v) if v < NATS_SERVER_VERSION_MIN => {
+            let (a, b, c) = v;
+            let (x, y, z) = NATS_SERVER_VERSION_MIN;
+            eprintln!(
+                "warning: nats-server {a}.{b}.{c} has known security advisories (fixed by {x}.{y}.{z}); \
+                 fine for a demo, run a current release in production (see deploy/README.md)"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: could not read the nats-server version: {e}"),
+    }
+}
+
+fn print_banner(http: SocketAddr, nats: &str, own_nats: bool, data: &Path, tokens: &[(String, String)]) {
+    println!("Concord is up.");
+    println!("  API      http://{http}   (OpenAPI: http://{http}/openapi.json)");
+    if own_nats {
+        println!(
+            "  NATS     {nats}   (own nats-server; its log is in {}/nats)",
+            data.display()
+        );
+    } else {
+        println!("  NATS     {nats}   (NATS_URL)");
+    }
+    println!("  data     {}", data.display());
+    println!();
+    println!(
+        "Demo tokens (valid {}h; also in {}; more with `concord token`):",
+        DEMO_TOKEN_TTL_SECS / 3600,
+        data.join("demo-tokens.env").display()
+    );
+    for (name, token) in tokens {
+        println!("{name}={token}");
+    }
+    println!();
+    println!("Try:");
+    println!("  source {}", data.join("demo-tokens.env").display());
+    println!(
+        "  curl -s -X POST http://{http}/v1/operations -H \"Authorization: Bearer $FR_COORDINATOR\" \
+         -H 'Content-Type: application/json' \
+         -d '{{\"title\":\"Op Lys\",\"objective\":\"dismantle the network\",\"lead_country\":\"FR\",\"countries\":[\"DE\",\"ES\"]}}'"
+    );
+    println!();
+    println!("Ctrl-C stops it. ready");
+}
+
+fn demo_tokens(secret: &[u8], data: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (role, country) in DEMO_USERS {
+        let cc = CountryCode::parse(country).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let name = format!("{country}_{}", role.as_str()).to_ascii_uppercase();
+        let sub = format!("demo-{}-{}", country.to_ascii_lowercase(), role.as_str());
+        out.push((name, secret::token(secret, role, cc, &sub, DEMO_TOKEN_TTL_SECS)?));
+    }
+    let env: String = out.iter().map(|(n, t)| format!("export {n}={t}\n")).collect();
+    std::fs::write(data.join("demo-tokens.env"), env).context("writing demo-tokens.env")?;
+    Ok(out)
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let data = args.data;
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let secret = secret::load(&data, true)?;
+
+    let mut own_nats = match nats_url_from_env() {
+        Some(_) => None,
+        None => {
+            warn_if_old_nats_server();
+            Some(NatsServer::start_in(&data.join("nats"))?)
+        }
+    };
+    let url = match (&own_nats, nats_url_from_env()) {
+        (Some(n), _) => n.url(),
+        (None, Some(u)) => u,
+        (None, None) => bail!("no NATS: neither NATS_URL nor an own nats-server"),
+    };
+
+    let ops_client = connect(&url, "concord-operations").await?;
+    let gw_client = connect(&url, "concord-gateway").await?;
+    let ops = concord_operations::service::bind(
+        concord_operations::service::Config {
+            log_dir: data.join(Service::Operations.as_str()),
+        },
+        ops_client,
+    )
+    .await
+    .context("starting the operations service")?;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("listening on {} (in use? choose another with --http)", args.http))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut ops_task = tokio::spawn(ops.run(stop_signal(&stop_rx)));
+    let config = concord_gateway::Config::new(secret.clone(), SERVICES.to_vec());
+    let mut gw_task = tokio::spawn(concord_gateway::serve(
+        listener,
+        gw_client,
+        config,
+        stop_signal(&stop_rx),
+    ));
+
+    let tokens = demo_tokens(&secret, &data)?;
+    print_banner(args.http, &url, own_nats.is_some(), &data, &tokens);
+
+    let nats_died = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Some(status) = own_nats.as_mut().and_then(NatsServer::exited) {
+                return status;
+            }
+        }
+    };
+    let outcome: anyhow::Result<()> = tokio::select! {
+        () = signalled() => Ok(()),
+        status = nats_died => Err(anyhow::anyhow!("the nats-server child exited ({status}); see {}/nats/nats.log", data.display())),
+        r = &mut ops_task => Err(anyhow::anyhow!("the operations service stopped: {r:?}")),
+        r = &mut gw_task => Err(anyhow::anyhow!("the gateway stopped: {r:?}")),
+    };
+    eprintln!("stopping");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(STOP_TIMEOUT, async {
+        let _ = (&mut gw_task).await;
+        let _ = (&mut ops_task).await;
+    })
+    .await;
+    // Services first (they stop reading NATS), then their nats-server.
+    drop(own_nats);
+    outcome
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let url = nats_url_from_env().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = match args.name.as_str() {
+        "operations" => {
+            let client = connect(&url, "concord-operations").await?;
+            let ops = concord_operations::service::bind(
+                concord_operations::service::Config {
+                    log_dir: args.data.join(Service::Operations.as_str()),
+                },
+                client,
+            )
+            .await?;
+            eprintln!(
+                "operations serving on {url}, log in {}",
+                args.data.join("operations").display()
+            );
+            tokio::spawn(async move { ops.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
+        }
+        "gateway" => {
+            let secret = secret::load(&args.data, false)?;
+            let client = connect(&url, "concord-gateway").await?;
+            let listener = tokio::net::TcpListener::bind(args.http)
+                .await
+                .with_context(|| format!("listening on {}", args.http))?;
+            let config = concord_gateway::Config::new(secret, SERVICES.to_vec());
+            eprintln!("gateway serving http://{} on {url}", args.http);
+            tokio::spawn(async move {
+                concord_gateway::serve(listener, client, config, stop_signal(&stop_rx))
+                    .await
+                    .map_err(anyhow::Error::from)
+            })
+        }
+        other => bail!("unknown service {other:?}: the services are operations and gateway"),
+    };
+    tokio::pin!(task);
+    tokio::select! {
+        () = signalled() => {
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(STOP_TIMEOUT, &mut task).await;
+            Ok(())
+        }
+        r = &mut task => r.context("the service task")?,
+    }
+}

@@ -1,0 +1,389 @@
+//! Black-box: the built `concord up` on a temp data dir and a free port,
+//! driven over HTTP with the demo tokens it prints. The joint operation
+//! story, the 400/401/403/404/409 answers, a kill -9 and a restart on the
+//! same data dir (every acknowledged change still there, the operation
+//! goes on), `concord token`, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use concord_kernel::harness::http::{Response, request};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_concord");
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Up {
+    child: Child,
+    addr: String,
+    tokens: std::collections::HashMap<String, String>,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    l.local_addr().expect("addr").to_string()
+}
+
+/// Starts `concord up` and reads its banner up to the `ready` line.
+fn up(data: &Path, addr: &str) -> Up {
+    let mut child = Command::new(BIN)
+        .args(["up", "--data"])
+        .arg(data)
+        .args(["--http", addr])
+        .env_remove("NATS_URL")
+        .env_remove("CONCORD_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn concord up");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut tokens = std::collections::HashMap::new();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("concord up printed `ready` in time");
+        if let Some((name, tok)) = line.split_once('=')
+            && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            && tok.starts_with("eyJ")
+        {
+            tokens.insert(name.to_owned(), tok.to_owned());
+        }
+        if line.ends_with("ready") {
+            break;
+        }
+    }
+    Up {
+        child,
+        addr: addr.to_owned(),
+        tokens,
+    }
+}
+
+impl Up {
+    fn token(&self, name: &str) -> &str {
+        self.tokens
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no demo token {name}"))
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        who: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Response {
+        let auth = who.map(|w| format!("Bearer {}", self.token(w)));
+        let mut headers = extra.to_vec();
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a));
+        }
+        let bytes = body.map(|b| serde_json::to_vec(&b).expect("json"));
+        if bytes.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        request(&self.addr, method, path, &headers, bytes.as_deref())
+            .await
+            .expect("http")
+    }
+
+    async fn post(&self, path: &str, who: &str, body: Value) -> Response {
+        self.call("POST", path, Some(who), &[], Some(body)).await
+    }
+
+    async fn get(&self, path: &str, who: &str) -> Response {
+        self.call("GET", path, Some(who), &[], None).await
+    }
+}
+
+fn ok(r: &Response, status: u16) -> Value {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+fn problem(r: &Response, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["code"], code);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_story_over_http_survives_kill_9() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let addr = free_addr();
+    let mut sys = up(&data, &addr);
+    assert_eq!(sys.tokens.len(), 9, "{:?}", sys.tokens.keys());
+
+    // Open with FR as lead and DE, ES as participants.
+    let r = sys
+        .post(
+            "/v1/operations",
+            "FR_COORDINATOR",
+            json!({"title": "Op Lys", "objective": "dismantle the network", "lead_country": "FR", "countries": ["DE", "ES"]}),
+        )
+        .await;
+    let op = ok(&r, 201)["id"].as_str().expect("id").to_owned();
+    let ops = format!("/v1/operations/{op}");
+
+    // Task DE; DE accepts, then completes.
+    let task_body = json!({"assignee_country": "DE", "title": "trace the boat", "details": "port of Hamburg", "due_at": "2026-12-01T18:00:00Z"});
+    let task = ok(
+        &sys.post(&format!("{ops}/tasks"), "FR_COORDINATOR", task_body).await,
+        201,
+    )["id"]
+        .as_str()
+        .expect("task")
+        .to_owned();
+    let status = format!("{ops}/tasks/{task}/status");
+    ok(
+        &sys.post(&status, "DE_LIAISON", json!({"status": "accepted"})).await,
+        200,
+    );
+    ok(
+        &sys.post(&status, "DE_LIAISON", json!({"status": "in_progress"})).await,
+        200,
+    );
+    let done = ok(
+        &sys.post(&status, "DE_LIAISON", json!({"status": "done", "note": "boat found"}))
+            .await,
+        200,
+    );
+    assert_eq!(done["id"], task.as_str());
+
+    // The error paths.
+    problem(&sys.post(&ops, "FR_COORDINATOR", json!({})).await, 405, "invalid");
+    problem(
+        &sys.get(&format!("{ops}/nothing"), "FR_COORDINATOR").await,
+        404,
+        "not_found",
+    );
+    problem(
+        &sys.post(&format!("{ops}/participants"), "FR_COORDINATOR", json!({"country": 7}))
+            .await,
+        400,
+        "invalid",
+    );
+    problem(
+        &sys.call(
+            "POST",
+            &format!("{ops}/close"),
+            None,
+            &[],
+            Some(json!({"outcome": "x"})),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    problem(
+        &sys.post(&format!("{ops}/close"), "DE_LIAISON", json!({"outcome": "x"}))
+            .await,
+        403,
+        "forbidden",
+    );
+    problem(&sys.get(&ops, "US_LIAISON").await, 404, "not_found");
+    let stale = sys
+        .call(
+            "POST",
+            &format!("{ops}/participants"),
+            Some("FR_COORDINATOR"),
+            &[("If-Match", "\"1\"")],
+            Some(json!({"country": "IT"})),
+        )
+        .await;
+    problem(&stale, 409, "conflict");
+
+    // Add IT, with the current version.
+    let before = sys.get(&ops, "FR_COORDINATOR").await;
+    let etag = before.header("etag").expect("etag").to_owned();
+    let added = sys
+        .call(
+            "POST",
+            &format!("{ops}/participants"),
+            Some("FR_COORDINATOR"),
+            &[("If-Match", &etag)],
+            Some(json!({"country": "IT"})),
+        )
+        .await;
+    let acked_version = ok(&added, 200)["version"].as_u64().expect("version");
+    ok(&sys.get(&ops, "IT_LIAISON").await, 200);
+
+    // kill -9, then the same data dir again: all of it is there.
+    sys.child.kill().expect("kill -9");
+    sys.child.wait().expect("reaped");
+    let addr2 = free_addr();
+    let sys2 = up(&data, &addr2);
+    let view = ok(&sys2.get(&ops, "FR_COORDINATOR").await, 200);
+    assert_eq!(view["version"].as_u64(), Some(acked_version), "{view}");
+    assert_eq!(view["status"], "open", "{view}");
+    let participants = view["participants"].to_string();
+    for cc in ["DE", "ES", "IT"] {
+        assert!(participants.contains(cc), "{cc} in {participants}");
+    }
+    assert!(view["tasks"].to_string().contains("done"), "{view}");
+    // Tokens printed by the first run still work (same secret).
+    ok(
+        &sys2
+            .call(
+                "GET",
+                &ops,
+                None,
+                &[("Authorization", &format!("Bearer {}", sys.token("IT_LIAISON")))],
+                None,
+            )
+            .await,
+        200,
+    );
+
+    // The operation goes on: close it.
+    let closed = ok(
+        &sys2
+            .post(
+                &format!("{ops}/close"),
+                "FR_COORDINATOR",
+                json!({"outcome": "network dismantled"}),
+            )
+            .await,
+        200,
+    );
+    assert_eq!(closed["id"], op.as_str());
+    assert_eq!(ok(&sys2.get(&ops, "ES_LIAISON").await, 200)["status"], "closed");
+
+    // `concord token` makes a token the running system accepts.
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "--role",
+            "liaison",
+            "--country",
+            "NL",
+            "--sub",
+            "nl-officer",
+            "--ttl",
+            "5m",
+            "--data",
+        ])
+        .arg(&data)
+        .env_remove("CONCORD_JWT_SECRET")
+        .output()
+        .expect("concord token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tok = stdout.lines().last().expect("token line").trim();
+    let auth = format!("Bearer {tok}");
+    problem(
+        &request(&addr2, "GET", &ops, &[("Authorization", &auth)], None)
+            .await
+            .expect("http"),
+        404,
+        "not_found",
+    );
+
+    // SIGTERM stops it cleanly, its nats-server included.
+    let nats_pid = std::fs::read_to_string(data.join("nats").join("nats-server.pid")).expect("pid");
+    let mut sys2 = sys2;
+    let status = Command::new("kill")
+        .args(["-TERM", &sys2.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = sys2.child.wait().expect("wait");
+    assert!(exit.success(), "clean exit, got {exit}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{}", nats_pid.trim())).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !Path::new(&format!("/proc/{}", nats_pid.trim())).exists(),
+        "nats-server child left running"
+    );
+}
+
+/// `concord serve`: each service its own process on a shared NATS, as
+/// deploy/ runs them; the gateway answers once the service answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_run_as_separate_processes() {
+    let nats = concord_kernel::harness::NatsServer::start().expect("nats-server");
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let secret = "separate-processes-secret-0123456789abcdef";
+    let addr = free_addr();
+    let spawn = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("NATS_URL", nats.url())
+            .env("CONCORD_JWT_SECRET", secret)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn")
+    };
+    let data = dir.path().to_string_lossy().to_string();
+    let mut ops = spawn(&["serve", "operations", "--data", &data]);
+    let mut gw = spawn(&["serve", "gateway", "--http", &addr]);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(r) = request(&addr, "GET", "/readyz", &[], None).await
+            && r.status == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gateway not ready in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = Command::new(BIN)
+        .args(["token", "--role", "coordinator", "--country", "FR", "--sub", "fr-1"])
+        .env("CONCORD_JWT_SECRET", secret)
+        .output()
+        .expect("token");
+    let tok = String::from_utf8_lossy(&token.stdout)
+        .lines()
+        .last()
+        .expect("line")
+        .trim()
+        .to_owned();
+    let body = serde_json::to_vec(&json!({"title": "t", "objective": "o", "lead_country": "FR", "countries": ["DE"]}))
+        .expect("json");
+    let auth = format!("Bearer {tok}");
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/operations",
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        Some(&body),
+    )
+    .await
+    .expect("http");
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        dir.path().join("operations").is_dir(),
+        "the service's log is in its data dir"
+    );
+    for child in [&mut gw, &mut ops] {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(child.wait().expect("wait").success());
+    }
+}
