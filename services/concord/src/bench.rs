@@ -220,3 +220,117 @@ async fn fill(dir: &Path, events: u64) -> anyhow::Result<Duration> {
     }
     Ok(start.elapsed())
 }
+
+#[derive(clap::Args)]
+pub struct OpsBenchArgs {
+    /// Seconds per concurrency level
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Commands in flight
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+    in_flight: Vec<usize>,
+    /// Tasks assigned per operation before a worker opens a fresh one (a
+    /// real operation has tens of tasks, not thousands)
+    #[arg(long, default_value_t = 100)]
+    tasks_per_operation: usize,
+}
+
+/// `concord bench ops`: `assign_task` commands over NATS request-reply,
+/// through the whole service path (schema validation, state, decide,
+/// durable append, publish, reply) against a real nats-server on this
+/// machine.
+pub fn ops(args: OpsBenchArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let nats = concord_kernel::harness::NatsServer::start()?;
+        let dir = tempfile::TempDir::new()?;
+        let svc_client = async_nats::connect(nats.url()).await?;
+        let svc = concord_operations::service::bind(
+            concord_operations::service::Config {
+                log_dir: dir.path().join("operations"),
+            },
+            svc_client,
+        )
+        .await?;
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let svc_task = tokio::spawn(svc.run(async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }));
+        let load = async_nats::connect(nats.url()).await?;
+        println!(
+            "# concord bench ops: assign_task over NATS request-reply (nats-server, service and load on this machine)"
+        );
+        println!();
+        println!("| in flight | commands/s | p50 µs | p99 µs | commands |");
+        println!("|---:|---:|---:|---:|---:|");
+        for &n in &args.in_flight {
+            let r = drive(&load, n, Duration::from_secs(args.seconds), args.tasks_per_operation).await?;
+            println!("| {n} | {:.0} | {} | {} | {} |", r.per_sec, r.p50_us, r.p99_us, r.count);
+            std::io::stdout().flush().ok();
+        }
+        let _ = stop_tx.send(true);
+        let _ = svc_task.await;
+        anyhow::Ok(())
+    })
+}
+
+async fn ops_command(client: &async_nats::Client, command: &str, data: serde_json::Value) -> anyhow::Result<()> {
+    let env = json!({
+        "command_id": uuid::Uuid::now_v7().to_string(),
+        "actor": {"sub": "bench-fr", "role": "coordinator", "country": "FR"},
+        "issued_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "correlation_id": uuid::Uuid::now_v7().to_string(),
+        "data": data,
+    });
+    let msg = client
+        .request(
+            concord_kernel::subjects::command("operations", command),
+            serde_json::to_vec(&env)?.into(),
+        )
+        .await?;
+    match concord_kernel::reply::Reply::parse(&msg.payload) {
+        Ok(concord_kernel::reply::Reply::Ok(_)) => Ok(()),
+        other => anyhow::bail!("{command} refused: {other:?}"),
+    }
+}
+
+async fn open_operation(client: &async_nats::Client) -> anyhow::Result<uuid::Uuid> {
+    let id = uuid::Uuid::now_v7();
+    let data = json!({"operation_id": id, "title": "bench", "objective": "measure",
+        "lead_country": "FR", "countries": ["DE", "ES"]});
+    ops_command(client, "open", data).await?;
+    Ok(id)
+}
+
+async fn drive(client: &async_nats::Client, workers: usize, run: Duration, per_op: usize) -> anyhow::Result<Latency> {
+    let start = Instant::now();
+    let deadline = start + run;
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut us = Vec::new();
+                let mut op = open_operation(&client).await?;
+                let mut on_op = 0;
+                while Instant::now() < deadline {
+                    if on_op == per_op {
+                        op = open_operation(&client).await?;
+                        on_op = 0;
+                    }
+                    let data = json!({"operation_id": op, "task_id": uuid::Uuid::now_v7(),
+                        "assignee_country": "DE", "title": "trace the boat", "details": "port of Hamburg"});
+                    let t = Instant::now();
+                    ops_command(&client, "assign_task", data).await?;
+                    us.push(t.elapsed().as_micros());
+                    on_op += 1;
+                }
+                anyhow::Ok(us)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(summarize(all, start.elapsed()))
+}

@@ -126,6 +126,8 @@ enum BenchCmd {
     /// Durable appends with 1, 8, 64 and 256 concurrent appenders, then
     /// sequential read + hash verification.
     Log(bench::LogBenchArgs),
+    /// assign_task commands over NATS request-reply with 1, 16, 64 in flight.
+    Ops(bench::OpsBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -140,6 +142,7 @@ fn main() -> ExitCode {
         },
         Cmd::Bench { command } => match command {
             BenchCmd::Log(args) => bench::log(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Ops(args) => bench::ops(args).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {

@@ -124,12 +124,15 @@ struct WireActor {
     country: String,
 }
 
+/// stream → (version, folded state at that version).
+type StateCache<S> = HashMap<String, (u64, Arc<S>)>;
+
 struct Runtime<A: Aggregate> {
     aggregate: A,
     log: Log,
     client: async_nats::Client,
     schemas: Schemas,
-    cache: Mutex<HashMap<String, (u64, A::State)>>,
+    cache: Mutex<StateCache<A::State>>,
 }
 
 /// A service's subjects, subscribed and ready.
@@ -338,15 +341,6 @@ impl<A: Aggregate> Runtime<A> {
             Ok(Err(v)) => return invalid_input(&format!("{command} data"), v),
             Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
         }
-        // A retried command answers its first result, whatever changed since.
-        let log = self.log.clone();
-        let cid = env.command_id.clone();
-        match tokio::task::spawn_blocking(move || log.recorded(&cid)).await {
-            Ok(Ok(Some(first))) => return Reply::ok(self.aggregate.reply(command, &env.data, &first)),
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => return log_reply(&e),
-            Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
-        }
         let stream = match self.aggregate.stream(command, &env.data) {
             Ok(s) => s,
             Err(r) => return Reply::error(r.code, r.message),
@@ -371,6 +365,9 @@ impl<A: Aggregate> Runtime<A> {
             if let Some(expected) = env.expected_version
                 && expected != version
             {
+                if let Some(first) = self.first_result(&env.command_id, command, &env.data).await {
+                    return first;
+                }
                 return Reply::error_with(
                     ErrorCode::Conflict,
                     format!("{stream} is at version {version}, expected {expected}"),
@@ -379,7 +376,15 @@ impl<A: Aggregate> Runtime<A> {
             }
             let events = match self.aggregate.decide(&state, command, &env.data, &ctx) {
                 Ok(e) => e,
-                Err(r) => return Reply::error(r.code, r.message),
+                Err(r) => {
+                    // A retry of a command that already took effect is
+                    // often refused by the state it produced; it answers
+                    // its first result instead.
+                    if let Some(first) = self.first_result(&env.command_id, command, &env.data).await {
+                        return first;
+                    }
+                    return Reply::error(r.code, r.message);
+                }
             };
             if events.is_empty() {
                 let nothing = Appended {
@@ -415,19 +420,40 @@ impl<A: Aggregate> Runtime<A> {
                     return Reply::ok(self.aggregate.reply(command, &env.data, &appended));
                 }
                 Err(LogError::Conflict { .. }) if attempt == 0 && env.expected_version.is_none() => continue,
+                Err(e @ LogError::Conflict { .. }) => {
+                    if let Some(first) = self.first_result(&env.command_id, command, &env.data).await {
+                        return first;
+                    }
+                    return log_reply(&e);
+                }
                 Err(e) => return log_reply(&e),
             }
         }
         Reply::error(ErrorCode::Conflict, format!("{stream} changed concurrently; retry"))
     }
 
+    /// The first answer of an already recorded command id, if any. Only
+    /// asked when the command would otherwise be refused: on the way to an
+    /// append, the log itself answers a known id with its first result, so
+    /// the common path needs no extra read.
+    async fn first_result(&self, command_id: &str, command: &str, data: &Value) -> Option<Reply> {
+        let log = self.log.clone();
+        let cid = command_id.to_owned();
+        match tokio::task::spawn_blocking(move || log.recorded(&cid)).await {
+            Ok(Ok(Some(first))) => Some(Reply::ok(self.aggregate.reply(command, data, &first))),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => Some(log_reply(&e)),
+            Err(e) => Some(Reply::error(ErrorCode::Internal, e.to_string())),
+        }
+    }
+
     /// The stream's version and folded state, from the cache unless `fresh`.
-    async fn load(&self, stream: &str, fresh: bool) -> Result<(u64, A::State), Reply> {
+    async fn load(&self, stream: &str, fresh: bool) -> Result<(u64, Arc<A::State>), Reply> {
         if !fresh
             && let Ok(cache) = self.cache.lock()
             && let Some((v, s)) = cache.get(stream)
         {
-            return Ok((*v, s.clone()));
+            return Ok((*v, Arc::clone(s)));
         }
         let mut state = A::State::default();
         let mut version = 0u64;
@@ -463,13 +489,23 @@ impl<A: Aggregate> Runtime<A> {
             if cache.len() >= STATE_CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(stream.to_owned(), (version, state.clone()));
+            let state = Arc::new(state);
+            cache.insert(stream.to_owned(), (version, Arc::clone(&state)));
+            return Ok((version, state));
         }
-        Ok((version, state))
+        Ok((version, Arc::new(state)))
     }
 
-    fn remember(&self, stream: &str, state: A::State, appended: &Appended) {
-        let mut state = state;
+    fn remember(&self, stream: &str, state: Arc<A::State>, appended: &Appended) {
+        // Take the cached copy out so that, unless another command on this
+        // stream holds it right now, the state is moved, not cloned: states
+        // grow with their stream.
+        if let Ok(mut cache) = self.cache.lock()
+            && cache.get(stream).is_some_and(|(_, s)| Arc::ptr_eq(s, &state))
+        {
+            cache.remove(stream);
+        }
+        let mut state = Arc::unwrap_or_clone(state);
         for e in &appended.events {
             match self.aggregate.evolve(state, e) {
                 Ok(s) => state = s,
@@ -485,7 +521,7 @@ impl<A: Aggregate> Runtime<A> {
         if let Ok(mut cache) = self.cache.lock() {
             let newer = cache.get(stream).is_none_or(|(v, _)| *v < appended.version());
             if newer {
-                cache.insert(stream.to_owned(), (appended.version(), state));
+                cache.insert(stream.to_owned(), (appended.version(), Arc::new(state)));
             }
         }
     }

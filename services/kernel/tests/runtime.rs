@@ -245,7 +245,14 @@ async fn rejections_conflicts_and_retries() {
     assert_eq!(r["error"]["details"], json!({"expected": 0, "actual": 1}));
     let mut current = envelope("c4", json!({"id": "a", "name": "two"}));
     current["expected_version"] = json!(1);
+    assert_eq!(cmd(&w, "rename", current.clone()).await["version"], json!(2));
+    // Its retry names a version that is stale now: still the first answer.
     assert_eq!(cmd(&w, "rename", current).await["version"], json!(2));
+    // A retry that the current state would accept again is not applied
+    // twice: the log answers the known id.
+    let r5 = cmd(&w, "rename", envelope("c5", json!({"id": "a", "name": "three"}))).await;
+    assert_eq!(cmd(&w, "rename", envelope("c5", json!({"id": "a", "name": "three"}))).await, r5);
+    assert_eq!(w.log.head().seq, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
