@@ -251,7 +251,10 @@ async fn rejections_conflicts_and_retries() {
     // A retry that the current state would accept again is not applied
     // twice: the log answers the known id.
     let r5 = cmd(&w, "rename", envelope("c5", json!({"id": "a", "name": "three"}))).await;
-    assert_eq!(cmd(&w, "rename", envelope("c5", json!({"id": "a", "name": "three"}))).await, r5);
+    assert_eq!(
+        cmd(&w, "rename", envelope("c5", json!({"id": "a", "name": "three"}))).await,
+        r5
+    );
     assert_eq!(w.log.head().seq, 3);
 }
 
