@@ -80,6 +80,13 @@ pub trait Aggregate: Send + Sync + 'static {
     fn evolve(&self, state: Self::State, event: &EventEnvelope) -> Result<Self::State, String>;
     /// The reply's fields besides `ok` (at least `id` and `version`).
     fn reply(&self, command: &str, data: &Value, appended: &Appended) -> Value;
+    /// Awaited before every command and query is decided or answered: a
+    /// service that decides with what it learned from other logs catches up
+    /// with them here, so a caller who got another service's answer is not
+    /// refused for the consumer's lag.
+    fn sync(&self) -> impl Future<Output = Result<(), Rejection>> + Send {
+        std::future::ready(Ok(()))
+    }
     /// `(query name, JSON Schema of its body)`.
     fn queries(&self) -> Vec<(&'static str, &'static str)> {
         Vec::new()
@@ -198,6 +205,15 @@ pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, aggregate:
         .await
         .map_err(nats)?;
     let log_server = LogServer::bind(client.clone(), log.clone()).await?;
+    // "Bound" must mean "answering" to every connection, not only this one:
+    // async-nats' flush only empties the write buffer, so a request from
+    // another connection could still find no responder. A round trip
+    // through the server on this connection (after the SUBs, in order)
+    // proves the server has registered them.
+    client
+        .request(format!("$SRV.PING.{service}"), Vec::new().into())
+        .await
+        .map_err(|e| BusError::Nats(format!("the service did not answer its own PING: {e}")))?;
     Ok(Bound {
         rt: Arc::new(Runtime {
             aggregate,
@@ -248,6 +264,13 @@ impl<A: Aggregate> Bound<A> {
         let _ = stop_tx.send(true);
         let _ = log_task.await;
         let _ = service.stop().await;
+        // Dropping the subscriptions queues their UNSUBs; the flush makes
+        // the server apply them before `run` returns, so no request is
+        // routed to an instance that has stopped answering (a successor
+        // started after this returns gets them all).
+        drop(commands);
+        drop(queries);
+        let _ = rt.client.flush().await;
         Ok(())
     }
 }
@@ -345,6 +368,9 @@ impl<A: Aggregate> Runtime<A> {
             Ok(s) => s,
             Err(r) => return Reply::error(r.code, r.message),
         };
+        if let Err(r) = self.aggregate.sync().await {
+            return Reply::error(r.code, r.message);
+        }
         let ctx = Ctx {
             actor: Actor {
                 sub: env.actor.sub.clone(),
@@ -554,6 +580,9 @@ impl<A: Aggregate> Runtime<A> {
             Ok(s) => s,
             Err(r) => return Reply::error(r.code, r.message),
         };
+        if let Err(r) = self.aggregate.sync().await {
+            return Reply::error(r.code, r.message);
+        }
         let (version, state) = match self.load(&stream, false).await {
             Ok(s) => s,
             Err(e) => return e,
