@@ -340,6 +340,7 @@ async fn services_run_as_separate_processes() {
     };
     let data = dir.path().to_string_lossy().to_string();
     let mut ops = spawn(&["serve", "operations", "--data", &data]);
+    let mut intel = spawn(&["serve", "intel", "--data", &data]);
     let mut gw = spawn(&["serve", "gateway", "--http", &addr]);
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -379,11 +380,260 @@ async fn services_run_as_separate_processes() {
         dir.path().join("operations").is_dir(),
         "the service's log is in its data dir"
     );
-    for child in [&mut gw, &mut ops] {
+    for child in [&mut gw, &mut intel, &mut ops] {
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .expect("kill");
         assert!(child.wait().expect("wait").success());
     }
+}
+
+fn token_for(data: &Path, role: &str, country: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--role", role, "--country", country, "--sub"])
+        .arg(format!("{}-{role}", country.to_ascii_lowercase()))
+        .arg("--data")
+        .arg(data)
+        .env_remove("CONCORD_JWT_SECRET")
+        .output()
+        .expect("concord token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .expect("token")
+        .trim()
+        .to_owned()
+}
+
+/// The Monaco case: fingerprints at a scene (lead by MC), identity found,
+/// links to crimes in RS (lead by RS, restricted to MC and FR), wanted in
+/// several countries → red notice requested by MC, approved by a GS
+/// reviewer, arrest reported by DE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monaco_case_over_http() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let mut sys = up(&data, &free_addr());
+    for (role, cc) in [("liaison", "MC"), ("liaison", "RS"), ("coordinator", "MC")] {
+        let name = format!("{cc}_{}", role.to_ascii_uppercase());
+        let tok = token_for(&data, role, cc);
+        sys.tokens.insert(name, tok);
+    }
+
+    let op = ok(
+        &sys.post(
+            "/v1/operations",
+            "FR_COORDINATOR",
+            json!({"title": "Op Rocher", "objective": "identify and arrest the burglar", "lead_country": "FR", "countries": ["MC", "RS", "DE"]}),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_str()
+        .expect("op")
+        .to_owned();
+
+    // Fingerprints at a scene in Monaco.
+    let lead = ok(
+        &sys.post(
+            &format!("/v1/operations/{op}/leads"),
+            "MC_LIAISON",
+            json!({"summary": "fingerprints at the jeweller's", "details": "latent prints on the display case",
+                   "subject": {"kind": "object", "description": "latent fingerprints"},
+                   "grading": {"reliability": "A", "accuracy": 1}}),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_str()
+        .expect("lead")
+        .to_owned();
+    // Identity found.
+    ok(
+        &sys.post(
+            &format!("/v1/leads/{lead}/amend"),
+            "MC_LIAISON",
+            json!({"reason": "AFIS match", "subject": {"kind": "person", "description": "matched by AFIS", "name": "Ivan Petrov", "nationality": "RS"}}),
+        )
+        .await,
+        200,
+    );
+    // Only MC amends its own lead.
+    problem(
+        &sys.post(
+            &format!("/v1/leads/{lead}/amend"),
+            "DE_LIAISON",
+            json!({"reason": "x", "summary": "y"}),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    // Every participant sees an unrestricted lead; a stranger does not.
+    ok(&sys.get(&format!("/v1/leads/{lead}"), "DE_LIAISON").await, 200);
+    problem(
+        &sys.get(&format!("/v1/leads/{lead}"), "US_LIAISON").await,
+        404,
+        "not_found",
+    );
+
+    // Links to crimes in RS, restricted to MC and FR.
+    let rs_lead = ok(
+        &sys.post(
+            &format!("/v1/operations/{op}/leads"),
+            "RS_LIAISON",
+            json!({"summary": "same prints in three Belgrade burglaries", "restricted_to": ["MC", "FR"]}),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_str()
+        .expect("lead")
+        .to_owned();
+    for who in ["MC_LIAISON", "FR_COORDINATOR", "GS_AUDITOR", "RS_LIAISON"] {
+        ok(&sys.get(&format!("/v1/leads/{rs_lead}"), who).await, 200);
+    }
+    problem(
+        &sys.get(&format!("/v1/leads/{rs_lead}"), "DE_LIAISON").await,
+        404,
+        "not_found",
+    );
+    // Restricted to a country outside the operation: refused, nothing posted.
+    problem(
+        &sys.post(
+            &format!("/v1/operations/{op}/leads"),
+            "RS_LIAISON",
+            json!({"summary": "s", "restricted_to": ["US"]}),
+        )
+        .await,
+        422,
+        "rule_violated",
+    );
+    // A country outside the operation cannot post to it.
+    problem(
+        &sys.post(
+            &format!("/v1/operations/{op}/leads"),
+            "US_LIAISON",
+            json!({"summary": "s"}),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+
+    // Wanted: a red notice needs an offence and a warrant.
+    let subject = json!({"kind": "person", "description": "burglar", "name": "Ivan Petrov", "nationality": "RS"});
+    problem(
+        &sys.post("/v1/notices", "MC_LIAISON", json!({"color": "red", "subject": subject, "reason": "wanted in five countries", "offence": "aggravated burglary"})).await,
+        422,
+        "rule_violated",
+    );
+    problem(
+        &sys.post(
+            "/v1/notices",
+            "MC_LIAISON",
+            json!({"color": "crimson", "subject": subject, "reason": "r"}),
+        )
+        .await,
+        400,
+        "invalid",
+    );
+    let notice = ok(
+        &sys.post(
+            "/v1/notices",
+            "MC_LIAISON",
+            json!({"color": "red", "subject": subject, "reason": "wanted in five countries for aggravated burglary",
+                   "offence": "aggravated burglary", "warrant": "MC-2026-0457", "operation_id": op}),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_str()
+        .expect("notice")
+        .to_owned();
+    let path = format!("/v1/notices/{notice}");
+    // Not published yet: the requester and reviewers see it, others do not.
+    ok(&sys.get(&path, "MC_LIAISON").await, 200);
+    ok(&sys.get(&path, "GS_REVIEWER").await, 200);
+    problem(&sys.get(&path, "DE_LIAISON").await, 404, "not_found");
+
+    let grounds = json!({"not_political": true, "not_military": true, "not_religious": true, "not_racial": true, "facts_support_purpose": true});
+    problem(
+        &sys.post(
+            &format!("{path}/review"),
+            "MC_LIAISON",
+            json!({"decision": "approve", "reason": "r", "grounds": grounds}),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    ok(
+        &sys.post(
+            &format!("{path}/review"),
+            "GS_REVIEWER",
+            json!({"decision": "approve", "reason": "ordinary crime, facts support a red notice", "grounds": grounds}),
+        )
+        .await,
+        200,
+    );
+    problem(
+        &sys.post(
+            &format!("{path}/review"),
+            "GS_REVIEWER",
+            json!({"decision": "reject", "reason": "again", "grounds": grounds}),
+        )
+        .await,
+        422,
+        "rule_violated",
+    );
+    // Published: every country sees it.
+    for who in ["DE_LIAISON", "US_LIAISON", "PL_LIAISON"] {
+        let v = ok(&sys.get(&path, who).await, 200);
+        assert_eq!(v["status"], "published", "{v}");
+    }
+
+    // Arrest reported by DE, linked to the notice and the lead.
+    let arrest = ok(
+        &sys.post(
+            &format!("/v1/operations/{op}/arrests"),
+            "DE_LIAISON",
+            json!({"person": {"name": "Ivan Petrov", "nationality": "RS"}, "location_country": "DE", "notice_id": notice, "lead_id": lead}),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_str()
+        .expect("arrest")
+        .to_owned();
+    ok(&sys.get(&format!("/v1/arrests/{arrest}"), "MC_LIAISON").await, 200);
+    problem(
+        &sys.get(&format!("/v1/arrests/{arrest}"), "US_LIAISON").await,
+        404,
+        "not_found",
+    );
+
+    // The operation closes: no new leads.
+    ok(
+        &sys.post(
+            &format!("/v1/operations/{op}/close"),
+            "FR_COORDINATOR",
+            json!({"outcome": "arrested in Munich"}),
+        )
+        .await,
+        200,
+    );
+    problem(
+        &sys.post(
+            &format!("/v1/operations/{op}/leads"),
+            "MC_LIAISON",
+            json!({"summary": "late"}),
+        )
+        .await,
+        422,
+        "rule_violated",
+    );
+    let _ = sys.child.kill();
 }

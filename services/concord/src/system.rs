@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::secret;
 
 /// Services `concord up` runs and the gateway's `/readyz` expects.
-pub const SERVICES: [Service; 1] = [Service::Operations];
+pub const SERVICES: [Service; 2] = [Service::Operations, Service::Intel];
 /// Demo users `concord up` prints tokens for: (role, country).
 pub const DEMO_USERS: [(Role, &str); 9] = [
     (Role::Coordinator, "FR"),
@@ -44,7 +44,7 @@ pub struct UpArgs {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// operations | gateway
+    /// operations | intel | gateway
     name: String,
     /// Data directory (the service's log is `<data>/<service>`)
     #[arg(long, default_value = "data")]
@@ -171,6 +171,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
 
     let ops_client = connect(&url, "concord-operations").await?;
+    let intel_client = connect(&url, "concord-intel").await?;
     let gw_client = connect(&url, "concord-gateway").await?;
     let ops = concord_operations::service::bind(
         concord_operations::service::Config {
@@ -180,12 +181,21 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the operations service")?;
+    let intel = concord_intel::service::bind(
+        concord_intel::service::Config {
+            log_dir: data.join(Service::Intel.as_str()),
+        },
+        intel_client,
+    )
+    .await
+    .context("starting the intel service")?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {} (in use? choose another with --http)", args.http))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut ops_task = tokio::spawn(ops.run(stop_signal(&stop_rx)));
+    let mut intel_task = tokio::spawn(intel.run(stop_signal(&stop_rx)));
     let config = concord_gateway::Config::new(secret.clone(), SERVICES.to_vec());
     let mut gw_task = tokio::spawn(concord_gateway::serve(
         listener,
@@ -209,6 +219,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         () = signalled() => Ok(()),
         status = nats_died => Err(anyhow::anyhow!("the nats-server child exited ({status}); see {}/nats/nats.log", data.display())),
         r = &mut ops_task => Err(anyhow::anyhow!("the operations service stopped: {r:?}")),
+        r = &mut intel_task => Err(anyhow::anyhow!("the intel service stopped: {r:?}")),
         r = &mut gw_task => Err(anyhow::anyhow!("the gateway stopped: {r:?}")),
     };
     eprintln!("stopping");
@@ -216,6 +227,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(STOP_TIMEOUT, async {
         let _ = (&mut gw_task).await;
         let _ = (&mut ops_task).await;
+        let _ = (&mut intel_task).await;
     })
     .await;
     // Services first (they stop reading NATS), then their nats-server.
@@ -242,6 +254,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
             tokio::spawn(async move { ops.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
         }
+        "intel" => {
+            let client = connect(&url, "concord-intel").await?;
+            let intel = concord_intel::service::bind(
+                concord_intel::service::Config {
+                    log_dir: args.data.join(Service::Intel.as_str()),
+                },
+                client,
+            )
+            .await?;
+            eprintln!("intel serving on {url}, log in {}", args.data.join("intel").display());
+            tokio::spawn(async move { intel.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
+        }
         "gateway" => {
             let secret = secret::load(&args.data, false)?;
             let client = connect(&url, "concord-gateway").await?;
@@ -256,7 +280,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::from)
             })
         }
-        other => bail!("unknown service {other:?}: the services are operations and gateway"),
+        other => bail!("unknown service {other:?}: the services are operations, intel and gateway"),
     };
     tokio::pin!(task);
     tokio::select! {

@@ -64,3 +64,8 @@ pub fn refuse_fields(body: &Map<String, Value>, fields: &[&str], why: &str) -> R
     }
     Ok(())
 }
+
+/// An id from the path: a UUID, or 400 naming what it should identify.
+pub fn path_uuid(raw: &str, what: &str) -> Result<uuid::Uuid, Problem> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Problem::new(ErrorCode::Invalid, format!("{what} id {raw:?} is not a UUID")))
+}

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod intel;
 pub mod openapi;
 pub mod operations;
 pub mod problem;
@@ -68,6 +69,7 @@ pub fn router(client: async_nats::Client, config: Config) -> Router {
     let state: AppState = Arc::new(Gateway { client, config });
     Router::new()
         .merge(operations::routes())
+        .merge(intel::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::serve))

@@ -4,8 +4,8 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::operations;
 use crate::problem::ProblemBody;
+use crate::{intel, operations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,16 @@ use crate::problem::ProblemBody;
         operations::assign_task,
         operations::update_task_status,
         operations::close,
+        intel::post_lead,
+        intel::get_lead,
+        intel::amend_lead,
+        intel::retract_lead,
+        intel::report_arrest,
+        intel::get_arrest,
+        intel::request_notice,
+        intel::get_notice,
+        intel::review_notice,
+        intel::cancel_notice,
         crate::healthz,
         crate::readyz,
     ),
@@ -67,20 +77,34 @@ mod tests {
     fn documented_bodies_match_the_command_schemas() {
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("json");
         let schemas = &doc["components"]["schemas"];
+        // (documented body, command schema, fields the path or the gateway supplies)
+        let ids = &["operation_id", "task_id"][..];
         let pairs = [
-            ("OpenOperation", "open"),
-            ("AddParticipant", "add_participant"),
-            ("AssignTask", "assign_task"),
-            ("UpdateTaskStatus", "update_task_status"),
-            ("CloseOperation", "close"),
+            ("OpenOperation", "operations/open", ids),
+            ("AddParticipant", "operations/add_participant", ids),
+            ("AssignTask", "operations/assign_task", ids),
+            ("UpdateTaskStatus", "operations/update_task_status", ids),
+            ("CloseOperation", "operations/close", ids),
+            ("PostLead", "intel/post_lead", &["operation_id", "lead_id"][..]),
+            ("AmendLead", "intel/amend_lead", &["lead_id"][..]),
+            ("Reason", "intel/retract_lead", &["lead_id"][..]),
+            (
+                "ReportArrest",
+                "intel/report_arrest",
+                &["operation_id", "arrest_id"][..],
+            ),
+            ("RequestNotice", "intel/request_notice", &["notice_id"][..]),
+            ("ReviewNotice", "intel/review_notice", &["notice_id"][..]),
+            ("Reason", "intel/cancel_notice", &["notice_id"][..]),
         ];
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/commands/operations");
-        for (doc_name, command) in pairs {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/commands");
+        for (doc_name, command, supplied) in pairs {
             let text = std::fs::read_to_string(format!("{root}/{command}.schema.json")).expect("schema");
             let schema: Value = serde_json::from_str(&text).expect("json");
             let mut want = properties(&schema);
-            want.remove("operation_id");
-            want.remove("task_id");
+            for f in supplied {
+                want.remove(*f);
+            }
             assert_eq!(properties(&schemas[doc_name]), want, "{doc_name} vs {command}");
         }
     }
@@ -102,6 +126,16 @@ mod tests {
             "/v1/operations/{id}/tasks",
             "/v1/operations/{id}/tasks/{task}/status",
             "/v1/operations/{id}/close",
+            "/v1/operations/{id}/leads",
+            "/v1/operations/{id}/arrests",
+            "/v1/leads/{id}",
+            "/v1/leads/{id}/amend",
+            "/v1/leads/{id}/retract",
+            "/v1/arrests/{id}",
+            "/v1/notices",
+            "/v1/notices/{id}",
+            "/v1/notices/{id}/review",
+            "/v1/notices/{id}/cancel",
             "/healthz",
             "/readyz",
         ] {

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use concord_kernel::reply::ErrorCode;
 use concord_kernel::{Role, Service};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -82,10 +81,11 @@ pub struct Accepted {
 }
 
 fn operation_id(raw: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(raw).map_err(|_| Problem::new(ErrorCode::Invalid, format!("operation id {raw:?} is not a UUID")))
+    crate::body::path_uuid(raw, "operation")
 }
 
-fn answer(status: StatusCode, reply: Map<String, Value>, location: Option<String>) -> Response {
+/// A command's answer: the reply's fields, `ETag` = the new version.
+pub(crate) fn answer(status: StatusCode, reply: Map<String, Value>, location: Option<String>) -> Response {
     let version = reply.get("version").and_then(Value::as_u64);
     let mut resp = (status, axum::Json(Value::Object(reply))).into_response();
     if let Some(v) = version
@@ -148,13 +148,17 @@ pub async fn get_operation(
     let id = operation_id(&id)?;
     let body = json!({"operation_id": id, "country": caller.0.country, "role": caller.0.role});
     let mut reply = call::query(&gw, &headers, Service::Operations, "get", body).await?;
-    let operation = reply.remove("operation").unwrap_or(Value::Null);
-    let version = operation.get("version").and_then(Value::as_u64);
-    let mut resp = axum::Json(operation).into_response();
+    Ok(answer_view(reply.remove("operation").unwrap_or(Value::Null)))
+}
+
+/// A query's answer: the item, `ETag` = its version.
+pub(crate) fn answer_view(item: Value) -> Response {
+    let version = item.get("version").and_then(Value::as_u64);
+    let mut resp = axum::Json(item).into_response();
     if let Some(etag) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
         resp.headers_mut().insert(header::ETAG, etag);
     }
-    Ok(resp)
+    resp
 }
 
 async fn operation_command(
@@ -241,8 +245,7 @@ pub async fn update_task_status(
     JsonObject(mut data): JsonObject,
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Liaison], "change a task's status")?;
-    let task = Uuid::parse_str(&task)
-        .map_err(|_| Problem::new(ErrorCode::Invalid, format!("task id {task:?} is not a UUID")))?;
+    let task = crate::body::path_uuid(&task, "task")?;
     refuse_fields(&data, &["task_id"], PATH_ID)?;
     data.insert("task_id".into(), json!(task));
     let reply = operation_command(&gw, &caller, &headers, "update_task_status", &id, data).await?;

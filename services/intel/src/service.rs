@@ -1,0 +1,284 @@
+//! The intel service on the kernel runtime: maps NATS commands and queries
+//! to the pure `domain`, and keeps `domain::OperationsView` current by
+//! following the operations service's log with the kernel consumer (it
+//! never calls the operations service). No rule lives here.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use concord_kernel::bus::fetch_head;
+use concord_kernel::consumer::{Consumer, ConsumerError, start_of_log};
+use concord_kernel::log::{Appended, Log, NewEvent};
+use concord_kernel::reply::ErrorCode;
+use concord_kernel::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
+use concord_kernel::{Actor, CountryCode, EventEnvelope, Role, Service};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::domain::{self, COMMANDS, EVENT_SCHEMA_VERSION, Event, OperationsView};
+
+/// Command schemas, in the order of `domain::COMMANDS`.
+const COMMAND_SCHEMAS: [&str; 7] = [
+    include_str!("../../../schemas/commands/intel/post_lead.schema.json"),
+    include_str!("../../../schemas/commands/intel/amend_lead.schema.json"),
+    include_str!("../../../schemas/commands/intel/retract_lead.schema.json"),
+    include_str!("../../../schemas/commands/intel/report_arrest.schema.json"),
+    include_str!("../../../schemas/commands/intel/request_notice.schema.json"),
+    include_str!("../../../schemas/commands/intel/review_notice.schema.json"),
+    include_str!("../../../schemas/commands/intel/cancel_notice.schema.json"),
+];
+const GET_SCHEMA: &str = include_str!("../../../schemas/queries/intel/get.schema.json");
+
+/// How long a command waits for the operations view to reach the
+/// operations log's head before it answers `unavailable`.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long asking the operations log for its head may take.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The service's own log directory (`<data>/intel`).
+    pub log_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Log(#[from] concord_kernel::log::LogError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+}
+
+/// How far the operations view has followed the operations log.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    seq: u64,
+    /// Why following stopped (a log regression, malformed event): commands
+    /// that need the view answer `unavailable` with it.
+    failed: Option<String>,
+}
+
+pub struct Intel {
+    view: Arc<RwLock<OperationsView>>,
+    progress: watch::Receiver<Progress>,
+    client: async_nats::Client,
+}
+
+/// The bound service and the task following the operations log.
+pub struct IntelService {
+    bound: runtime::Bound<Intel>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl IntelService {
+    /// Answers until `shutdown` resolves, then stops following.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let r = self.bound.run(shutdown).await;
+        self.follower.abort();
+        Ok(r?)
+    }
+}
+
+/// Starts following the operations log and binds the intel subjects; they
+/// answer when this returns.
+pub async fn bind(cfg: Config, client: async_nats::Client) -> Result<IntelService, Error> {
+    let log = Log::open(&cfg.log_dir, Service::Intel)?;
+    let view = Arc::new(RwLock::new(OperationsView::default()));
+    let (tx, rx) = watch::channel(Progress::default());
+    // The view is rebuilt from the start of the operations log at every
+    // start: it is small (membership and status only) and never stale.
+    let consumer = Consumer::start(client.clone(), Service::Operations, start_of_log()).await?;
+    let follower = tokio::spawn(follow(consumer, view.clone(), tx));
+    let intel = Intel {
+        view,
+        progress: rx,
+        client: client.clone(),
+    };
+    let bound = runtime::bind(client, log, intel).await?;
+    Ok(IntelService { bound, follower })
+}
+
+pub async fn run(
+    cfg: Config,
+    client: async_nats::Client,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    bind(cfg, client).await?.run(shutdown).await
+}
+
+async fn follow(mut consumer: Consumer, view: Arc<RwLock<OperationsView>>, progress: watch::Sender<Progress>) {
+    let fail = |why: String| {
+        tracing::error!(%why, "intel stops following the operations log");
+        progress.send_modify(|p| p.failed = Some(why));
+    };
+    loop {
+        let event = match consumer.next().await {
+            Ok(e) => e,
+            Err(e) => return fail(e.to_string()),
+        };
+        let applied = match view.write() {
+            Ok(mut v) => v.apply(&event.stream, &event.event_type, &event.data),
+            Err(_) => Err("the operations view lock is poisoned".to_owned()),
+        };
+        if let Err(why) = applied {
+            return fail(format!("operations log seq {}: {why}", event.seq));
+        }
+        progress.send_modify(|p| p.seq = event.seq);
+    }
+}
+
+fn rejection(r: domain::Rejection) -> Rejection {
+    Rejection::new(r.code(), r.to_string())
+}
+
+fn unavailable(why: impl Into<String>) -> Rejection {
+    Rejection::new(ErrorCode::Unavailable, why)
+}
+
+impl Intel {
+    async fn caught_up(&self) -> Result<(), Rejection> {
+        let head = match tokio::time::timeout(HEAD_TIMEOUT, fetch_head(&self.client, Service::Operations)).await {
+            Ok(Ok(h)) => h.seq,
+            // The operations service is down: decide with what is known;
+            // its log cannot move while it is down.
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "operations head unknown; deciding with the current view");
+                self.progress.borrow().seq
+            }
+            Err(_) => self.progress.borrow().seq,
+        };
+        let mut rx = self.progress.clone();
+        let reached = tokio::time::timeout(SYNC_TIMEOUT, rx.wait_for(|p| p.seq >= head || p.failed.is_some())).await;
+        match reached {
+            Ok(Ok(p)) => match &p.failed {
+                Some(why) => Err(unavailable(format!("intel cannot follow the operations log: {why}"))),
+                None => Ok(()),
+            },
+            Ok(Err(_)) => Err(unavailable("intel stopped following the operations log")),
+            Err(_) => Err(unavailable(format!(
+                "intel has not caught up with the operations log (seq {head}) yet; retry"
+            ))),
+        }
+    }
+
+    fn view(&self) -> Result<std::sync::RwLockReadGuard<'_, OperationsView>, Rejection> {
+        self.view
+            .read()
+            .map_err(|_| Rejection::new(ErrorCode::Internal, "the operations view lock is poisoned"))
+    }
+}
+
+impl Aggregate for Intel {
+    type State = domain::State;
+
+    fn service(&self) -> Service {
+        Service::Intel
+    }
+
+    fn commands(&self) -> Vec<(&'static str, &'static str)> {
+        COMMANDS.into_iter().zip(COMMAND_SCHEMAS).collect()
+    }
+
+    fn stream(&self, command: &str, data: &Value) -> Result<String, Rejection> {
+        let cmd = domain::parse_command(command, data.clone()).map_err(rejection)?;
+        Ok(domain::stream_of(&cmd))
+    }
+
+    fn sync(&self) -> impl Future<Output = Result<(), Rejection>> + Send {
+        self.caught_up()
+    }
+
+    fn decide(
+        &self,
+        state: &domain::State,
+        command: &str,
+        data: &Value,
+        ctx: &Ctx,
+    ) -> Result<Vec<NewEvent>, Rejection> {
+        let cmd = domain::parse_command(command, data.clone()).map_err(rejection)?;
+        let dctx = domain::Ctx {
+            actor: ctx.actor.clone(),
+            now: ctx.now.clone(),
+        };
+        let events = domain::decide(state, &cmd, &*self.view()?, &dctx).map_err(rejection)?;
+        Ok(events
+            .iter()
+            .map(|e| NewEvent {
+                event_type: e.event_type().to_owned(),
+                schema_version: EVENT_SCHEMA_VERSION,
+                data: e.data(),
+            })
+            .collect())
+    }
+
+    fn evolve(&self, state: domain::State, event: &EventEnvelope) -> Result<domain::State, String> {
+        let e = Event::from_parts(&event.event_type, &event.data)?;
+        domain::try_evolve(state, &e)
+    }
+
+    fn reply(&self, command: &str, data: &Value, appended: &Appended) -> Value {
+        // The id of what the command created or changed, from the recorded
+        // events when there are any (a retry may carry fresh ids).
+        let from_stream = appended
+            .events
+            .first()
+            .and_then(|e| e.stream.split_once('-'))
+            .map(|(_, id)| json!(id));
+        let field = match command {
+            "post_lead" | "amend_lead" | "retract_lead" => "lead_id",
+            "report_arrest" => "arrest_id",
+            _ => "notice_id",
+        };
+        json!({
+            "id": from_stream.or_else(|| data.get(field).cloned()),
+            "version": appended.version(),
+            "events": appended.events.iter().map(|e| json!({"seq": e.seq, "type": e.event_type})).collect::<Vec<_>>(),
+        })
+    }
+
+    fn queries(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("get", GET_SCHEMA)]
+    }
+
+    fn query_stream(&self, _query: &str, body: &Value) -> Result<String, Rejection> {
+        let kind = body.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let id = body
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .ok_or_else(|| Rejection::new(ErrorCode::Invalid, "id must be a UUID"))?;
+        match kind {
+            "lead" | "arrest" | "notice" => Ok(format!("{kind}-{id}")),
+            other => Err(Rejection::new(ErrorCode::Invalid, format!("unknown kind {other:?}"))),
+        }
+    }
+
+    fn answer(&self, _query: &str, body: &Value, state: &domain::State, version: u64) -> Result<Value, Rejection> {
+        let country = body
+            .get("country")
+            .and_then(Value::as_str)
+            .and_then(|c| CountryCode::parse(c).ok())
+            .ok_or_else(|| Rejection::new(ErrorCode::Invalid, "country must be a country code"))?;
+        let role: Role = body
+            .get("role")
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or(Role::Liaison);
+        let asker = Actor {
+            sub: "query".into(),
+            role,
+            country,
+        };
+        let kind = body.get("kind").and_then(Value::as_str).unwrap_or("item");
+        // Same answer for unknown and invisible: existence must not leak.
+        if state.visible_to(&asker, &*self.view()?) {
+            let mut view = state.view();
+            view["version"] = json!(version);
+            Ok(json!({ kind: view }))
+        } else {
+            Err(Rejection::new(ErrorCode::NotFound, format!("{kind} not found")))
+        }
+    }
+}
