@@ -28,6 +28,17 @@ const COMMAND_SCHEMAS: [&str; 7] = [
     include_str!("../../../schemas/commands/intel/review_notice.schema.json"),
     include_str!("../../../schemas/commands/intel/cancel_notice.schema.json"),
 ];
+/// Event data schemas, in the order of `domain::EVENT_TYPES`.
+const EVENT_SCHEMAS: [&str; 8] = [
+    include_str!("../../../schemas/events/intel/lead.posted.schema.json"),
+    include_str!("../../../schemas/events/intel/lead.amended.schema.json"),
+    include_str!("../../../schemas/events/intel/lead.retracted.schema.json"),
+    include_str!("../../../schemas/events/intel/arrest.reported.schema.json"),
+    include_str!("../../../schemas/events/intel/notice.requested.schema.json"),
+    include_str!("../../../schemas/events/intel/notice.published.schema.json"),
+    include_str!("../../../schemas/events/intel/notice.rejected.schema.json"),
+    include_str!("../../../schemas/events/intel/notice.cancelled.schema.json"),
+];
 const GET_SCHEMA: &str = include_str!("../../../schemas/queries/intel/get.schema.json");
 
 /// How long a command waits for the operations view to reach the
@@ -180,6 +191,10 @@ impl Aggregate for Intel {
 
     fn commands(&self) -> Vec<(&'static str, &'static str)> {
         COMMANDS.into_iter().zip(COMMAND_SCHEMAS).collect()
+    }
+
+    fn events(&self) -> Vec<(&'static str, &'static str)> {
+        domain::EVENT_TYPES.into_iter().zip(EVENT_SCHEMAS).collect()
     }
 
     fn stream(&self, command: &str, data: &Value) -> Result<String, Rejection> {

@@ -72,6 +72,10 @@ pub trait Aggregate: Send + Sync + 'static {
     fn service(&self) -> Service;
     /// `(command name, JSON Schema of its data)`.
     fn commands(&self) -> Vec<(&'static str, &'static str)>;
+    /// `(event type, JSON Schema of its data)`: every event the service
+    /// appends is checked against its schema first; a type without one is
+    /// never appended.
+    fn events(&self) -> Vec<(&'static str, &'static str)>;
     /// The stream a (schema-valid) command addresses.
     fn stream(&self, command: &str, data: &Value) -> Result<String, Rejection>;
     fn decide(&self, state: &Self::State, command: &str, data: &Value, ctx: &Ctx) -> Result<Vec<NewEvent>, Rejection>;
@@ -165,8 +169,14 @@ pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, aggregate:
         .iter()
         .map(|(n, _)| format!("queries/{service}/{n}"))
         .collect();
+    let event_names: Vec<String> = aggregate
+        .events()
+        .iter()
+        .map(|(t, _)| format!("events/{service}/{t}"))
+        .collect();
     let commands = aggregate.commands();
     let queries = aggregate.queries();
+    let events = aggregate.events();
     let sources = std::iter::once((ENVELOPE, COMMAND_ENVELOPE_SCHEMA))
         .chain(
             command_names
@@ -179,6 +189,12 @@ pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, aggregate:
                 .iter()
                 .map(String::as_str)
                 .zip(queries.iter().map(|(_, s)| *s)),
+        )
+        .chain(
+            event_names
+                .iter()
+                .map(String::as_str)
+                .zip(events.iter().map(|(_, s)| *s)),
         );
     let schemas = Schemas::compile(sources)?;
     // Registered with the NATS service protocol so standard tooling
@@ -412,6 +428,9 @@ impl<A: Aggregate> Runtime<A> {
                     return Reply::error(r.code, r.message);
                 }
             };
+            if let Err(reply) = self.check_events(&events) {
+                return reply;
+            }
             if events.is_empty() {
                 let nothing = Appended {
                     events: Vec::new(),
@@ -456,6 +475,37 @@ impl<A: Aggregate> Runtime<A> {
             }
         }
         Reply::error(ErrorCode::Conflict, format!("{stream} changed concurrently; retry"))
+    }
+
+    /// A decider's events must match their schemas: a mismatch is a bug in
+    /// the service, answered `internal` with nothing appended, never stored
+    /// for every consumer to trip over.
+    fn check_events(&self, events: &[NewEvent]) -> Result<(), Reply> {
+        let service = self.aggregate.service();
+        for e in events {
+            let name = format!("events/{service}/{}", e.event_type);
+            let checked = if self.schemas.names().any(|n| n == name) {
+                self.schemas.check(&name, &e.data)
+            } else {
+                return Err(Reply::error(
+                    ErrorCode::Internal,
+                    format!("event type {} has no schema; not appended", e.event_type),
+                ));
+            };
+            match checked {
+                Ok(Ok(())) => {}
+                Ok(Err(v)) => {
+                    let why = v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                    tracing::error!(event_type = %e.event_type, %why, "decider produced an invalid event");
+                    return Err(Reply::error(
+                        ErrorCode::Internal,
+                        format!("{} event does not match its schema ({why}); not appended", e.event_type),
+                    ));
+                }
+                Err(err) => return Err(Reply::error(ErrorCode::Internal, err.to_string())),
+            }
+        }
+        Ok(())
     }
 
     /// The first answer of an already recorded command id, if any. Only

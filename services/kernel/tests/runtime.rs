@@ -22,6 +22,8 @@ struct Note {
 
 const CREATE: &str = r#"{"type":"object","additionalProperties":false,"required":["id","name"],
   "properties":{"id":{"type":"string","minLength":1,"maxLength":40},"name":{"type":"string","minLength":1,"maxLength":50}}}"#;
+const NOTE_EVENT: &str = r#"{"type":"object","additionalProperties":false,"required":["name","by"],
+  "properties":{"name":{"type":"string"},"by":{"type":"string"}}}"#;
 const GET: &str =
     r#"{"type":"object","additionalProperties":false,"required":["id"],"properties":{"id":{"type":"string"}}}"#;
 
@@ -32,6 +34,9 @@ impl Aggregate for Notes {
     }
     fn commands(&self) -> Vec<(&'static str, &'static str)> {
         vec![("create", CREATE), ("rename", CREATE)]
+    }
+    fn events(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("note.created", NOTE_EVENT), ("note.renamed", NOTE_EVENT)]
     }
     fn stream(&self, _command: &str, data: &Value) -> Result<String, Rejection> {
         Ok(format!("note-{}", data["id"].as_str().unwrap_or_default()))
@@ -48,10 +53,17 @@ impl Aggregate for Notes {
             (_, None) => return Err(Rejection::new(ErrorCode::NotFound, "note not found")),
             _ => return Err(Rejection::new(ErrorCode::Invalid, "unknown command")),
         };
+        // A buggy decider, on demand: an event its schema refuses, and an
+        // event type without a schema.
+        let data = match name {
+            "buggy" => json!({"name": name, "by": ctx.actor.country, "extra": true}),
+            _ => json!({"name": name, "by": ctx.actor.country}),
+        };
+        let event_type = if name == "untyped" { "note.untyped" } else { event_type };
         Ok(vec![NewEvent {
             event_type: event_type.into(),
             schema_version: 1,
-            data: json!({"name": name, "by": ctx.actor.country}),
+            data,
         }])
     }
     fn evolve(&self, _state: Note, event: &EventEnvelope) -> Result<Note, String> {
@@ -226,6 +238,11 @@ async fn rejections_conflicts_and_retries() {
     assert_eq!(r["error"]["code"], json!("not_found"));
     let r = cmd(&w, "create", envelope("c1", json!({"id": "a", "name": "forbidden"}))).await;
     assert_eq!(r["error"]["code"], json!("rule_violated"));
+    // Events that do not match their schema are never stored.
+    let r = cmd(&w, "create", envelope("c1b", json!({"id": "a", "name": "buggy"}))).await;
+    assert_eq!(r["error"]["code"], json!("internal"), "{r}");
+    let r = cmd(&w, "create", envelope("c1c", json!({"id": "a", "name": "untyped"}))).await;
+    assert_eq!(r["error"]["code"], json!("internal"), "{r}");
     assert_eq!(w.log.head().seq, 0);
 
     let first = cmd(&w, "create", envelope("c2", json!({"id": "a", "name": "one"}))).await;

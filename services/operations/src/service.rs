@@ -21,6 +21,15 @@ const COMMAND_SCHEMAS: [&str; 6] = [
     include_str!("../../../schemas/commands/operations/update_task_status.schema.json"),
     include_str!("../../../schemas/commands/operations/close.schema.json"),
 ];
+/// Event data schemas, in the order of `domain::EVENT_TYPES`.
+const EVENT_SCHEMAS: [&str; 6] = [
+    include_str!("../../../schemas/events/operations/operation.opened.schema.json"),
+    include_str!("../../../schemas/events/operations/participant.added.schema.json"),
+    include_str!("../../../schemas/events/operations/participant.removed.schema.json"),
+    include_str!("../../../schemas/events/operations/task.assigned.schema.json"),
+    include_str!("../../../schemas/events/operations/task.status_changed.schema.json"),
+    include_str!("../../../schemas/events/operations/operation.closed.schema.json"),
+];
 const GET_SCHEMA: &str = include_str!("../../../schemas/queries/operations/get.schema.json");
 
 /// Where and how the service runs.
@@ -82,6 +91,10 @@ impl Aggregate for Operations {
 
     fn commands(&self) -> Vec<(&'static str, &'static str)> {
         COMMANDS.into_iter().zip(COMMAND_SCHEMAS).collect()
+    }
+
+    fn events(&self) -> Vec<(&'static str, &'static str)> {
+        domain::EVENT_TYPES.into_iter().zip(EVENT_SCHEMAS).collect()
     }
 
     fn stream(&self, _command: &str, data: &Value) -> Result<String, Rejection> {
