@@ -11,6 +11,7 @@
 //! `service` is the only IO edge (the kernel runtime over NATS and the log).
 
 pub mod domain;
+pub mod membership;
 pub mod service;
 
 pub use service::{Config, Operations, run};
