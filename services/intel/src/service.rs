@@ -5,16 +5,14 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use concord_kernel::bus::fetch_head;
-use concord_kernel::consumer::{Consumer, ConsumerError, start_of_log};
+use concord_kernel::consumer::ConsumerError;
+use concord_kernel::follow::Followed;
 use concord_kernel::log::{Appended, Log, NewEvent};
 use concord_kernel::reply::ErrorCode;
 use concord_kernel::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
 use concord_kernel::{Actor, CountryCode, EventEnvelope, Role, Service};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 use crate::domain::{self, COMMANDS, EVENT_SCHEMA_VERSION, Event, OperationsView};
 
@@ -41,12 +39,6 @@ const EVENT_SCHEMAS: [&str; 8] = [
 ];
 const GET_SCHEMA: &str = include_str!("../../../schemas/queries/intel/get.schema.json");
 
-/// How long a command waits for the operations view to reach the
-/// operations log's head before it answers `unavailable`.
-pub const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long asking the operations log for its head may take.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
-
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The service's own log directory (`<data>/intel`).
@@ -63,33 +55,20 @@ pub enum Error {
     Consumer(#[from] ConsumerError),
 }
 
-/// How far the operations view has followed the operations log.
-#[derive(Debug, Clone, Default)]
-struct Progress {
-    seq: u64,
-    /// Why following stopped (a log regression, malformed event): commands
-    /// that need the view answer `unavailable` with it.
-    failed: Option<String>,
-}
-
 pub struct Intel {
     view: Arc<RwLock<OperationsView>>,
-    progress: watch::Receiver<Progress>,
-    client: async_nats::Client,
+    operations: Followed,
 }
 
-/// The bound service and the task following the operations log.
+/// The bound service (following the operations log until it stops).
 pub struct IntelService {
     bound: runtime::Bound<Intel>,
-    follower: tokio::task::JoinHandle<()>,
 }
 
 impl IntelService {
     /// Answers until `shutdown` resolves, then stops following.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let r = self.bound.run(shutdown).await;
-        self.follower.abort();
-        Ok(r?)
+        Ok(self.bound.run(shutdown).await?)
     }
 }
 
@@ -98,18 +77,17 @@ impl IntelService {
 pub async fn bind(cfg: Config, client: async_nats::Client) -> Result<IntelService, Error> {
     let log = Log::open(&cfg.log_dir, Service::Intel)?;
     let view = Arc::new(RwLock::new(OperationsView::default()));
-    let (tx, rx) = watch::channel(Progress::default());
     // The view is rebuilt from the start of the operations log at every
     // start: it is small (membership and status only) and never stale.
-    let consumer = Consumer::start(client.clone(), Service::Operations, start_of_log()).await?;
-    let follower = tokio::spawn(follow(consumer, view.clone(), tx));
-    let intel = Intel {
-        view,
-        progress: rx,
-        client: client.clone(),
-    };
+    let fold = view.clone();
+    let operations = Followed::start(client.clone(), Service::Operations, move |e| match fold.write() {
+        Ok(mut v) => v.apply(&e.stream, &e.event_type, &e.data),
+        Err(_) => Err("the operations view lock is poisoned".to_owned()),
+    })
+    .await?;
+    let intel = Intel { view, operations };
     let bound = runtime::bind(client, log, intel).await?;
-    Ok(IntelService { bound, follower })
+    Ok(IntelService { bound })
 }
 
 pub async fn run(
@@ -120,61 +98,11 @@ pub async fn run(
     bind(cfg, client).await?.run(shutdown).await
 }
 
-async fn follow(mut consumer: Consumer, view: Arc<RwLock<OperationsView>>, progress: watch::Sender<Progress>) {
-    let fail = |why: String| {
-        tracing::error!(%why, "intel stops following the operations log");
-        progress.send_modify(|p| p.failed = Some(why));
-    };
-    loop {
-        let event = match consumer.next().await {
-            Ok(e) => e,
-            Err(e) => return fail(e.to_string()),
-        };
-        let applied = match view.write() {
-            Ok(mut v) => v.apply(&event.stream, &event.event_type, &event.data),
-            Err(_) => Err("the operations view lock is poisoned".to_owned()),
-        };
-        if let Err(why) = applied {
-            return fail(format!("operations log seq {}: {why}", event.seq));
-        }
-        progress.send_modify(|p| p.seq = event.seq);
-    }
-}
-
 fn rejection(r: domain::Rejection) -> Rejection {
     Rejection::new(r.code(), r.to_string())
 }
 
-fn unavailable(why: impl Into<String>) -> Rejection {
-    Rejection::new(ErrorCode::Unavailable, why)
-}
-
 impl Intel {
-    async fn caught_up(&self) -> Result<(), Rejection> {
-        let head = match tokio::time::timeout(HEAD_TIMEOUT, fetch_head(&self.client, Service::Operations)).await {
-            Ok(Ok(h)) => h.seq,
-            // The operations service is down: decide with what is known;
-            // its log cannot move while it is down.
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "operations head unknown; deciding with the current view");
-                self.progress.borrow().seq
-            }
-            Err(_) => self.progress.borrow().seq,
-        };
-        let mut rx = self.progress.clone();
-        let reached = tokio::time::timeout(SYNC_TIMEOUT, rx.wait_for(|p| p.seq >= head || p.failed.is_some())).await;
-        match reached {
-            Ok(Ok(p)) => match &p.failed {
-                Some(why) => Err(unavailable(format!("intel cannot follow the operations log: {why}"))),
-                None => Ok(()),
-            },
-            Ok(Err(_)) => Err(unavailable("intel stopped following the operations log")),
-            Err(_) => Err(unavailable(format!(
-                "intel has not caught up with the operations log (seq {head}) yet; retry"
-            ))),
-        }
-    }
-
     fn view(&self) -> Result<std::sync::RwLockReadGuard<'_, OperationsView>, Rejection> {
         self.view
             .read()
@@ -203,7 +131,7 @@ impl Aggregate for Intel {
     }
 
     fn sync(&self) -> impl Future<Output = Result<(), Rejection>> + Send {
-        self.caught_up()
+        self.operations.caught_up()
     }
 
     fn decide(

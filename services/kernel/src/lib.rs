@@ -20,6 +20,8 @@ pub mod consumer;
 pub mod country;
 pub mod envelope;
 #[cfg(feature = "bus")]
+pub mod follow;
+#[cfg(feature = "bus")]
 pub mod harness;
 #[cfg(feature = "store")]
 pub mod log;

@@ -1,0 +1,112 @@
+//! Following another service's log to keep a view of it: a task runs a
+//! [`Consumer`] from the start of the source log and hands every event, in
+//! order, once, to the caller's fold; [`Followed::caught_up`] waits until
+//! the fold has seen the source's current head, so a service that decides
+//! with the view never decides on a view that lags behind what a caller has
+//! already been told.
+//!
+//! Must not: hold a rule of the service (the fold is the caller's), or
+//! keep going after a log regression (it stops and says why).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::bus::fetch_head;
+use crate::consumer::{Consumer, ConsumerError, start_of_log};
+use crate::envelope::{EventEnvelope, Service};
+use crate::reply::ErrorCode;
+use crate::runtime::Rejection;
+
+/// How long a command waits for a view to reach the source's head.
+pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long asking the source for its head may take.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    seq: u64,
+    failed: Option<String>,
+}
+
+/// A view kept current from another service's log.
+pub struct Followed {
+    source: Service,
+    client: async_nats::Client,
+    progress: watch::Receiver<Progress>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Followed {
+    /// Starts following `source` from its first event; `apply` folds each
+    /// event and returns an error for one it cannot apply (following then
+    /// stops: the view would be wrong).
+    pub async fn start<F>(client: async_nats::Client, source: Service, mut apply: F) -> Result<Followed, ConsumerError>
+    where
+        F: FnMut(&EventEnvelope) -> Result<(), String> + Send + 'static,
+    {
+        let mut consumer = Consumer::start(client.clone(), source, start_of_log()).await?;
+        let (tx, rx) = watch::channel(Progress::default());
+        let task = tokio::spawn(async move {
+            let fail = |why: String| {
+                tracing::error!(%source, %why, "stopped following");
+                tx.send_modify(|p| p.failed = Some(why));
+            };
+            loop {
+                let event = match consumer.next().await {
+                    Ok(e) => e,
+                    Err(e) => return fail(e.to_string()),
+                };
+                if let Err(why) = apply(&event) {
+                    return fail(format!("{source} log seq {}: {why}", event.seq));
+                }
+                tx.send_modify(|p| p.seq = event.seq);
+            }
+        });
+        Ok(Followed {
+            source,
+            client,
+            progress: rx,
+            task,
+        })
+    }
+
+    /// The last source seq folded.
+    pub fn seq(&self) -> u64 {
+        self.progress.borrow().seq
+    }
+
+    /// Waits until the fold has applied the source's current head. When
+    /// the source does not answer, its log cannot move either: the view
+    /// as it is will do. `unavailable` when following stopped or lags too
+    /// long.
+    pub async fn caught_up(&self) -> Result<(), Rejection> {
+        let unavailable = |m: String| Rejection::new(ErrorCode::Unavailable, m);
+        let source = self.source;
+        let head = match tokio::time::timeout(HEAD_TIMEOUT, fetch_head(&self.client, source)).await {
+            Ok(Ok(h)) => h.seq,
+            Ok(Err(e)) => {
+                tracing::warn!(%source, error = %e, "head unknown; using the view as it is");
+                self.seq()
+            }
+            Err(_) => self.seq(),
+        };
+        let mut rx = self.progress.clone();
+        match tokio::time::timeout(CATCH_UP_TIMEOUT, rx.wait_for(|p| p.seq >= head || p.failed.is_some())).await {
+            Ok(Ok(p)) => match &p.failed {
+                Some(why) => Err(unavailable(format!("cannot follow the {source} log: {why}"))),
+                None => Ok(()),
+            },
+            Ok(Err(_)) => Err(unavailable(format!("stopped following the {source} log"))),
+            Err(_) => Err(unavailable(format!(
+                "has not caught up with the {source} log (seq {head}) yet; retry"
+            ))),
+        }
+    }
+}
+
+impl Drop for Followed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
