@@ -12,9 +12,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::body::{JsonObject, path_uuid, refuse_fields};
-use crate::operations::{Accepted, answer, answer_view};
+use crate::body::{JsonObject, path_uuid};
+use crate::operations::Accepted;
 use crate::problem::{Problem, ProblemBody};
+use crate::respond::{answer, from_path, item, mint};
 use crate::{AppState, call};
 
 pub fn routes() -> Router<AppState> {
@@ -98,9 +99,6 @@ pub struct ReviewNotice {
     pub grounds: Value,
 }
 
-const PATH_ID: &str = "it comes from the path";
-const MINTED: &str = "the gateway assigns it";
-
 async fn intel(
     gw: &AppState,
     caller: &Caller,
@@ -109,21 +107,6 @@ async fn intel(
     data: Map<String, Value>,
 ) -> Result<Map<String, Value>, Problem> {
     call::command(gw, &caller.0, headers, Service::Intel, command, data).await
-}
-
-/// Mints `field` for a new item, refusing a client-sent one.
-fn mint(data: &mut Map<String, Value>, field: &str) -> Result<(), Problem> {
-    refuse_fields(data, &[field], MINTED)?;
-    data.insert(field.into(), json!(Uuid::now_v7()));
-    Ok(())
-}
-
-/// Puts the path's id under `field`, refusing a body that has one.
-fn from_path(data: &mut Map<String, Value>, field: &str, raw: &str, what: &str) -> Result<(), Problem> {
-    let id = path_uuid(raw, what)?;
-    refuse_fields(data, &[field], PATH_ID)?;
-    data.insert(field.into(), json!(id));
-    Ok(())
 }
 
 async fn get_item(
@@ -135,8 +118,7 @@ async fn get_item(
 ) -> Result<Response, Problem> {
     let id = path_uuid(raw, kind)?;
     let body = json!({"kind": kind, "id": id, "country": caller.0.country, "role": caller.0.role});
-    let mut reply = call::query(&gw, &headers, Service::Intel, "get", body).await?;
-    Ok(answer_view(reply.remove(kind).unwrap_or(Value::Null)))
+    item(&gw, &headers, Service::Intel, body, kind).await
 }
 
 /// Post a lead to an operation the caller's country takes part in.
@@ -155,11 +137,7 @@ pub async fn post_lead(
     from_path(&mut data, "operation_id", &id, "operation")?;
     mint(&mut data, "lead_id")?;
     let reply = intel(&gw, &caller, &headers, "post_lead", data).await?;
-    let location = reply
-        .get("id")
-        .and_then(Value::as_str)
-        .map(|l| format!("/v1/leads/{l}"));
-    Ok(answer(StatusCode::CREATED, reply, location))
+    Ok(answer(StatusCode::CREATED, reply, Some("/v1/leads")))
 }
 
 /// A lead as the caller's country may see it.
@@ -227,11 +205,7 @@ pub async fn report_arrest(
     from_path(&mut data, "operation_id", &id, "operation")?;
     mint(&mut data, "arrest_id")?;
     let reply = intel(&gw, &caller, &headers, "report_arrest", data).await?;
-    let location = reply
-        .get("id")
-        .and_then(Value::as_str)
-        .map(|a| format!("/v1/arrests/{a}"));
-    Ok(answer(StatusCode::CREATED, reply, location))
+    Ok(answer(StatusCode::CREATED, reply, Some("/v1/arrests")))
 }
 
 /// An arrest as the caller's country may see it.
@@ -262,11 +236,7 @@ pub async fn request_notice(
     caller.require(&[Role::Liaison], "request a notice")?;
     mint(&mut data, "notice_id")?;
     let reply = intel(&gw, &caller, &headers, "request_notice", data).await?;
-    let location = reply
-        .get("id")
-        .and_then(Value::as_str)
-        .map(|n| format!("/v1/notices/{n}"));
-    Ok(answer(StatusCode::CREATED, reply, location))
+    Ok(answer(StatusCode::CREATED, reply, Some("/v1/notices")))
 }
 
 /// A notice as the caller's country may see it.

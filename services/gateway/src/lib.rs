@@ -16,6 +16,7 @@ pub mod intel;
 pub mod openapi;
 pub mod operations;
 pub mod problem;
+pub mod respond;
 
 use std::sync::Arc;
 use std::time::Duration;

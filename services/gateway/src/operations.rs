@@ -3,8 +3,8 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use concord_kernel::{Role, Service};
 use serde::{Deserialize, Serialize};
@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::body::{JsonObject, refuse_fields};
+use crate::body::JsonObject;
 use crate::problem::{Problem, ProblemBody};
+use crate::respond::{answer, from_path, item, mint};
 use crate::{AppState, call};
 
 pub fn routes() -> Router<AppState> {
@@ -84,24 +85,6 @@ fn operation_id(raw: &str) -> Result<Uuid, Problem> {
     crate::body::path_uuid(raw, "operation")
 }
 
-/// A command's answer: the reply's fields, `ETag` = the new version.
-pub(crate) fn answer(status: StatusCode, reply: Map<String, Value>, location: Option<String>) -> Response {
-    let version = reply.get("version").and_then(Value::as_u64);
-    let mut resp = (status, axum::Json(Value::Object(reply))).into_response();
-    if let Some(v) = version
-        && let Ok(etag) = HeaderValue::from_str(&format!("\"{v}\""))
-    {
-        resp.headers_mut().insert(header::ETAG, etag);
-    }
-    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        resp.headers_mut().insert(header::LOCATION, loc);
-    }
-    resp
-}
-
-const PATH_ID: &str = "it comes from the path";
-const MINTED: &str = "the gateway assigns it";
-
 /// Open a joint operation led by the caller's country.
 #[utoipa::path(post, path = "/v1/operations", tag = "operations",
     request_body = OpenOperation,
@@ -121,14 +104,9 @@ pub async fn open(
     JsonObject(mut data): JsonObject,
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Coordinator], "open an operation")?;
-    refuse_fields(&data, &["operation_id"], MINTED)?;
-    data.insert("operation_id".into(), json!(Uuid::now_v7()));
+    mint(&mut data, "operation_id")?;
     let reply = call::command(&gw, &caller.0, &headers, Service::Operations, "open", data).await?;
-    let location = reply
-        .get("operation_id")
-        .and_then(Value::as_str)
-        .map(|id| format!("/v1/operations/{id}"));
-    Ok(answer(StatusCode::CREATED, reply, location))
+    Ok(answer(StatusCode::CREATED, reply, Some("/v1/operations")))
 }
 
 /// An operation as the caller's country sees it (404 when it may not).
@@ -147,18 +125,7 @@ pub async fn get_operation(
 ) -> Result<Response, Problem> {
     let id = operation_id(&id)?;
     let body = json!({"operation_id": id, "country": caller.0.country, "role": caller.0.role});
-    let mut reply = call::query(&gw, &headers, Service::Operations, "get", body).await?;
-    Ok(answer_view(reply.remove("operation").unwrap_or(Value::Null)))
-}
-
-/// A query's answer: the item, `ETag` = its version.
-pub(crate) fn answer_view(item: Value) -> Response {
-    let version = item.get("version").and_then(Value::as_u64);
-    let mut resp = axum::Json(item).into_response();
-    if let Some(etag) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
-        resp.headers_mut().insert(header::ETAG, etag);
-    }
-    resp
+    item(&gw, &headers, Service::Operations, body, "operation").await
 }
 
 async fn operation_command(
@@ -169,9 +136,7 @@ async fn operation_command(
     id: &str,
     mut data: Map<String, Value>,
 ) -> Result<Map<String, Value>, Problem> {
-    let id = operation_id(id)?;
-    refuse_fields(&data, &["operation_id"], PATH_ID)?;
-    data.insert("operation_id".into(), json!(id));
+    from_path(&mut data, "operation_id", id, "operation")?;
     call::command(gw, &caller.0, headers, Service::Operations, command, data).await
 }
 
@@ -225,8 +190,7 @@ pub async fn assign_task(
     JsonObject(mut data): JsonObject,
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Coordinator], "assign a task")?;
-    refuse_fields(&data, &["task_id"], MINTED)?;
-    data.insert("task_id".into(), json!(Uuid::now_v7()));
+    mint(&mut data, "task_id")?;
     let reply = operation_command(&gw, &caller, &headers, "assign_task", &id, data).await?;
     Ok(answer(StatusCode::CREATED, reply, None))
 }
@@ -245,9 +209,7 @@ pub async fn update_task_status(
     JsonObject(mut data): JsonObject,
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Liaison], "change a task's status")?;
-    let task = crate::body::path_uuid(&task, "task")?;
-    refuse_fields(&data, &["task_id"], PATH_ID)?;
-    data.insert("task_id".into(), json!(task));
+    from_path(&mut data, "task_id", &task, "task")?;
     let reply = operation_command(&gw, &caller, &headers, "update_task_status", &id, data).await?;
     Ok(answer(StatusCode::OK, reply, None))
 }

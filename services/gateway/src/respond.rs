@@ -1,0 +1,66 @@
+//! What every route shares: ids from the path or minted here, a command's
+//! answer (`ETag` = new version, `Location` of what was created) and a
+//! query's answer (`ETag` = the item's version).
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use concord_kernel::Service;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::body::{path_uuid, refuse_fields};
+use crate::problem::Problem;
+use crate::{AppState, call};
+
+const PATH_ID: &str = "it comes from the path";
+const MINTED: &str = "the gateway assigns it";
+
+/// Mints `field` for a new item, refusing a client-sent one.
+pub fn mint(data: &mut Map<String, Value>, field: &str) -> Result<(), Problem> {
+    refuse_fields(data, &[field], MINTED)?;
+    data.insert(field.into(), json!(Uuid::now_v7()));
+    Ok(())
+}
+
+/// Puts the path's id under `field`, refusing a body that has one.
+pub fn from_path(data: &mut Map<String, Value>, field: &str, raw: &str, what: &str) -> Result<(), Problem> {
+    let id = path_uuid(raw, what)?;
+    refuse_fields(data, &[field], PATH_ID)?;
+    data.insert(field.into(), json!(id));
+    Ok(())
+}
+
+fn etag(resp: &mut Response, version: Option<u64>) {
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+}
+
+/// A command's answer: the reply's fields, `ETag` = the new version;
+/// `Location` = `{prefix}/{id}` when the command created something.
+pub fn answer(status: StatusCode, reply: Map<String, Value>, location_prefix: Option<&str>) -> Response {
+    let version = reply.get("version").and_then(Value::as_u64);
+    let location = location_prefix.and_then(|p| reply.get("id").and_then(Value::as_str).map(|id| format!("{p}/{id}")));
+    let mut resp = (status, axum::Json(Value::Object(reply))).into_response();
+    etag(&mut resp, version);
+    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
+}
+
+/// A query's answer: the item under `key` in the reply, `ETag` = its version.
+pub async fn item(
+    gw: &AppState,
+    headers: &HeaderMap,
+    service: Service,
+    query: Value,
+    key: &str,
+) -> Result<Response, Problem> {
+    let mut reply = call::query(gw, headers, service, "get", query).await?;
+    let item = reply.remove(key).unwrap_or(Value::Null);
+    let version = item.get("version").and_then(Value::as_u64);
+    let mut resp = axum::Json(item).into_response();
+    etag(&mut resp, version);
+    Ok(resp)
+}
