@@ -1,0 +1,247 @@
+//! The deployments service over a real nats-server, beside real crisis and
+//! operations services: deployments only for an open crisis in the host
+//! country, and the choreography — down while a crisis closes, on restart
+//! it catches up and requests the stand-down of each linked, active
+//! deployment exactly once (also across a second restart).
+
+use std::time::Duration;
+
+use concord_kernel::bus::{fetch_head, fetch_log};
+use concord_kernel::harness::NatsServer;
+use concord_kernel::reply::Reply;
+use concord_kernel::{Service, subjects};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+struct World {
+    _nats: NatsServer,
+    dir: tempfile::TempDir,
+    url: String,
+    client: async_nats::Client,
+}
+
+async fn world() -> World {
+    let nats = NatsServer::start().expect("nats-server");
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let url = nats.url();
+    let ops = concord_operations::service::bind(
+        concord_operations::service::Config {
+            log_dir: dir.path().join("operations"),
+        },
+        async_nats::connect(&url).await.expect("connect"),
+    )
+    .await
+    .expect("operations");
+    tokio::spawn(ops.run(std::future::pending()));
+    let crisis = concord_crisis::service::bind(
+        concord_crisis::service::Config {
+            log_dir: dir.path().join("crisis"),
+        },
+        async_nats::connect(&url).await.expect("connect"),
+    )
+    .await
+    .expect("crisis");
+    tokio::spawn(crisis.run(std::future::pending()));
+    World {
+        client: async_nats::connect(&url).await.expect("connect"),
+        url,
+        _nats: nats,
+        dir,
+    }
+}
+
+impl World {
+    async fn start_deployments(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let svc = concord_deployments::service::bind(
+            concord_deployments::service::Config {
+                log_dir: self.dir.path().join("deployments"),
+            },
+            async_nats::connect(&self.url).await.expect("connect"),
+        )
+        .await
+        .expect("deployments");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = svc
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        (tx, done)
+    }
+
+    async fn cmd(&self, service: &str, command: &str, country: &str, data: Value) -> Value {
+        let env = json!({
+            "command_id": Uuid::now_v7().to_string(),
+            "actor": {"sub": format!("{country}-liaison"), "role": "liaison", "country": country},
+            "issued_at": "2026-11-23T10:00:00Z",
+            "correlation_id": "req",
+            "data": data,
+        });
+        let subject = subjects::command(service, command);
+        let msg = self
+            .client
+            .request(subject.clone(), serde_json::to_vec(&env).expect("json").into())
+            .await
+            .unwrap_or_else(|e| panic!("{subject}: {e}"));
+        Reply::parse(&msg.payload).expect("reply").to_json()
+    }
+
+    async fn deploy(&self, crisis: Uuid) -> Uuid {
+        let id = Uuid::now_v7();
+        let data = json!({"deployment_id": id, "team": "irt", "host_country": "ES", "crisis_id": crisis,
+            "reason": "bombing", "members": [{"name": "Anne", "role": "lead", "country": "FR"}, {"name": "Jens", "role": "bomb expert", "country": "DE"}]});
+        let r = self.cmd("deployments", "request_deployment", "DE", data).await;
+        assert_eq!(r["ok"], true, "{r}");
+        let r = self
+            .cmd("deployments", "approve_deployment", "ES", json!({"deployment_id": id}))
+            .await;
+        assert_eq!(r["ok"], true, "{r}");
+        id
+    }
+
+    async fn declare(&self) -> Uuid {
+        let id = Uuid::now_v7();
+        let data =
+            json!({"crisis_id": id, "kind": "terrorist_attack", "title": "Bombing", "country": "ES", "severity": 4});
+        let r = self.cmd("crisis", "declare_crisis", "ES", data).await;
+        assert_eq!(r["ok"], true, "{r}");
+        id
+    }
+
+    /// `(deployment stream, crisis_id)` of every stand-down in the log.
+    async fn stand_downs(&self) -> Vec<(String, String)> {
+        let read = fetch_log(&self.client, Service::Deployments, 1, 1000)
+            .await
+            .expect("log");
+        read.events
+            .iter()
+            .filter(|e| e.event_type == "deployment.stand_down_requested")
+            .map(|e| {
+                (
+                    e.stream.clone(),
+                    e.data["crisis_id"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn code(reply: &Value) -> &str {
+    reply["error"]["code"].as_str().unwrap_or("ok")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stand_down_exactly_once_after_a_crisis_closed_while_down() {
+    let w = world().await;
+    let (stop, stopped) = w.start_deployments().await;
+    let bombing = w.declare().await;
+    let other = w.declare().await;
+    let a = w.deploy(bombing).await;
+    let b = w.deploy(bombing).await;
+    let c = w.deploy(other).await;
+    // Only requested, never approved: nothing to stand down.
+    let pending = Uuid::now_v7();
+    let data = json!({"deployment_id": pending, "team": "dvi", "host_country": "ES", "crisis_id": bombing,
+        "reason": "victims", "members": [{"name": "Marc", "role": "odontologist", "country": "FR"}]});
+    assert_eq!(w.cmd("deployments", "request_deployment", "FR", data).await["ok"], true);
+
+    stop.send(()).expect("stop");
+    stopped.await.expect("stopped");
+    let r = w
+        .cmd(
+            "crisis",
+            "close_crisis",
+            "ES",
+            json!({"crisis_id": bombing, "summary": "over"}),
+        )
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+
+    let (stop, stopped) = w.start_deployments().await;
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = w.stand_downs().await;
+        if got.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut want = vec![
+        (format!("deployment-{a}"), bombing.to_string()),
+        (format!("deployment-{b}"), bombing.to_string()),
+    ];
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "one stand-down per active deployment of the closed crisis");
+    let _ = c;
+
+    // Restart again: the reaction is replayed, nothing is appended twice.
+    let head = fetch_head(&w.client, Service::Deployments).await.expect("head").seq;
+    stop.send(()).expect("stop");
+    stopped.await.expect("stopped");
+    let (_stop, _stopped) = w.start_deployments().await;
+    // The restarted service has caught up when it answers a command that
+    // needs its views (an approval for a closed crisis is refused: no team
+    // lands for a crisis that is over); then give the reactor time to
+    // (not) act.
+    let r = w
+        .cmd(
+            "deployments",
+            "approve_deployment",
+            "ES",
+            json!({"deployment_id": pending}),
+        )
+        .await;
+    assert_eq!(code(&r), "rule_violated", "{r}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.stand_downs().await.len(), 2);
+    assert_eq!(
+        fetch_head(&w.client, Service::Deployments).await.expect("head").seq,
+        head
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_need_an_open_crisis_in_the_host_country() {
+    let w = world().await;
+    let (_stop, _stopped) = w.start_deployments().await;
+    let crisis = w.declare().await;
+    let member = json!([{"name": "Anne", "role": "lead", "country": "FR"}]);
+    let req = |host: &str, crisis_id: Uuid| {
+        json!({"deployment_id": Uuid::now_v7(), "team": "irt", "host_country": host, "crisis_id": crisis_id,
+            "reason": "help", "members": member})
+    };
+    assert_eq!(
+        code(
+            &w.cmd("deployments", "request_deployment", "FR", req("PT", crisis))
+                .await
+        ),
+        "rule_violated"
+    );
+    assert_eq!(
+        code(
+            &w.cmd("deployments", "request_deployment", "FR", req("ES", Uuid::now_v7()))
+                .await
+        ),
+        "not_found"
+    );
+    let r = w
+        .cmd(
+            "crisis",
+            "close_crisis",
+            "ES",
+            json!({"crisis_id": crisis, "summary": "over"}),
+        )
+        .await;
+    assert_eq!(r["ok"], true);
+    assert_eq!(
+        code(
+            &w.cmd("deployments", "request_deployment", "FR", req("ES", crisis))
+                .await
+        ),
+        "rule_violated"
+    );
+    assert_eq!(fetch_head(&w.client, Service::Deployments).await.expect("head").seq, 0);
+}
