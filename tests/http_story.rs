@@ -341,6 +341,8 @@ async fn services_run_as_separate_processes() {
     let data = dir.path().to_string_lossy().to_string();
     let mut ops = spawn(&["serve", "operations", "--data", &data]);
     let mut intel = spawn(&["serve", "intel", "--data", &data]);
+    let mut crisis = spawn(&["serve", "crisis", "--data", &data]);
+    let mut deployments = spawn(&["serve", "deployments", "--data", &data]);
     let mut gw = spawn(&["serve", "gateway", "--http", &addr]);
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -380,7 +382,7 @@ async fn services_run_as_separate_processes() {
         dir.path().join("operations").is_dir(),
         "the service's log is in its data dir"
     );
-    for child in [&mut gw, &mut intel, &mut ops] {
+    for child in [&mut gw, &mut deployments, &mut crisis, &mut intel, &mut ops] {
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
@@ -635,5 +637,148 @@ async fn the_monaco_case_over_http() {
         422,
         "rule_violated",
     );
+    let _ = sys.child.kill();
+}
+
+/// A bombing in ES: ES declares a crisis and asks for DVI and investigation
+/// help; FR and DE contribute an incident response team; ES approves; the
+/// team arrives; sitreps; the crisis is closed; stand-down is requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bombing_in_spain_over_http() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let mut sys = up(&data, &free_addr());
+    let fr = token_for(&data, "liaison", "FR");
+    sys.tokens.insert("FR_LIAISON".into(), fr);
+
+    let crisis = ok(
+        &sys.post(
+            "/v1/crises",
+            "ES_LIAISON",
+            json!({"kind": "terrorist_attack", "title": "Bombing at Atocha", "country": "ES", "severity": 4}),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_str()
+        .expect("crisis")
+        .to_owned();
+    let cpath = format!("/v1/crises/{crisis}");
+    // Only the affected country declares for itself.
+    problem(
+        &sys.post(
+            "/v1/crises",
+            "DE_LIAISON",
+            json!({"kind": "other", "title": "t", "country": "ES", "severity": 1}),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    ok(
+        &sys.post(
+            &format!("{cpath}/assistance-requests"),
+            "ES_LIAISON",
+            json!({"needs": ["dvi", "investigation"], "details": "many victims"}),
+        )
+        .await,
+        201,
+    );
+
+    let request = json!({"team": "irt", "host_country": "ES", "crisis_id": crisis, "reason": "post-blast investigation",
+        "members": [{"name": "Anne Martin", "role": "team lead", "country": "FR"}, {"name": "Jens Weber", "role": "explosives", "country": "DE"}]});
+    let dep = ok(&sys.post("/v1/deployments", "FR_LIAISON", request).await, 201)["id"]
+        .as_str()
+        .expect("deployment")
+        .to_owned();
+    let dpath = format!("/v1/deployments/{dep}");
+    // No team lands without the host's consent: DE may not approve, IT
+    // may not even see it.
+    problem(
+        &sys.call("POST", &format!("{dpath}/approve"), Some("DE_LIAISON"), &[], None)
+            .await,
+        403,
+        "forbidden",
+    );
+    problem(
+        &sys.call("POST", &format!("{dpath}/approve"), Some("IT_LIAISON"), &[], None)
+            .await,
+        404,
+        "not_found",
+    );
+    problem(
+        &sys.call("POST", &format!("{dpath}/arrive"), Some("DE_LIAISON"), &[], None)
+            .await,
+        422,
+        "rule_violated",
+    );
+    ok(
+        &sys.call("POST", &format!("{dpath}/approve"), Some("ES_LIAISON"), &[], None)
+            .await,
+        200,
+    );
+    ok(
+        &sys.call("POST", &format!("{dpath}/arrive"), Some("DE_LIAISON"), &[], None)
+            .await,
+        200,
+    );
+
+    // Sitreps: the affected country and a country with a team there.
+    ok(
+        &sys.post(
+            &format!("{cpath}/sitreps"),
+            "ES_LIAISON",
+            json!({"text": "191 dead, 1,800 injured", "casualties": {"dead": 191, "injured": 1800}}),
+        )
+        .await,
+        201,
+    );
+    ok(
+        &sys.post(
+            &format!("{cpath}/sitreps"),
+            "DE_LIAISON",
+            json!({"text": "team on site, evidence secured"}),
+        )
+        .await,
+        201,
+    );
+    problem(
+        &sys.post(&format!("{cpath}/sitreps"), "IT_LIAISON", json!({"text": "?"}))
+            .await,
+        403,
+        "forbidden",
+    );
+    // Every country sees the crisis.
+    let c = ok(&sys.get(&cpath, "US_LIAISON").await, 200);
+    assert_eq!(c["status"], "active", "{c}");
+
+    ok(
+        &sys.post(
+            &format!("{cpath}/close"),
+            "ES_LIAISON",
+            json!({"summary": "investigation handed to the courts"}),
+        )
+        .await,
+        200,
+    );
+    problem(
+        &sys.post(&format!("{cpath}/sitreps"), "ES_LIAISON", json!({"text": "late"}))
+            .await,
+        422,
+        "rule_violated",
+    );
+
+    // The deployments service reacts to crisis.closed on its own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = ok(&sys.get(&dpath, "FR_LIAISON").await, 200);
+        if d["stand_down"].is_object() {
+            assert_eq!(d["stand_down"]["crisis_id"], crisis.as_str(), "{d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no stand-down requested: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    problem(&sys.get(&dpath, "IT_LIAISON").await, 404, "not_found");
     let _ = sys.child.kill();
 }

@@ -14,7 +14,12 @@ use tokio::sync::watch;
 use crate::secret;
 
 /// Services `concord up` runs and the gateway's `/readyz` expects.
-pub const SERVICES: [Service; 2] = [Service::Operations, Service::Intel];
+pub const SERVICES: [Service; 4] = [
+    Service::Operations,
+    Service::Intel,
+    Service::Crisis,
+    Service::Deployments,
+];
 /// Demo users `concord up` prints tokens for: (role, country).
 pub const DEMO_USERS: [(Role, &str); 9] = [
     (Role::Coordinator, "FR"),
@@ -44,7 +49,7 @@ pub struct UpArgs {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// operations | intel | gateway
+    /// operations | intel | crisis | deployments | gateway
     name: String,
     /// Data directory (the service's log is `<data>/<service>`)
     #[arg(long, default_value = "data")]
@@ -172,6 +177,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     let ops_client = connect(&url, "concord-operations").await?;
     let intel_client = connect(&url, "concord-intel").await?;
+    let crisis_client = connect(&url, "concord-crisis").await?;
+    let deployments_client = connect(&url, "concord-deployments").await?;
     let gw_client = connect(&url, "concord-gateway").await?;
     let ops = concord_operations::service::bind(
         concord_operations::service::Config {
@@ -189,6 +196,22 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the intel service")?;
+    let crisis = concord_crisis::service::bind(
+        concord_crisis::service::Config {
+            log_dir: data.join(Service::Crisis.as_str()),
+        },
+        crisis_client,
+    )
+    .await
+    .context("starting the crisis service")?;
+    let deployments = concord_deployments::service::bind(
+        concord_deployments::service::Config {
+            log_dir: data.join(Service::Deployments.as_str()),
+        },
+        deployments_client,
+    )
+    .await
+    .context("starting the deployments service")?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {} (in use? choose another with --http)", args.http))?;
@@ -196,6 +219,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut ops_task = tokio::spawn(ops.run(stop_signal(&stop_rx)));
     let mut intel_task = tokio::spawn(intel.run(stop_signal(&stop_rx)));
+    let mut crisis_task = tokio::spawn(crisis.run(stop_signal(&stop_rx)));
+    let mut deployments_task = tokio::spawn(deployments.run(stop_signal(&stop_rx)));
     let config = concord_gateway::Config::new(secret.clone(), SERVICES.to_vec());
     let mut gw_task = tokio::spawn(concord_gateway::serve(
         listener,
@@ -220,6 +245,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         status = nats_died => Err(anyhow::anyhow!("the nats-server child exited ({status}); see {}/nats/nats.log", data.display())),
         r = &mut ops_task => Err(anyhow::anyhow!("the operations service stopped: {r:?}")),
         r = &mut intel_task => Err(anyhow::anyhow!("the intel service stopped: {r:?}")),
+        r = &mut crisis_task => Err(anyhow::anyhow!("the crisis service stopped: {r:?}")),
+        r = &mut deployments_task => Err(anyhow::anyhow!("the deployments service stopped: {r:?}")),
         r = &mut gw_task => Err(anyhow::anyhow!("the gateway stopped: {r:?}")),
     };
     eprintln!("stopping");
@@ -228,6 +255,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         let _ = (&mut gw_task).await;
         let _ = (&mut ops_task).await;
         let _ = (&mut intel_task).await;
+        let _ = (&mut crisis_task).await;
+        let _ = (&mut deployments_task).await;
     })
     .await;
     // Services first (they stop reading NATS), then their nats-server.
@@ -266,6 +295,33 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             eprintln!("intel serving on {url}, log in {}", args.data.join("intel").display());
             tokio::spawn(async move { intel.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
         }
+        "crisis" => {
+            let client = connect(&url, "concord-crisis").await?;
+            let svc = concord_crisis::service::bind(
+                concord_crisis::service::Config {
+                    log_dir: args.data.join(Service::Crisis.as_str()),
+                },
+                client,
+            )
+            .await?;
+            eprintln!("crisis serving on {url}, log in {}", args.data.join("crisis").display());
+            tokio::spawn(async move { svc.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
+        }
+        "deployments" => {
+            let client = connect(&url, "concord-deployments").await?;
+            let svc = concord_deployments::service::bind(
+                concord_deployments::service::Config {
+                    log_dir: args.data.join(Service::Deployments.as_str()),
+                },
+                client,
+            )
+            .await?;
+            eprintln!(
+                "deployments serving on {url}, log in {}",
+                args.data.join("deployments").display()
+            );
+            tokio::spawn(async move { svc.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
+        }
         "gateway" => {
             let secret = secret::load(&args.data, false)?;
             let client = connect(&url, "concord-gateway").await?;
@@ -280,7 +336,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::from)
             })
         }
-        other => bail!("unknown service {other:?}: the services are operations, intel and gateway"),
+        other => {
+            bail!("unknown service {other:?}: the services are operations, intel, crisis, deployments and gateway")
+        }
     };
     tokio::pin!(task);
     tokio::select! {

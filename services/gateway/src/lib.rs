@@ -12,6 +12,8 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod crisis;
+pub mod deployments;
 pub mod intel;
 pub mod openapi;
 pub mod operations;
@@ -71,6 +73,8 @@ pub fn router(client: async_nats::Client, config: Config) -> Router {
     Router::new()
         .merge(operations::routes())
         .merge(intel::routes())
+        .merge(crisis::routes())
+        .merge(deployments::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::serve))

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::problem::ProblemBody;
-use crate::{intel, operations};
+use crate::{crisis, deployments, intel, operations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,20 @@ use crate::{intel, operations};
         intel::get_notice,
         intel::review_notice,
         intel::cancel_notice,
+        crisis::declare,
+        crisis::get_crisis,
+        crisis::post_sitrep,
+        crisis::request_assistance,
+        crisis::escalate,
+        crisis::deescalate,
+        crisis::close,
+        deployments::request,
+        deployments::get_deployment,
+        deployments::approve,
+        deployments::decline,
+        deployments::arrive,
+        deployments::end,
+        deployments::recall,
         crate::healthz,
         crate::readyz,
     ),
@@ -96,6 +110,24 @@ mod tests {
             ("RequestNotice", "intel/request_notice", &["notice_id"][..]),
             ("ReviewNotice", "intel/review_notice", &["notice_id"][..]),
             ("Reason", "intel/cancel_notice", &["notice_id"][..]),
+            ("DeclareCrisis", "crisis/declare_crisis", &["crisis_id"][..]),
+            ("PostSitrep", "crisis/post_sitrep", &["crisis_id", "sitrep_id"][..]),
+            (
+                "RequestAssistance",
+                "crisis/request_assistance",
+                &["crisis_id", "request_id"][..],
+            ),
+            ("ChangeSeverity", "crisis/escalate", &["crisis_id"][..]),
+            ("ChangeSeverity", "crisis/deescalate", &["crisis_id"][..]),
+            ("CloseCrisis", "crisis/close_crisis", &["crisis_id"][..]),
+            (
+                "RequestDeployment",
+                "deployments/request_deployment",
+                &["deployment_id"][..],
+            ),
+            ("Reason", "deployments/decline_deployment", &["deployment_id"][..]),
+            ("EndDeployment", "deployments/end_deployment", &["deployment_id"][..]),
+            ("Reason", "deployments/recall", &["deployment_id"][..]),
         ];
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/commands");
         for (doc_name, command, supplied) in pairs {
@@ -136,6 +168,16 @@ mod tests {
             "/v1/notices/{id}",
             "/v1/notices/{id}/review",
             "/v1/notices/{id}/cancel",
+            "/v1/crises",
+            "/v1/crises/{id}",
+            "/v1/crises/{id}/sitreps",
+            "/v1/crises/{id}/assistance-requests",
+            "/v1/crises/{id}/close",
+            "/v1/deployments",
+            "/v1/deployments/{id}",
+            "/v1/deployments/{id}/approve",
+            "/v1/deployments/{id}/arrive",
+            "/v1/deployments/{id}/end",
             "/healthz",
             "/readyz",
         ] {
