@@ -22,7 +22,19 @@ struct Up {
 }
 
 impl Drop for Up {
+    /// A clean stop (SIGTERM), so `concord up` also stops its nats-server;
+    /// SIGKILL only if it does not stop in time. A test never leaves
+    /// processes behind.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -637,7 +649,6 @@ async fn the_monaco_case_over_http() {
         422,
         "rule_violated",
     );
-    let _ = sys.child.kill();
 }
 
 /// A bombing in ES: ES declares a crisis and asks for DVI and investigation
@@ -780,5 +791,4 @@ async fn a_bombing_in_spain_over_http() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     problem(&sys.get(&dpath, "IT_LIAISON").await, 404, "not_found");
-    let _ = sys.child.kill();
 }
