@@ -80,7 +80,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use concord_kernel::reply::ErrorCode;
 use concord_kernel::{Actor, CountryCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -295,24 +294,7 @@ pub fn stream_of(cmd: &Command) -> String {
 /// fit (unknown or missing field, wrong type, a country code that names
 /// nobody, an unknown team) is `Rejection::Invalid`.
 pub fn parse_command(name: &str, data: Value) -> Result<Command, Rejection> {
-    fn body<T: serde::de::DeserializeOwned>(name: &str, data: Value) -> Result<T, Rejection> {
-        // serde also fills a struct from an array, by position; a command
-        // body is an object with named fields and nothing else.
-        let kind = match &data {
-            Value::Object(_) => None,
-            Value::Null => Some("null"),
-            Value::Bool(_) => Some("a boolean"),
-            Value::Number(_) => Some("a number"),
-            Value::String(_) => Some("a string"),
-            Value::Array(_) => Some("an array"),
-        };
-        if let Some(kind) = kind {
-            return Err(Rejection::Invalid(format!(
-                "invalid {name} command: data must be a JSON object, not {kind}"
-            )));
-        }
-        serde_json::from_value(data).map_err(|e| Rejection::Invalid(format!("invalid {name} command: {e}")))
-    }
+    use concord_kernel::decider::command_body as body;
     match name {
         "request_deployment" => body(name, data).map(Command::RequestDeployment),
         "approve_deployment" => body(name, data).map(Command::ApproveDeployment),
@@ -462,12 +444,7 @@ impl Event {
 
     /// Rebuilds an event from a stored envelope's `type` and `data`.
     pub fn from_parts(event_type: &str, data: &Value) -> Result<Event, String> {
-        fn body<'a, T: Deserialize<'a>>(event_type: &str, data: &'a Value) -> Result<T, String> {
-            if !data.is_object() {
-                return Err(format!("malformed {event_type} data: not a JSON object"));
-            }
-            T::deserialize(data).map_err(|e| format!("malformed {event_type} data: {e}"))
-        }
+        use concord_kernel::decider::event_body as body;
         match event_type {
             "deployment.requested" => body(event_type, data).map(Event::DeploymentRequested),
             "deployment.approved" => body(event_type, data).map(Event::DeploymentApproved),
@@ -732,32 +709,8 @@ impl State {
 
 // ---------------------------------------------------------------- rejections
 
-/// A refused command: a business answer with a stable code, never a failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    RuleViolated(String),
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl Rejection {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Rejection::Invalid(_) => ErrorCode::Invalid,
-            Rejection::Forbidden(_) => ErrorCode::Forbidden,
-            Rejection::NotFound(_) => ErrorCode::NotFound,
-            Rejection::RuleViolated(_) => ErrorCode::RuleViolated,
-            Rejection::Conflict(_) => ErrorCode::Conflict,
-        }
-    }
-}
+/// A refused command (shared by every decider).
+pub use concord_kernel::decider::Rejection;
 
 // ---------------------------------------------------------------- decide
 
@@ -1246,6 +1199,7 @@ pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use concord_kernel::reply::ErrorCode;
 
     // ------------------------------------------------------------ fixtures
 

@@ -56,7 +56,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use concord_kernel::reply::ErrorCode;
 use concord_kernel::{Actor, CountryCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -441,24 +440,7 @@ pub fn stream_of(cmd: &Command) -> String {
 /// (unknown or missing field, wrong type, a country code that names nobody,
 /// an unknown colour) is `Rejection::Invalid`.
 pub fn parse_command(name: &str, data: Value) -> Result<Command, Rejection> {
-    fn body<T: serde::de::DeserializeOwned>(name: &str, data: Value) -> Result<T, Rejection> {
-        // serde also fills a struct from an array, by position; a command
-        // body is an object with named fields and nothing else.
-        let kind = match &data {
-            Value::Object(_) => None,
-            Value::Null => Some("null"),
-            Value::Bool(_) => Some("a boolean"),
-            Value::Number(_) => Some("a number"),
-            Value::String(_) => Some("a string"),
-            Value::Array(_) => Some("an array"),
-        };
-        if let Some(kind) = kind {
-            return Err(Rejection::Invalid(format!(
-                "invalid {name} command: data must be a JSON object, not {kind}"
-            )));
-        }
-        serde_json::from_value(data).map_err(|e| Rejection::Invalid(format!("invalid {name} command: {e}")))
-    }
+    use concord_kernel::decider::command_body as body;
     match name {
         "post_lead" => body(name, data).map(Command::PostLead),
         "amend_lead" => body(name, data).map(Command::AmendLead),
@@ -650,12 +632,7 @@ impl Event {
 
     /// Rebuilds an event from a stored envelope's `type` and `data`.
     pub fn from_parts(event_type: &str, data: &Value) -> Result<Event, String> {
-        fn body<'a, T: Deserialize<'a>>(event_type: &str, data: &'a Value) -> Result<T, String> {
-            if !data.is_object() {
-                return Err(format!("malformed {event_type} data: not a JSON object"));
-            }
-            T::deserialize(data).map_err(|e| format!("malformed {event_type} data: {e}"))
-        }
+        use concord_kernel::decider::event_body as body;
         match event_type {
             "lead.posted" => body(event_type, data).map(Event::LeadPosted),
             "lead.amended" => body(event_type, data).map(Event::LeadAmended),
@@ -924,32 +901,8 @@ impl State {
 
 // ---------------------------------------------------------------- rejections
 
-/// A refused command: a business answer with a stable code, never a failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    RuleViolated(String),
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl Rejection {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Rejection::Invalid(_) => ErrorCode::Invalid,
-            Rejection::Forbidden(_) => ErrorCode::Forbidden,
-            Rejection::NotFound(_) => ErrorCode::NotFound,
-            Rejection::RuleViolated(_) => ErrorCode::RuleViolated,
-            Rejection::Conflict(_) => ErrorCode::Conflict,
-        }
-    }
-}
+/// A refused command (shared by every decider).
+pub use concord_kernel::decider::Rejection;
 
 // ---------------------------------------------------------------- decide
 
@@ -1543,6 +1496,7 @@ pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use concord_kernel::reply::ErrorCode;
 
     // ------------------------------------------------------------ fixtures
 

@@ -18,6 +18,7 @@ pub mod chain;
 #[cfg(feature = "bus")]
 pub mod consumer;
 pub mod country;
+pub mod decider;
 pub mod envelope;
 #[cfg(feature = "bus")]
 pub mod follow;

@@ -24,7 +24,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use concord_kernel::reply::ErrorCode;
 use concord_kernel::{Actor, CountryCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -163,24 +162,7 @@ impl Command {
 /// An unknown name or a body that does not fit (unknown or missing field,
 /// wrong type, a country code that names nobody) is `Rejection::Invalid`.
 pub fn parse_command(name: &str, data: Value) -> Result<Command, Rejection> {
-    fn body<T: serde::de::DeserializeOwned>(name: &str, data: Value) -> Result<T, Rejection> {
-        // serde also fills a struct from an array, by position; a command
-        // body is an object with named fields and nothing else.
-        let kind = match &data {
-            Value::Object(_) => None,
-            Value::Null => Some("null"),
-            Value::Bool(_) => Some("a boolean"),
-            Value::Number(_) => Some("a number"),
-            Value::String(_) => Some("a string"),
-            Value::Array(_) => Some("an array"),
-        };
-        if let Some(kind) = kind {
-            return Err(Rejection::Invalid(format!(
-                "invalid {name} command: data must be a JSON object, not {kind}"
-            )));
-        }
-        serde_json::from_value(data).map_err(|e| Rejection::Invalid(format!("invalid {name} command: {e}")))
-    }
+    use concord_kernel::decider::command_body as body;
     match name {
         "open" => body(name, data).map(Command::Open),
         "add_participant" => body(name, data).map(Command::AddParticipant),
@@ -379,12 +361,7 @@ impl Event {
 
     /// Rebuilds an event from a stored envelope's `type` and `data`.
     pub fn from_parts(event_type: &str, data: &Value) -> Result<Event, String> {
-        fn body<'a, T: Deserialize<'a>>(event_type: &str, data: &'a Value) -> Result<T, String> {
-            if !data.is_object() {
-                return Err(format!("malformed {event_type} data: not a JSON object"));
-            }
-            T::deserialize(data).map_err(|e| format!("malformed {event_type} data: {e}"))
-        }
+        use concord_kernel::decider::event_body as body;
         match event_type {
             "operation.opened" => body(event_type, data).map(Event::OperationOpened),
             "participant.added" => body(event_type, data).map(Event::ParticipantAdded),
@@ -494,32 +471,8 @@ impl Operation {
 
 // ---------------------------------------------------------------- rejections
 
-/// A refused command: a business answer with a stable code, never a failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    RuleViolated(String),
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl Rejection {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Rejection::Invalid(_) => ErrorCode::Invalid,
-            Rejection::Forbidden(_) => ErrorCode::Forbidden,
-            Rejection::NotFound(_) => ErrorCode::NotFound,
-            Rejection::RuleViolated(_) => ErrorCode::RuleViolated,
-            Rejection::Conflict(_) => ErrorCode::Conflict,
-        }
-    }
-}
+/// A refused command (shared by every decider).
+pub use concord_kernel::decider::Rejection;
 
 // ---------------------------------------------------------------- decide
 
@@ -859,6 +812,7 @@ pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use concord_kernel::reply::ErrorCode;
 
     // ------------------------------------------------------------ fixtures
 
