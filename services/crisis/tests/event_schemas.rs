@@ -15,7 +15,8 @@ use concord_crisis::domain::{
     SITREP_TEXT_CHARS_MAX, SUMMARY_CHARS_MAX, Severity, State, TITLE_CHARS_MAX, TeamsView, decide, parse_command,
     try_evolve,
 };
-use concord_kernel::schema::{Schemas, Violation};
+use concord_kernel::harness::schemas::{assert_refused, assert_valid, violations};
+use concord_kernel::schema::Schemas;
 use concord_kernel::{Actor, CountryCode, Role};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -31,21 +32,7 @@ const NOW: &str = "2026-11-23T09:30:00.000000Z";
 
 /// Every `<name>.schema.json` of `dir`, by name.
 fn schema_files_in(dir: &str) -> BTreeMap<String, String> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
-        let path = entry.expect("directory entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a UTF-8 file name")
-            .to_owned();
-        let stem = name
-            .strip_suffix(SUFFIX)
-            .unwrap_or_else(|| panic!("{name}: only <name>{SUFFIX} files belong in {dir}"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        files.insert(stem.to_owned(), text);
-    }
-    files
+    concord_kernel::harness::schemas::schema_files(dir)
 }
 
 fn schema_files() -> BTreeMap<String, String> {
@@ -62,29 +49,6 @@ fn schemas() -> Schemas {
 
 fn command_schemas() -> Schemas {
     compile(&schema_files_in(COMMAND_SCHEMA_DIR))
-}
-
-fn violations(schemas: &Schemas, name: &str, data: &Value) -> Vec<Violation> {
-    match schemas.check(name, data).expect("a schema for every name") {
-        Ok(()) => Vec::new(),
-        Err(v) => v,
-    }
-}
-
-fn assert_valid(schemas: &Schemas, name: &str, data: &Value) {
-    let v = violations(schemas, name, data);
-    assert!(v.is_empty(), "{name} {data} refused: {v:#?}");
-}
-
-/// Refused, and for the schema rule `keyword` (the last segment of a
-/// violation's schema path, e.g. `required`, `maxLength`).
-fn assert_refused(schemas: &Schemas, name: &str, data: &Value, keyword: &str) {
-    let v = violations(schemas, name, data);
-    assert!(!v.is_empty(), "{name} {data} accepted");
-    assert!(
-        v.iter().any(|v| v.schema_path.ends_with(&format!("/{keyword}"))),
-        "{name} {data} refused, but not by {keyword}: {v:#?}"
-    );
 }
 
 /// `data` with the member at JSON pointer `at` set to `value` (or removed,

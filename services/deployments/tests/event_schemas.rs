@@ -16,7 +16,8 @@ use concord_deployments::domain::{
     MEMBERS_MAX, MarkArrived, Member, OperationsView, Recall, RequestDeployment, RequestStandDown, State, Team, decide,
     parse_command, try_evolve,
 };
-use concord_kernel::schema::{Schemas, Violation};
+use concord_kernel::harness::schemas::{assert_refused, assert_valid, violations};
+use concord_kernel::schema::Schemas;
 use concord_kernel::{Actor, CountryCode, Role};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -37,21 +38,7 @@ const NOW: &str = "2026-11-23T09:30:00.000000Z";
 
 /// Every `<name>.schema.json` of `dir`, by name.
 fn schema_files(dir: &str) -> BTreeMap<String, String> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
-        let path = entry.expect("directory entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a UTF-8 file name")
-            .to_owned();
-        let stem = name
-            .strip_suffix(SUFFIX)
-            .unwrap_or_else(|| panic!("{name}: only <name>{SUFFIX} files belong in {dir}"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        files.insert(stem.to_owned(), text);
-    }
-    files
+    concord_kernel::harness::schemas::schema_files(dir)
 }
 
 fn compile(dir: &str) -> Schemas {
@@ -61,29 +48,6 @@ fn compile(dir: &str) -> Schemas {
 
 fn schemas() -> Schemas {
     compile(EVENT_SCHEMA_DIR)
-}
-
-fn violations(schemas: &Schemas, name: &str, data: &Value) -> Vec<Violation> {
-    match schemas.check(name, data).expect("a schema for every name") {
-        Ok(()) => Vec::new(),
-        Err(v) => v,
-    }
-}
-
-fn assert_valid(schemas: &Schemas, name: &str, data: &Value) {
-    let v = violations(schemas, name, data);
-    assert!(v.is_empty(), "{name} {data} refused: {v:#?}");
-}
-
-/// Refused, and for the schema rule `keyword` (the last segment of a
-/// violation's schema path, e.g. `required`, `maxLength`).
-fn assert_refused(schemas: &Schemas, name: &str, data: &Value, keyword: &str) {
-    let v = violations(schemas, name, data);
-    assert!(!v.is_empty(), "{name} {data} accepted");
-    assert!(
-        v.iter().any(|v| v.schema_path.ends_with(&format!("/{keyword}"))),
-        "{name} {data} refused, but not by {keyword}: {v:#?}"
-    );
 }
 
 /// `data` with the member at JSON pointer `at` set to `value` (or removed,

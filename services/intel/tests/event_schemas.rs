@@ -12,7 +12,8 @@ use concord_intel::domain::{
     OperationsView, Person, PostLead, Reliability, ReportArrest, RequestNotice, RetractLead, ReviewNotice, State,
     Subject, SubjectKind, decide, try_evolve,
 };
-use concord_kernel::schema::{Schemas, Violation};
+use concord_kernel::harness::schemas::{assert_refused, assert_valid, violations};
+use concord_kernel::schema::Schemas;
 use concord_kernel::{Actor, CountryCode, Role};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -29,49 +30,12 @@ const NOW: &str = "2026-11-23T09:30:00.000000Z";
 
 /// Every `<type>.schema.json` of the directory, by event type.
 fn schema_files() -> BTreeMap<String, String> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(SCHEMA_DIR).expect("schemas/events/intel exists") {
-        let path = entry.expect("directory entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a UTF-8 file name")
-            .to_owned();
-        let event_type = name
-            .strip_suffix(SUFFIX)
-            .unwrap_or_else(|| panic!("{name}: only <type>{SUFFIX} files belong in {SCHEMA_DIR}"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        files.insert(event_type.to_owned(), text);
-    }
-    files
+    concord_kernel::harness::schemas::schema_files(SCHEMA_DIR)
 }
 
 fn schemas() -> Schemas {
     let files = schema_files();
     Schemas::compile(files.iter().map(|(t, text)| (t.as_str(), text.as_str()))).expect("every schema compiles")
-}
-
-fn violations(schemas: &Schemas, event_type: &str, data: &Value) -> Vec<Violation> {
-    match schemas.check(event_type, data).expect("a schema for every event type") {
-        Ok(()) => Vec::new(),
-        Err(v) => v,
-    }
-}
-
-fn assert_valid(schemas: &Schemas, event_type: &str, data: &Value) {
-    let v = violations(schemas, event_type, data);
-    assert!(v.is_empty(), "{event_type} {data} refused: {v:#?}");
-}
-
-/// Refused, and for the schema rule `keyword` (the last segment of a
-/// violation's schema path, e.g. `required`, `maxLength`).
-fn assert_refused(schemas: &Schemas, event_type: &str, data: &Value, keyword: &str) {
-    let v = violations(schemas, event_type, data);
-    assert!(!v.is_empty(), "{event_type} {data} accepted");
-    assert!(
-        v.iter().any(|v| v.schema_path.ends_with(&format!("/{keyword}"))),
-        "{event_type} {data} refused, but not by {keyword}: {v:#?}"
-    );
 }
 
 /// `data` with the member at JSON pointer `at` set to `value` (or removed,

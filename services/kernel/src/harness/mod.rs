@@ -7,6 +7,7 @@
 //! its own in the data dir ([`NatsServer::start_in`]).
 
 pub mod http;
+pub mod schemas;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
