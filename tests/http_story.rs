@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use concord_kernel::harness::http::{Response, request};
+use concord_testkit::http::{Response, request};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_concord");
@@ -336,7 +336,7 @@ async fn an_operation_story_over_http_survives_kill_9() {
 /// deploy/ runs them; the gateway answers once the service answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_run_as_separate_processes() {
-    let nats = concord_kernel::harness::NatsServer::start().expect("nats-server");
+    let nats = concord_testkit::NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let secret = "separate-processes-secret-0123456789abcdef";
     let addr = free_addr();

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use concord_kernel::log::{AppendRequest, Log, NewEvent};
-use concord_kernel::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use concord_log::{AppendRequest, Log, NewEvent};
 use serde_json::json;
 
 fn concord(args: &[&str]) -> Output {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use concord_kernel::log::{AppendRequest, Log, NewEvent};
-use concord_kernel::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use concord_log::{AppendRequest, Log, NewEvent};
 use serde_json::json;
 
 /// Bytes of `data` per benchmark event (the "512-byte events").
@@ -79,7 +79,7 @@ pub fn log(args: LogBenchArgs) -> anyhow::Result<()> {
     let mut next = 1;
     let mut n = 0u64;
     loop {
-        let b = log.read_from(next, concord_kernel::log::READ_BATCH_EVENTS_MAX)?;
+        let b = log.read_from(next, concord_log::READ_BATCH_EVENTS_MAX)?;
         let Some(last) = b.events.last() else { break };
         next = last.seq + 1;
         n += b.events.len() as u64;
@@ -242,8 +242,8 @@ pub struct OpsBenchArgs {
 pub fn ops(args: OpsBenchArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let nats = concord_kernel::harness::NatsServer::start()?;
         let dir = tempfile::TempDir::new()?;
+        let nats = concord_bus::nats_server::NatsServer::start_in(&dir.path().join("nats"))?;
         let svc_client = async_nats::connect(nats.url()).await?;
         let svc = concord_operations::service::bind(
             concord_operations::service::Config {
@@ -284,12 +284,12 @@ async fn ops_command(client: &async_nats::Client, command: &str, data: serde_jso
     });
     let msg = client
         .request(
-            concord_kernel::subjects::command("operations", command),
+            concord_core::subjects::command("operations", command),
             serde_json::to_vec(&env)?.into(),
         )
         .await?;
-    match concord_kernel::reply::Reply::parse(&msg.payload) {
-        Ok(concord_kernel::reply::Reply::Ok(_)) => Ok(()),
+    match concord_core::reply::Reply::parse(&msg.payload) {
+        Ok(concord_core::reply::Reply::Ok(_)) => Ok(()),
         other => anyhow::bail!("{command} refused: {other:?}"),
     }
 }

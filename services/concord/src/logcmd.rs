@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use concord_kernel::log::{Log, READ_BATCH_EVENTS_MAX};
+use concord_log::{Log, READ_BATCH_EVENTS_MAX};
 
 pub fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
     let log = Log::open_existing(dir)?;

@@ -52,10 +52,10 @@ enum Cmd {
 struct TokenArgs {
     /// coordinator | liaison | reviewer | auditor
     #[arg(long, value_parser = parse_role)]
-    role: concord_kernel::Role,
+    role: concord_core::Role,
     /// ISO 3166-1 alpha-2 country, or GS
     #[arg(long, value_parser = parse_country)]
-    country: concord_kernel::CountryCode,
+    country: concord_core::CountryCode,
     /// Who the token names
     #[arg(long)]
     sub: String,
@@ -67,13 +67,13 @@ struct TokenArgs {
     ttl: i64,
 }
 
-fn parse_role(s: &str) -> Result<concord_kernel::Role, String> {
+fn parse_role(s: &str) -> Result<concord_core::Role, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| format!("{s:?} is not a role: coordinator, liaison, reviewer or auditor"))
 }
 
-fn parse_country(s: &str) -> Result<concord_kernel::CountryCode, String> {
-    concord_kernel::CountryCode::parse(s).map_err(|e| e.to_string())
+fn parse_country(s: &str) -> Result<concord_core::CountryCode, String> {
+    concord_core::CountryCode::parse(s).map_err(|e| e.to_string())
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
@@ -92,7 +92,7 @@ fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
 
 fn run_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,concord=info,concord_gateway=info,concord_kernel=info")
+        tracing_subscriber::EnvFilter::new("warn,concord=info,concord_gateway=info,concord_core=info")
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -9,8 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use concord_kernel::auth::{self, Claims, SECRET_BYTES_MIN};
-use concord_kernel::{CountryCode, Role};
+use concord_core::auth::{self, Claims, SECRET_BYTES_MIN};
+use concord_core::{CountryCode, Role};
 use rand::RngCore;
 
 pub const ENV: &str = "CONCORD_JWT_SECRET";

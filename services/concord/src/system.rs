@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use concord_kernel::harness::{NATS_SERVER_VERSION_MIN, NatsServer, nats_server_version};
-use concord_kernel::{CountryCode, Role, Service};
+use concord_bus::nats_server::{NATS_SERVER_VERSION_MIN, NatsServer, nats_server_version};
+use concord_core::{CountryCode, Role, Service};
 use tokio::sync::watch;
 
 use crate::secret;

@@ -67,7 +67,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use concord_kernel::{Actor, CountryCode, Role};
+use concord_core::{Actor, CountryCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -382,7 +382,7 @@ pub fn stream_of(cmd: &Command) -> String {
 /// an unknown kind or need, a severity out of range, a negative count) is
 /// `Rejection::Invalid`.
 pub fn parse_command(name: &str, data: Value) -> Result<Command, Rejection> {
-    use concord_kernel::decider::command_body as body;
+    use concord_core::decider::command_body as body;
     match name {
         "declare_crisis" => body(name, data).map(Command::DeclareCrisis),
         "post_sitrep" => body(name, data).map(Command::PostSitrep),
@@ -519,7 +519,7 @@ impl Event {
 
     /// Rebuilds an event from a stored envelope's `type` and `data`.
     pub fn from_parts(event_type: &str, data: &Value) -> Result<Event, String> {
-        use concord_kernel::decider::event_body as body;
+        use concord_core::decider::event_body as body;
         match event_type {
             "crisis.declared" => body(event_type, data).map(Event::CrisisDeclared),
             "sitrep.posted" => body(event_type, data).map(Event::SitrepPosted),
@@ -824,7 +824,7 @@ impl State {
 // ---------------------------------------------------------------- rejections
 
 /// A refused command (shared by every decider).
-pub use concord_kernel::decider::Rejection;
+pub use concord_core::decider::Rejection;
 
 // ---------------------------------------------------------------- decide
 
@@ -1138,7 +1138,7 @@ pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concord_kernel::reply::ErrorCode;
+    use concord_core::reply::ErrorCode;
 
     // ------------------------------------------------------------ fixtures
 

@@ -7,12 +7,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use concord_kernel::consumer::ConsumerError;
-use concord_kernel::follow::Followed;
-use concord_kernel::log::{Appended, Log, NewEvent};
-use concord_kernel::reply::ErrorCode;
-use concord_kernel::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
-use concord_kernel::{EventEnvelope, Service};
+use concord_bus::consumer::ConsumerError;
+use concord_bus::follow::Followed;
+use concord_bus::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
+use concord_core::reply::ErrorCode;
+use concord_core::{EventEnvelope, Service};
+use concord_log::{Appended, Log, NewEvent};
 use serde_json::{Value, json};
 
 use crate::domain::{self, COMMANDS, EVENT_SCHEMA_VERSION, EVENT_TYPES, Event, TeamsView};
@@ -46,7 +46,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Log(#[from] concord_kernel::log::LogError),
+    Log(#[from] concord_log::LogError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]

@@ -9,15 +9,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use concord_bus::schema::Schemas;
+use concord_core::{Actor, CountryCode, Role};
 use concord_crisis::domain::{
     COMMANDS, Casualties, ChangeSeverity, CloseCrisis, Command, CrisisKind, Ctx, DETAILS_CHARS_MAX, DeclareCrisis,
     EVENT_TYPES, Event, Need, PostSitrep, REASON_CHARS_MAX, RequestAssistance, SEVERITY_MAX, SEVERITY_MIN,
     SITREP_TEXT_CHARS_MAX, SUMMARY_CHARS_MAX, Severity, State, TITLE_CHARS_MAX, TeamsView, decide, parse_command,
     try_evolve,
 };
-use concord_kernel::harness::schemas::{assert_refused, assert_valid, violations};
-use concord_kernel::schema::Schemas;
-use concord_kernel::{Actor, CountryCode, Role};
+use concord_testkit::schemas::{assert_refused, assert_valid, violations};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -32,7 +32,7 @@ const NOW: &str = "2026-11-23T09:30:00.000000Z";
 
 /// Every `<name>.schema.json` of `dir`, by name.
 fn schema_files_in(dir: &str) -> BTreeMap<String, String> {
-    concord_kernel::harness::schemas::schema_files(dir)
+    concord_testkit::schemas::schema_files(dir)
 }
 
 fn schema_files() -> BTreeMap<String, String> {

@@ -80,7 +80,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use concord_kernel::{Actor, CountryCode, Role};
+use concord_core::{Actor, CountryCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -294,7 +294,7 @@ pub fn stream_of(cmd: &Command) -> String {
 /// fit (unknown or missing field, wrong type, a country code that names
 /// nobody, an unknown team) is `Rejection::Invalid`.
 pub fn parse_command(name: &str, data: Value) -> Result<Command, Rejection> {
-    use concord_kernel::decider::command_body as body;
+    use concord_core::decider::command_body as body;
     match name {
         "request_deployment" => body(name, data).map(Command::RequestDeployment),
         "approve_deployment" => body(name, data).map(Command::ApproveDeployment),
@@ -444,7 +444,7 @@ impl Event {
 
     /// Rebuilds an event from a stored envelope's `type` and `data`.
     pub fn from_parts(event_type: &str, data: &Value) -> Result<Event, String> {
-        use concord_kernel::decider::event_body as body;
+        use concord_core::decider::event_body as body;
         match event_type {
             "deployment.requested" => body(event_type, data).map(Event::DeploymentRequested),
             "deployment.approved" => body(event_type, data).map(Event::DeploymentApproved),
@@ -710,7 +710,7 @@ impl State {
 // ---------------------------------------------------------------- rejections
 
 /// A refused command (shared by every decider).
-pub use concord_kernel::decider::Rejection;
+pub use concord_core::decider::Rejection;
 
 // ---------------------------------------------------------------- decide
 
@@ -1199,7 +1199,7 @@ pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concord_kernel::reply::ErrorCode;
+    use concord_core::reply::ErrorCode;
 
     // ------------------------------------------------------------ fixtures
 

@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use concord_kernel::consumer::ConsumerError;
-use concord_kernel::follow::Followed;
-use concord_kernel::log::{Appended, Log, NewEvent};
-use concord_kernel::reply::{ErrorCode, Reply};
-use concord_kernel::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
-use concord_kernel::{Actor, CountryCode, EventEnvelope, Role, Service, subjects};
+use concord_bus::consumer::ConsumerError;
+use concord_bus::follow::Followed;
+use concord_bus::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
+use concord_core::reply::{ErrorCode, Reply};
+use concord_core::{Actor, CountryCode, EventEnvelope, Role, Service, subjects};
+use concord_log::{Appended, Log, NewEvent};
 use concord_operations::membership::OperationsView;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -61,7 +61,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Log(#[from] concord_kernel::log::LogError),
+    Log(#[from] concord_log::LogError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
@@ -201,7 +201,7 @@ async fn request_stand_down(client: &async_nats::Client, c: &Closed, deployment_
     let actor = Actor {
         sub: CHOREOGRAPHY_SUB.to_owned(),
         role: Role::Liaison,
-        country: CountryCode::parse(concord_kernel::country::SECRETARIAT)
+        country: CountryCode::parse(concord_core::country::SECRETARIAT)
             .unwrap_or_else(|_| unreachable!("GS is a country code")),
     };
     let envelope = json!({

@@ -11,14 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use concord_bus::schema::Schemas;
+use concord_core::{Actor, CountryCode, Role};
 use concord_deployments::domain::{
     ApproveDeployment, COMMANDS, Command, CrisesView, Ctx, DeclineDeployment, EVENT_TYPES, EndDeployment, Event,
     MEMBERS_MAX, MarkArrived, Member, OperationsView, Recall, RequestDeployment, RequestStandDown, State, Team, decide,
     parse_command, try_evolve,
 };
-use concord_kernel::harness::schemas::{assert_refused, assert_valid, violations};
-use concord_kernel::schema::Schemas;
-use concord_kernel::{Actor, CountryCode, Role};
+use concord_testkit::schemas::{assert_refused, assert_valid, violations};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -38,7 +38,7 @@ const NOW: &str = "2026-11-23T09:30:00.000000Z";
 
 /// Every `<name>.schema.json` of `dir`, by name.
 fn schema_files(dir: &str) -> BTreeMap<String, String> {
-    concord_kernel::harness::schemas::schema_files(dir)
+    concord_testkit::schemas::schema_files(dir)
 }
 
 fn compile(dir: &str) -> Schemas {

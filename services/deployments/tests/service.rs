@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use concord_kernel::bus::{fetch_head, fetch_log};
-use concord_kernel::harness::NatsServer;
-use concord_kernel::reply::Reply;
-use concord_kernel::{Service, subjects};
+use concord_bus::logs::{fetch_head, fetch_log};
+use concord_core::reply::Reply;
+use concord_core::{Service, subjects};
+use concord_testkit::NatsServer;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

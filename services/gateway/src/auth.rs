@@ -4,9 +4,9 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use concord_kernel::Role;
-use concord_kernel::auth::{self, Claims};
-use concord_kernel::reply::ErrorCode;
+use concord_core::Role;
+use concord_core::auth::{self, Claims};
+use concord_core::reply::ErrorCode;
 
 use crate::AppState;
 use crate::problem::Problem;

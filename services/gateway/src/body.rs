@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
-use concord_kernel::reply::ErrorCode;
+use concord_core::reply::ErrorCode;
 use serde_json::{Map, Value};
 
 use crate::problem::Problem;

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use concord_kernel::auth::Claims;
-use concord_kernel::bus::TRACEPARENT;
-use concord_kernel::reply::{ErrorCode, Reply};
-use concord_kernel::{Service, subjects};
+use concord_bus::logs::TRACEPARENT;
+use concord_core::auth::Claims;
+use concord_core::reply::{ErrorCode, Reply};
+use concord_core::{Service, subjects};
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -191,7 +191,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concord_kernel::{CountryCode, Role};
+    use concord_core::{CountryCode, Role};
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

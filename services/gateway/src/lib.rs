@@ -29,8 +29,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use concord_kernel::Service;
-use concord_kernel::reply::ErrorCode;
+use concord_core::Service;
+use concord_core::reply::ErrorCode;
 use serde_json::json;
 
 use crate::problem::{Problem, ProblemBody};

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use concord_kernel::reply::{ErrorBody, ErrorCode};
+use concord_core::reply::{ErrorBody, ErrorCode};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;

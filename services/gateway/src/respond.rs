@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use concord_kernel::Service;
+use concord_core::Service;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use concord_core::auth::{Claims, sign};
+use concord_core::{CountryCode, Role, Service};
 use concord_gateway::Config;
-use concord_kernel::auth::{Claims, sign};
-use concord_kernel::harness::NatsServer;
-use concord_kernel::harness::http::{Response, request};
-use concord_kernel::{CountryCode, Role, Service};
+use concord_testkit::NatsServer;
+use concord_testkit::http::{Response, request};
 use futures::StreamExt;
 use serde_json::{Value, json};
 

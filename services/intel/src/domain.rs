@@ -56,7 +56,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use concord_kernel::{Actor, CountryCode, Role};
+use concord_core::{Actor, CountryCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -440,7 +440,7 @@ pub fn stream_of(cmd: &Command) -> String {
 /// (unknown or missing field, wrong type, a country code that names nobody,
 /// an unknown colour) is `Rejection::Invalid`.
 pub fn parse_command(name: &str, data: Value) -> Result<Command, Rejection> {
-    use concord_kernel::decider::command_body as body;
+    use concord_core::decider::command_body as body;
     match name {
         "post_lead" => body(name, data).map(Command::PostLead),
         "amend_lead" => body(name, data).map(Command::AmendLead),
@@ -632,7 +632,7 @@ impl Event {
 
     /// Rebuilds an event from a stored envelope's `type` and `data`.
     pub fn from_parts(event_type: &str, data: &Value) -> Result<Event, String> {
-        use concord_kernel::decider::event_body as body;
+        use concord_core::decider::event_body as body;
         match event_type {
             "lead.posted" => body(event_type, data).map(Event::LeadPosted),
             "lead.amended" => body(event_type, data).map(Event::LeadAmended),
@@ -902,7 +902,7 @@ impl State {
 // ---------------------------------------------------------------- rejections
 
 /// A refused command (shared by every decider).
-pub use concord_kernel::decider::Rejection;
+pub use concord_core::decider::Rejection;
 
 // ---------------------------------------------------------------- decide
 
@@ -1496,7 +1496,7 @@ pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concord_kernel::reply::ErrorCode;
+    use concord_core::reply::ErrorCode;
 
     // ------------------------------------------------------------ fixtures
 
@@ -3385,7 +3385,7 @@ mod tests {
 
     #[test]
     fn the_schemas_accept_what_the_commands_accept() {
-        use concord_kernel::schema::Schemas;
+        use concord_bus::schema::Schemas;
         let schemas = Schemas::compile(SCHEMAS).expect("every intel command schema compiles");
         for ((name, _), full) in SCHEMAS.into_iter().zip(full_bodies()) {
             assert_eq!(schemas.check(name, &full).expect("known"), Ok(()), "{name}");
@@ -3436,7 +3436,7 @@ mod tests {
             schema["properties"]["kind"]["enum"],
             json!(["lead", "arrest", "notice"])
         );
-        let schemas = concord_kernel::schema::Schemas::compile([("get", text)]).expect("compiles");
+        let schemas = concord_bus::schema::Schemas::compile([("get", text)]).expect("compiles");
         let ok = json!({"kind": "lead", "id": LEAD, "country": "DE", "role": "auditor"});
         assert_eq!(schemas.check("get", &ok).expect("known"), Ok(()));
         let bad = json!({"kind": "operation", "id": LEAD, "country": "DE"});

@@ -3,10 +3,10 @@
 //! operations changed, it catches up), survives a restart without
 //! duplicate effects, and refuses malformed input with `invalid`.
 
-use concord_kernel::bus::fetch_head;
-use concord_kernel::harness::NatsServer;
-use concord_kernel::reply::Reply;
-use concord_kernel::{Service, subjects};
+use concord_bus::logs::fetch_head;
+use concord_core::reply::Reply;
+use concord_core::{Service, subjects};
+use concord_testkit::NatsServer;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

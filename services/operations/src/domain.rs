@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use concord_kernel::{Actor, CountryCode, Role};
+use concord_core::{Actor, CountryCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -162,7 +162,7 @@ impl Command {
 /// An unknown name or a body that does not fit (unknown or missing field,
 /// wrong type, a country code that names nobody) is `Rejection::Invalid`.
 pub fn parse_command(name: &str, data: Value) -> Result<Command, Rejection> {
-    use concord_kernel::decider::command_body as body;
+    use concord_core::decider::command_body as body;
     match name {
         "open" => body(name, data).map(Command::Open),
         "add_participant" => body(name, data).map(Command::AddParticipant),
@@ -361,7 +361,7 @@ impl Event {
 
     /// Rebuilds an event from a stored envelope's `type` and `data`.
     pub fn from_parts(event_type: &str, data: &Value) -> Result<Event, String> {
-        use concord_kernel::decider::event_body as body;
+        use concord_core::decider::event_body as body;
         match event_type {
             "operation.opened" => body(event_type, data).map(Event::OperationOpened),
             "participant.added" => body(event_type, data).map(Event::ParticipantAdded),
@@ -472,7 +472,7 @@ impl Operation {
 // ---------------------------------------------------------------- rejections
 
 /// A refused command (shared by every decider).
-pub use concord_kernel::decider::Rejection;
+pub use concord_core::decider::Rejection;
 
 // ---------------------------------------------------------------- decide
 
@@ -812,7 +812,7 @@ pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concord_kernel::reply::ErrorCode;
+    use concord_core::reply::ErrorCode;
 
     // ------------------------------------------------------------ fixtures
 

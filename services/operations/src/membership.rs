@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use concord_kernel::CountryCode;
+use concord_core::CountryCode;
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;

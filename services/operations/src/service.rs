@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use concord_kernel::log::{Appended, Log, NewEvent};
-use concord_kernel::reply::ErrorCode;
-use concord_kernel::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
-use concord_kernel::{CountryCode, EventEnvelope, Service};
+use concord_bus::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
+use concord_core::reply::ErrorCode;
+use concord_core::{CountryCode, EventEnvelope, Service};
+use concord_log::{Appended, Log, NewEvent};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Log(#[from] concord_kernel::log::LogError),
+    Log(#[from] concord_log::LogError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }

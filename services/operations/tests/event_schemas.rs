@@ -6,13 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use concord_kernel::harness::schemas::{assert_refused, assert_valid, violations};
-use concord_kernel::schema::Schemas;
-use concord_kernel::{Actor, CountryCode, Role};
+use concord_bus::schema::Schemas;
+use concord_core::{Actor, CountryCode, Role};
 use concord_operations::domain::{
     AddParticipant, AssignTask, Close, Command, Ctx, EVENT_TYPES, Event, Open, RemoveParticipant, State, TaskStatus,
     UpdateTaskStatus, decide, try_evolve,
 };
+use concord_testkit::schemas::{assert_refused, assert_valid, violations};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -28,7 +28,7 @@ const NOW: &str = "2026-11-23T09:30:00.000000Z";
 
 /// Every `<type>.schema.json` of the directory, by event type.
 fn schema_files() -> BTreeMap<String, String> {
-    concord_kernel::harness::schemas::schema_files(SCHEMA_DIR)
+    concord_testkit::schemas::schema_files(SCHEMA_DIR)
 }
 
 fn schemas() -> Schemas {

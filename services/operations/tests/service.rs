@@ -1,11 +1,11 @@
 //! The operations service over a real nats-server: the operation story as
 //! NATS commands, the visibility of the `get` query, and malformed input.
 
-use concord_kernel::bus::fetch_head;
-use concord_kernel::harness::NatsServer;
-use concord_kernel::reply::Reply;
-use concord_kernel::{Service, subjects};
+use concord_bus::logs::fetch_head;
+use concord_core::reply::Reply;
+use concord_core::{Service, subjects};
 use concord_operations::service::{Config, bind};
+use concord_testkit::NatsServer;
 use serde_json::{Value, json};
 
 struct World {

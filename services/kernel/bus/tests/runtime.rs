@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use concord_kernel::bus::TRACEPARENT;
-use concord_kernel::harness::NatsServer;
-use concord_kernel::log::{Appended, Log, NewEvent};
-use concord_kernel::reply::{ErrorCode, Reply};
-use concord_kernel::runtime::{Aggregate, Ctx, Rejection, bind};
-use concord_kernel::{EventEnvelope, Service, subjects};
+use concord_bus::logs::TRACEPARENT;
+use concord_bus::runtime::{Aggregate, Ctx, Rejection, bind};
+use concord_core::reply::{ErrorCode, Reply};
+use concord_core::{EventEnvelope, Service, subjects};
+use concord_log::{Appended, Log, NewEvent};
+use concord_testkit::NatsServer;
 use futures::StreamExt;
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use concord_kernel::Service;
-use concord_kernel::log::Log;
+use concord_core::Service;
+use concord_log::Log;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 const KILLS: usize = 24;

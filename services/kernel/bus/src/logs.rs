@@ -10,10 +10,10 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::envelope::{EventEnvelope, Service};
-use crate::log::{Head, Log, LogError, READ_BATCH_EVENTS_MAX};
-use crate::reply::{ErrorCode, Reply};
-use crate::subjects;
+use concord_core::envelope::{EventEnvelope, Service};
+use concord_core::reply::{ErrorCode, Reply};
+use concord_core::subjects;
+use concord_log::{Head, Log, LogError, READ_BATCH_EVENTS_MAX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -253,14 +253,14 @@ pub const TRACEPARENT: &str = "traceparent";
 /// Publishes freshly appended events on `concord.evt.<service>.<type>`, as
 /// stored. Call only after `Log::append` answered (i.e. after the fsync).
 /// Core NATS may drop these; consumers fill gaps from `log.read`.
-pub async fn publish_appended(client: &async_nats::Client, appended: &crate::log::Appended) -> Result<(), BusError> {
+pub async fn publish_appended(client: &async_nats::Client, appended: &concord_log::Appended) -> Result<(), BusError> {
     publish_appended_traced(client, appended, None).await
 }
 
 /// `publish_appended` with the `traceparent` of the command that caused it.
 pub async fn publish_appended_traced(
     client: &async_nats::Client,
-    appended: &crate::log::Appended,
+    appended: &concord_log::Appended,
     traceparent: Option<&str>,
 ) -> Result<(), BusError> {
     for (event, raw) in appended.events.iter().zip(&appended.raw) {

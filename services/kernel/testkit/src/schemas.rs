@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::schema::{Schemas, Violation};
+use concord_bus::schema::{Schemas, Violation};
 
 /// Every `<name>.schema.json` of `dir`, by name; any other file panics
 /// (it does not belong there).

@@ -6,8 +6,8 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::*;
-use crate::envelope::Role;
-use crate::{CountryCode, Service};
+use concord_core::envelope::Role;
+use concord_core::{CountryCode, Service};
 
 pub(crate) fn actor() -> Actor {
     Actor {
@@ -69,7 +69,7 @@ fn append_assigns_gapless_seqs_versions_and_a_chain() {
         assert_eq!((b.first_seq(), b.version()), (3, 1));
         assert_eq!((c.first_seq(), c.version()), (4, 3));
         assert!(!a.duplicate && !c.duplicate);
-        assert_eq!(a.events[0].prev_hash, crate::chain::GENESIS_HASH);
+        assert_eq!(a.events[0].prev_hash, concord_core::chain::GENESIS_HASH);
         assert_eq!(a.events[1].prev_hash, a.events[0].hash);
         assert_eq!(b.events[0].prev_hash, a.events[1].hash);
         assert_eq!(

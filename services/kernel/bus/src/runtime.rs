@@ -23,15 +23,15 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::bus::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
-use crate::envelope::{Actor, EventEnvelope, ExpectedVersion, Role, Service};
-use crate::log::{AppendRequest, Appended, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX};
-use crate::reply::{ErrorCode, Reply};
+use crate::logs::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
 use crate::schema::{SchemaError, Schemas};
-use crate::{CountryCode, subjects};
+use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Role, Service};
+use concord_core::reply::{ErrorCode, Reply};
+use concord_core::{CountryCode, subjects};
+use concord_log::{AppendRequest, Appended, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX};
 
 /// The command envelope schema, shared by every service.
-pub const COMMAND_ENVELOPE_SCHEMA: &str = include_str!("../../../schemas/envelope/command.schema.json");
+pub const COMMAND_ENVELOPE_SCHEMA: &str = include_str!("../../../../schemas/envelope/command.schema.json");
 const ENVELOPE: &str = "envelope/command";
 
 /// Streams whose folded state a service keeps in memory; past it the cache

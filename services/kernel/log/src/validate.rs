@@ -2,7 +2,7 @@
 //! with a precise reason and never costs the group commit anything.
 
 use super::{AppendRequest, EVENT_DATA_BYTES_MAX, EVENTS_PER_APPEND_MAX, ID_BYTES_MAX, STREAM_NAME_BYTES_MAX};
-use crate::chain::{CanonicalError, canonical_json};
+use concord_core::chain::{CanonicalError, canonical_json};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidAppend {

@@ -1,13 +1,9 @@
-//! A nats-server child process on a free loopback port, stopped on drop,
-//! and a minimal HTTP/1.1 client for black-box tests.
+//! A nats-server child process on a free loopback port, with its files in
+//! a directory it keeps, stopped on drop: what `concord up` runs when no
+//! `NATS_URL` is given, and what the testkit wraps in a temp dir.
 //!
-//! Tests start theirs in a temp dir ([`NatsServer::start`]) and never touch
-//! a server they did not start (the machine's own one on 4222 included), so
-//! they run in parallel and may kill theirs on purpose. `concord up` starts
-//! its own in the data dir ([`NatsServer::start_in`]).
-
-pub mod http;
-pub mod schemas;
+//! Must not: touch a server it did not start (the machine's own one on 4222
+//! included).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -21,7 +17,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const START_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
-pub enum HarnessError {
+pub enum NatsServerError {
     #[error("nats-server was not found on PATH: install it (Debian: apt-get install nats-server)")]
     NotInstalled,
     #[error("nats-server did not start: {0}")]
@@ -32,21 +28,7 @@ pub enum HarnessError {
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
-    dir: Dir,
-}
-
-enum Dir {
-    Temp(tempfile::TempDir),
-    Kept(PathBuf),
-}
-
-impl Dir {
-    fn path(&self) -> &Path {
-        match self {
-            Dir::Temp(t) => t.path(),
-            Dir::Kept(p) => p,
-        }
-    }
+    dir: PathBuf,
 }
 
 /// Oldest nats-server release without known advisories (STACK.md:
@@ -54,13 +36,13 @@ impl Dir {
 pub const NATS_SERVER_VERSION_MIN: (u32, u32, u32) = (2, 12, 6);
 
 /// The installed nats-server's version, from `nats-server --version`.
-pub fn nats_server_version() -> Result<(u32, u32, u32), HarnessError> {
+pub fn nats_server_version() -> Result<(u32, u32, u32), NatsServerError> {
     let out = Command::new(nats_server_binary()?)
         .arg("--version")
         .output()
-        .map_err(|e| HarnessError::Start(e.to_string()))?;
+        .map_err(|e| NatsServerError::Start(e.to_string()))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    parse_version(&text).ok_or_else(|| HarnessError::Start(format!("unreadable version {:?}", text.trim())))
+    parse_version(&text).ok_or_else(|| NatsServerError::Start(format!("unreadable version {:?}", text.trim())))
 }
 
 fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
@@ -71,7 +53,7 @@ fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
 
 /// The nats-server binary: `NATS_SERVER_BIN`, else `nats-server` on PATH,
 /// else Debian's `/usr/sbin/nats-server` (not on a normal user's PATH).
-pub fn nats_server_binary() -> Result<PathBuf, HarnessError> {
+pub fn nats_server_binary() -> Result<PathBuf, NatsServerError> {
     if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
         return Ok(PathBuf::from(p));
     }
@@ -84,49 +66,39 @@ pub fn nats_server_binary() -> Result<PathBuf, HarnessError> {
         .unwrap_or_default();
     on_path
         .or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()))
-        .ok_or(HarnessError::NotInstalled)
+        .ok_or(NatsServerError::NotInstalled)
 }
 
-fn free_port() -> Result<u16, HarnessError> {
+fn free_port() -> Result<u16, NatsServerError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| HarnessError::Start(format!("finding a free port: {e}")))
+        .map_err(|e| NatsServerError::Start(format!("finding a free port: {e}")))
 }
 
 impl NatsServer {
-    /// Starts a server on a free port in a new temp dir.
-    pub fn start() -> Result<NatsServer, HarnessError> {
-        let dir = tempfile::TempDir::new().map_err(|e| HarnessError::Start(e.to_string()))?;
-        Self::start_with(Dir::Temp(dir))
-    }
-
     /// Starts a server on a free port with its log, pid file and store in
     /// `dir`, which is kept. A server left running by an earlier process
     /// that was killed (its pid file names it) is stopped first.
-    pub fn start_in(dir: &Path) -> Result<NatsServer, HarnessError> {
-        std::fs::create_dir_all(dir).map_err(|e| HarnessError::Start(format!("{}: {e}", dir.display())))?;
+    pub fn start_in(dir: &Path) -> Result<NatsServer, NatsServerError> {
+        std::fs::create_dir_all(dir).map_err(|e| NatsServerError::Start(format!("{}: {e}", dir.display())))?;
         stop_orphan(dir);
-        Self::start_with(Dir::Kept(dir.to_owned()))
-    }
-
-    fn start_with(dir: Dir) -> Result<NatsServer, HarnessError> {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            match spawn(port, dir.path()) {
+            match spawn(port, dir) {
                 Ok(child) => {
                     return Ok(NatsServer {
                         child: Some(child),
                         port,
-                        dir,
+                        dir: dir.to_owned(),
                     });
                 }
-                Err(HarnessError::Start(e)) => last = e,
+                Err(NatsServerError::Start(e)) => last = e,
                 Err(e) => return Err(e),
             }
         }
-        Err(HarnessError::Start(last))
+        Err(NatsServerError::Start(last))
     }
 
     /// `nats://127.0.0.1:<port>`
@@ -135,7 +107,7 @@ impl NatsServer {
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// `Some(status)` once the server process has exited on its own.
@@ -152,14 +124,14 @@ impl NatsServer {
     }
 
     /// Starts it again on the same port and dir.
-    pub fn restart(&mut self) -> Result<(), HarnessError> {
+    pub fn restart(&mut self) -> Result<(), NatsServerError> {
         self.stop();
-        self.child = Some(spawn(self.port, self.dir.path())?);
+        self.child = Some(spawn(self.port, &self.dir)?);
         Ok(())
     }
 }
 
-fn spawn(port: u16, dir: &Path) -> Result<Child, HarnessError> {
+fn spawn(port: u16, dir: &Path) -> Result<Child, NatsServerError> {
     let bin = nats_server_binary()?;
     let log = dir.join("nats.log");
     let mut child = Command::new(bin)
@@ -173,7 +145,7 @@ fn spawn(port: u16, dir: &Path) -> Result<Child, HarnessError> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| HarnessError::Start(e.to_string()))?;
+        .map_err(|e| NatsServerError::Start(e.to_string()))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -185,7 +157,7 @@ fn spawn(port: u16, dir: &Path) -> Result<Child, HarnessError> {
             let _ = child.kill();
             let _ = child.wait();
             let why = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(HarnessError::Start(format!("port {port}: {}", why.trim())));
+            return Err(NatsServerError::Start(format!("port {port}: {}", why.trim())));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

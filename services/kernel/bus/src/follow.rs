@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::bus::fetch_head;
 use crate::consumer::{Consumer, ConsumerError, start_of_log};
-use crate::envelope::{EventEnvelope, Service};
-use crate::reply::ErrorCode;
+use crate::logs::fetch_head;
 use crate::runtime::Rejection;
+use concord_core::envelope::{EventEnvelope, Service};
+use concord_core::reply::ErrorCode;
 
 /// How long a command waits for a view to reach the source's head.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -17,8 +17,8 @@ use super::{
     APPENDS_PER_COMMIT_MAX, AppendRequest, Appended, CommandRecord, Head, LogError, Shared, Stores, recorded,
     stream_key, stream_version,
 };
-use crate::chain::seal;
-use crate::envelope::{EventEnvelope, Hlc};
+use concord_core::chain::seal;
+use concord_core::envelope::{EventEnvelope, Hlc};
 use std::sync::Arc;
 
 /// Streams whose version the writer keeps in memory; past it the cache is

@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use concord_kernel::log::{AppendRequest, Log, NewEvent};
-use concord_kernel::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use concord_log::{AppendRequest, Log, NewEvent};
 use serde_json::json;
 
 const APPENDERS: usize = 8;

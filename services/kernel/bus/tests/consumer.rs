@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use concord_kernel::bus::{LogServer, publish_appended};
-use concord_kernel::consumer::{Checkpoint, Consumer, ConsumerError, start_of_log};
-use concord_kernel::harness::NatsServer;
-use concord_kernel::log::{AppendRequest, Log, NewEvent};
-use concord_kernel::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use concord_bus::consumer::{Checkpoint, Consumer, ConsumerError, start_of_log};
+use concord_bus::logs::{LogServer, publish_appended};
+use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
+use concord_log::{AppendRequest, Log, NewEvent};
+use concord_testkit::NatsServer;
 use serde_json::json;
 
 const POLL: Duration = Duration::from_millis(50);

@@ -503,7 +503,7 @@ mod tests {
     #[test]
     fn worked_example_of_the_readme() {
         use crate::envelope::{Actor, Hlc, Role, Service};
-        let readme = include_str!("../../../schemas/README.md");
+        let readme = include_str!("../../../../schemas/README.md");
         let data = json!({"title": "Opération Héron", "countries": ["DE", "ES"], "lead_country": "FR"});
         let mut env = EventEnvelope {
             id: "019ab0c4-5e00-7000-8000-000000000001".parse().expect("uuid"),

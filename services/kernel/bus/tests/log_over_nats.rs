@@ -1,12 +1,12 @@
 //! A log served on `concord.log.<service>.read|head` over a real
 //! nats-server started by the harness.
 
-use concord_kernel::bus::{BusError, LogServer, fetch_head, fetch_log, request};
-use concord_kernel::chain::ChainVerifier;
-use concord_kernel::harness::NatsServer;
-use concord_kernel::log::{AppendRequest, Log, NewEvent};
-use concord_kernel::reply::ErrorCode;
-use concord_kernel::{Actor, CountryCode, ExpectedVersion, Role, Service, subjects};
+use concord_bus::logs::{BusError, LogServer, fetch_head, fetch_log, request};
+use concord_core::chain::ChainVerifier;
+use concord_core::reply::ErrorCode;
+use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service, subjects};
+use concord_log::{AppendRequest, Log, NewEvent};
+use concord_testkit::NatsServer;
 use serde_json::json;
 
 async fn filled_log(dir: &std::path::Path, n: usize) -> Log {

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::bus::{BusError, fetch_head, fetch_log};
-use crate::chain::{GENESIS_HASH, inspect};
-use crate::envelope::{EventEnvelope, Service};
-use crate::log::{Head, READ_BATCH_EVENTS_MAX};
-use crate::subjects;
+use crate::logs::{BusError, fetch_head, fetch_log};
+use concord_core::chain::{GENESIS_HASH, inspect};
+use concord_core::envelope::{EventEnvelope, Service};
+use concord_core::subjects;
+use concord_log::{Head, READ_BATCH_EVENTS_MAX};
 
 /// How often a quiet consumer asks the source for its head. Bounds how long
 /// an event whose live message was lost waits to be delivered.

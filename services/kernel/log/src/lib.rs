@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chain::{BadEvent, ChainBreak, ChainVerifier, GENESIS_HASH, Link, inspect};
-use crate::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
+use concord_core::chain::{BadEvent, ChainBreak, ChainVerifier, GENESIS_HASH, Link, inspect};
+use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
 pub use validate::InvalidAppend;
 
 /// Largest `data` of one event, in canonical JSON bytes. Rationale: events

@@ -1,0 +1,19 @@
+//! The NATS side of the Concord kernel: how a writing service runs on the
+//! bus, and how one service follows another's log.
+//!
+//! Owns: serving a log on `concord.log.<service>.read/head` and the client
+//! calls that read it (`logs`), JSON Schemas compiled once (`schema`), the
+//! command/query runtime every writing service runs on (`runtime`), the
+//! consumer that follows another log in order, once (`consumer`), a view
+//! kept from another log (`follow`), and a nats-server child process
+//! (`nats_server`, for `concord up` and the testkit).
+//!
+//! Must not: hold a domain rule (those are the contracts'), or acknowledge
+//! anything the log has not made durable.
+
+pub mod consumer;
+pub mod follow;
+pub mod logs;
+pub mod nats_server;
+pub mod runtime;
+pub mod schema;
