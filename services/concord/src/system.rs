@@ -180,8 +180,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let crisis_client = connect(&url, "concord-crisis").await?;
     let deployments_client = connect(&url, "concord-deployments").await?;
     let gw_client = connect(&url, "concord-gateway").await?;
-    let ops = concord_operations::service::bind(
-        concord_operations::service::Config {
+    let ops = concord_operations::bind(
+        &concord_bus::service::Config {
             log_dir: data.join(Service::Operations.as_str()),
         },
         ops_client,
@@ -270,8 +270,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let task = match args.name.as_str() {
         "operations" => {
             let client = connect(&url, "concord-operations").await?;
-            let ops = concord_operations::service::bind(
-                concord_operations::service::Config {
+            let ops = concord_operations::bind(
+                &concord_bus::service::Config {
                     log_dir: args.data.join(Service::Operations.as_str()),
                 },
                 client,

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use concord_bus::consumer::ConsumerError;
 use concord_bus::follow::Followed;
-use concord_bus::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
+use concord_bus::legacy::{self, Aggregate, Ctx, Rejection, RuntimeError};
 use concord_core::reply::ErrorCode;
 use concord_core::{EventEnvelope, Service};
 use concord_log::{Appended, Log, NewEvent};
@@ -59,7 +59,7 @@ pub struct Crisis {
 }
 
 pub struct CrisisService {
-    bound: runtime::Bound<Crisis>,
+    bound: legacy::Bound<Crisis>,
 }
 
 impl CrisisService {
@@ -78,7 +78,7 @@ pub async fn bind(cfg: Config, client: async_nats::Client) -> Result<CrisisServi
         Err(_) => Err("the teams view lock is poisoned".to_owned()),
     })
     .await?;
-    let bound = runtime::bind(client, log, Crisis { teams, deployments }).await?;
+    let bound = legacy::bind(client, log, Crisis { teams, deployments }).await?;
     Ok(CrisisService { bound })
 }
 

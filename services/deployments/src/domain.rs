@@ -462,7 +462,7 @@ impl Event {
 
 /// What deployments knows of operations: the operations crate owns the
 /// meaning of its events, and with it this fold (intel uses it too).
-pub use concord_operations::membership::{OperationInfo, OperationsView};
+pub use concord_contracts::operations::membership::{OperationInfo, OperationsView};
 
 /// One crisis as deployments knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1297,7 +1297,7 @@ mod tests {
 
     // The operations view, built the way the service builds it.
     fn apply_op(view: &mut OperationsView, op: Uuid, event_type: &str, data: Value) {
-        view.apply(&format!("operation-{op}"), event_type, &data)
+        view.apply_stored(&format!("operation-{op}"), event_type, &data)
             .unwrap_or_else(|e| panic!("{event_type}: {e}"));
     }
     fn opened_data(op: Uuid, lead: &str, participants: &[&str]) -> Value {

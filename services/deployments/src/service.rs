@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use concord_bus::consumer::ConsumerError;
 use concord_bus::follow::Followed;
-use concord_bus::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
+use concord_bus::legacy::{self, Aggregate, Ctx, Rejection, RuntimeError};
+use concord_contracts::operations::membership::OperationsView;
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::{Actor, CountryCode, EventEnvelope, Role, Service, subjects};
 use concord_log::{Appended, Log, NewEvent};
-use concord_operations::membership::OperationsView;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -76,7 +76,7 @@ pub struct Deployments {
 }
 
 pub struct DeploymentsService {
-    bound: runtime::Bound<Deployments>,
+    bound: legacy::Bound<Deployments>,
     reactor: tokio::task::JoinHandle<()>,
     _own_log: Arc<Followed>,
 }
@@ -123,7 +123,7 @@ pub async fn bind(cfg: Config, client: async_nats::Client) -> Result<Deployments
     let operations = Arc::new(RwLock::new(OperationsView::default()));
     let fold = operations.clone();
     let operations_log = Followed::start(client.clone(), Service::Operations, move |e| match fold.write() {
-        Ok(mut v) => v.apply(&e.stream, &e.event_type, &e.data),
+        Ok(mut v) => v.apply_stored(&e.stream, &e.event_type, &e.data),
         Err(_) => Err("the operations view lock is poisoned".to_owned()),
     })
     .await?;
@@ -158,7 +158,7 @@ pub async fn bind(cfg: Config, client: async_nats::Client) -> Result<Deployments
         crisis_log,
         operations_log,
     };
-    let bound = runtime::bind(client.clone(), log, aggregate).await?;
+    let bound = legacy::bind(client.clone(), log, aggregate).await?;
     let reactor = tokio::spawn(react(client, closed_rx, deployments, own_log.clone()));
     Ok(DeploymentsService {
         bound,

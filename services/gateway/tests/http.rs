@@ -34,10 +34,10 @@ async fn world() -> World {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let cfg = concord_operations::service::Config {
+    let cfg = concord_bus::service::Config {
         log_dir: dir.path().join("operations"),
     };
-    let svc = concord_operations::service::bind(cfg, client).await.expect("bind");
+    let svc = concord_operations::bind(&cfg, client).await.expect("bind");
     tokio::spawn(svc.run(std::future::pending()));
     let addr = gateway(&nats, Duration::from_secs(5)).await;
     World { nats, _dir: dir, addr }

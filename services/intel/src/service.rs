@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use concord_bus::consumer::ConsumerError;
 use concord_bus::follow::Followed;
-use concord_bus::runtime::{self, Aggregate, Ctx, Rejection, RuntimeError};
+use concord_bus::legacy::{self, Aggregate, Ctx, Rejection, RuntimeError};
 use concord_core::reply::ErrorCode;
 use concord_core::{Actor, CountryCode, EventEnvelope, Role, Service};
 use concord_log::{Appended, Log, NewEvent};
@@ -62,7 +62,7 @@ pub struct Intel {
 
 /// The bound service (following the operations log until it stops).
 pub struct IntelService {
-    bound: runtime::Bound<Intel>,
+    bound: legacy::Bound<Intel>,
 }
 
 impl IntelService {
@@ -81,12 +81,12 @@ pub async fn bind(cfg: Config, client: async_nats::Client) -> Result<IntelServic
     // start: it is small (membership and status only) and never stale.
     let fold = view.clone();
     let operations = Followed::start(client.clone(), Service::Operations, move |e| match fold.write() {
-        Ok(mut v) => v.apply(&e.stream, &e.event_type, &e.data),
+        Ok(mut v) => v.apply_stored(&e.stream, &e.event_type, &e.data),
         Err(_) => Err("the operations view lock is poisoned".to_owned()),
     })
     .await?;
     let intel = Intel { view, operations };
-    let bound = runtime::bind(client, log, intel).await?;
+    let bound = legacy::bind(client, log, intel).await?;
     Ok(IntelService { bound })
 }
 

@@ -21,8 +21,8 @@ async fn world() -> World {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let ops = concord_operations::service::bind(
-        concord_operations::service::Config {
+    let ops = concord_operations::bind(
+        &concord_bus::service::Config {
             log_dir: dir.path().join("operations"),
         },
         async_nats::connect(nats.url()).await.expect("connect"),

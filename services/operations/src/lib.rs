@@ -1,17 +1,25 @@
-//! The operations service: joint operations, their participants and tasks.
+//! The operations service: the operations contract
+//! (`concord_contracts::operations`) run on the kernel's runtime. It
+//! follows no other log and reacts to nothing, so it is the generic
+//! adapter and nothing more.
 //!
-//! Owns the operations aggregate (`domain`): the commands it accepts, the
-//! events it records, `decide` and `evolve`, the rules that refuse a command
-//! and who may see an operation (the lead and the participating countries).
-//!
-//! Architecture invariant: `domain` does no IO and imports neither tokio,
-//! async-nats nor fjall; time, ids and the actor arrive in the command or its
-//! `Ctx`, so `decide` is deterministic and a replay gives the same state as
-//! live. Must not: read or write the log, the bus or the clock from `domain`;
-//! `service` is the only IO edge (the kernel runtime over NATS and the log).
+//! Must not: hold a rule (the contract has them all), or do anything the
+//! runtime does not do for every service.
 
-pub mod domain;
-pub mod membership;
-pub mod service;
+use concord_bus::runtime::{Bound, Host};
+use concord_bus::service::{self, Config, Error};
+pub use concord_contracts::operations::Operations;
 
-pub use service::{Config, Operations, run};
+/// Binds the operations subjects; they answer when this returns.
+pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Operations>, Error> {
+    service::bind(cfg, client, Host::default()).await
+}
+
+/// Runs the operations service until `shutdown` resolves.
+pub async fn run(
+    cfg: &Config,
+    client: async_nats::Client,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    Ok(bind(cfg, client).await?.run(shutdown).await?)
+}

@@ -2,9 +2,10 @@
 //! NATS commands, the visibility of the `get` query, and malformed input.
 
 use concord_bus::logs::fetch_head;
+use concord_bus::service::Config;
 use concord_core::reply::Reply;
 use concord_core::{Service, subjects};
-use concord_operations::service::{Config, bind};
+use concord_operations::bind;
 use concord_testkit::NatsServer;
 use serde_json::{Value, json};
 
@@ -20,7 +21,7 @@ async fn world() -> World {
     let dir = tempfile::TempDir::new().expect("tmp");
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let svc = bind(
-        Config {
+        &Config {
             log_dir: dir.path().join("operations"),
         },
         client.clone(),

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::consumer::{Consumer, ConsumerError, start_of_log};
+use crate::legacy::Rejection;
 use crate::logs::fetch_head;
-use crate::runtime::Rejection;
 use concord_core::envelope::{EventEnvelope, Service};
 use concord_core::reply::ErrorCode;
 

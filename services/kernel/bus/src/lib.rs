@@ -13,7 +13,9 @@
 
 pub mod consumer;
 pub mod follow;
+pub mod legacy;
 pub mod logs;
 pub mod nats_server;
 pub mod runtime;
 pub mod schema;
+pub mod service;

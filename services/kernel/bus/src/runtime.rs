@@ -1,110 +1,41 @@
-//! The command runtime every writing service runs on.
+//! The command runtime every writing service runs on, generic over the
+//! service's typed contract (`concord_core::decider::Aggregate`).
 //!
-//! A service describes itself as an [`Aggregate`] (its commands and their
-//! schemas, which stream a command addresses, the pure `decide`/`evolve`,
-//! what a reply carries, its queries). The runtime does the rest, the same
-//! way for every service: subscribe `concord.cmd.<service>.*` in queue group
-//! `<service>`, validate the envelope and `data` against their JSON Schemas,
-//! answer a known `command_id` with its first result, load the stream's
-//! state (cached), decide, append with the expected version (retrying once
-//! when a conflict is resolved by fresher state), publish the events after
-//! the fsync, and reply. It also serves the log (`log.read/head`) and the
-//! service's queries.
+//! The runtime does the same for every service: subscribe
+//! `concord.cmd.<service>.*` and `concord.qry.<service>.*` in queue group
+//! `<service>` (registered with the NATS service protocol), validate the
+//! envelope and `data` against their JSON Schemas, read `data` into the
+//! typed command, catch up with the logs the service follows, load the
+//! stream's state (cached), decide, check the events against their schemas,
+//! append with the expected version (retrying once when fresher state
+//! resolves a conflict), publish the events after the fsync, and reply. It
+//! also serves the log (`log.read/head`).
 //!
 //! Must not: hold a domain rule, or reply `ok` before the append returned.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::service::ServiceExt;
-use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::Value;
-use tracing::Instrument;
-
-use crate::logs::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
-use crate::schema::{SchemaError, Schemas};
-use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Role, Service};
+use concord_core::decider::{Aggregate, Ctx, Rejection, stream_id, stream_kind};
+use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Role};
 use concord_core::reply::{ErrorCode, Reply};
+use concord_core::tagged::{from_tagged, to_tagged, variant_names};
 use concord_core::{CountryCode, subjects};
 use concord_log::{AppendRequest, Appended, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::Instrument;
 
-/// The command envelope schema, shared by every service.
-pub const COMMAND_ENVELOPE_SCHEMA: &str = include_str!("../../../../schemas/envelope/command.schema.json");
-const ENVELOPE: &str = "envelope/command";
+use crate::follow::Followed;
+use crate::logs::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
+use crate::schema::{self, SchemaError, Schemas};
 
 /// Streams whose folded state a service keeps in memory; past it the cache
 /// is dropped and refilled from the log.
 const STATE_CACHE_MAX: usize = 10_000;
-
-/// A business refusal: a stable code and a lowercase message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Rejection {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl Rejection {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// What `decide` may know besides the state and the command.
-#[derive(Debug, Clone)]
-pub struct Ctx {
-    pub actor: Actor,
-    pub command_id: String,
-    pub correlation_id: String,
-    /// The runtime's clock when the command was handled (RFC 3339 UTC).
-    pub now: String,
-}
-
-/// One writing service, as the runtime sees it.
-pub trait Aggregate: Send + Sync + 'static {
-    type State: Default + Clone + Send + Sync + 'static;
-
-    fn service(&self) -> Service;
-    /// `(command name, JSON Schema of its data)`.
-    fn commands(&self) -> Vec<(&'static str, &'static str)>;
-    /// `(event type, JSON Schema of its data)`: every event the service
-    /// appends is checked against its schema first; a type without one is
-    /// never appended.
-    fn events(&self) -> Vec<(&'static str, &'static str)>;
-    /// The stream a (schema-valid) command addresses.
-    fn stream(&self, command: &str, data: &Value) -> Result<String, Rejection>;
-    fn decide(&self, state: &Self::State, command: &str, data: &Value, ctx: &Ctx) -> Result<Vec<NewEvent>, Rejection>;
-    /// Folds one stored event in. An event the aggregate cannot read is a
-    /// corrupt log, reported as an error, never skipped.
-    fn evolve(&self, state: Self::State, event: &EventEnvelope) -> Result<Self::State, String>;
-    /// The reply's fields besides `ok` (at least `id` and `version`).
-    fn reply(&self, command: &str, data: &Value, appended: &Appended) -> Value;
-    /// Awaited before every command and query is decided or answered: a
-    /// service that decides with what it learned from other logs catches up
-    /// with them here, so a caller who got another service's answer is not
-    /// refused for the consumer's lag.
-    fn sync(&self) -> impl Future<Output = Result<(), Rejection>> + Send {
-        std::future::ready(Ok(()))
-    }
-    /// `(query name, JSON Schema of its body)`.
-    fn queries(&self) -> Vec<(&'static str, &'static str)> {
-        Vec::new()
-    }
-    /// The stream a query reads.
-    fn query_stream(&self, query: &str, body: &Value) -> Result<String, Rejection> {
-        let _ = body;
-        Err(Rejection::new(ErrorCode::Invalid, format!("unknown query {query}")))
-    }
-    fn answer(&self, query: &str, body: &Value, state: &Self::State, version: u64) -> Result<Value, Rejection> {
-        let _ = (body, state, version);
-        Err(Rejection::new(ErrorCode::Invalid, format!("unknown query {query}")))
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -112,6 +43,25 @@ pub enum RuntimeError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Bus(#[from] BusError),
+}
+
+/// What a service brings besides its contract: the facts its followers
+/// keep, the followed logs `decide` must have caught up with, and tasks
+/// that live as long as it does (reactions to other services' events).
+pub struct Host<A: Aggregate> {
+    pub facts: Arc<RwLock<A::Facts>>,
+    pub followed: Vec<Followed>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl<A: Aggregate> Default for Host<A> {
+    fn default() -> Self {
+        Host {
+            facts: Arc::default(),
+            followed: Vec::new(),
+            tasks: Vec::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -139,11 +89,14 @@ struct WireActor {
 type StateCache<S> = HashMap<String, (u64, Arc<S>)>;
 
 struct Runtime<A: Aggregate> {
-    aggregate: A,
     log: Log,
     client: async_nats::Client,
     schemas: Schemas,
+    commands: &'static [&'static str],
+    queries: &'static [&'static str],
     cache: Mutex<StateCache<A::State>>,
+    facts: Arc<RwLock<A::Facts>>,
+    followed: Vec<Followed>,
 }
 
 /// A service's subjects, subscribed and ready.
@@ -153,50 +106,17 @@ pub struct Bound<A: Aggregate> {
     commands: async_nats::service::endpoint::Endpoint,
     queries: async_nats::service::endpoint::Endpoint,
     log_server: LogServer,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Subscribes everything the service answers; when this returns, requests
 /// are answered.
-pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, aggregate: A) -> Result<Bound<A>, RuntimeError> {
-    let service = aggregate.service();
-    let command_names: Vec<String> = aggregate
-        .commands()
-        .iter()
-        .map(|(n, _)| format!("commands/{service}/{n}"))
-        .collect();
-    let query_names: Vec<String> = aggregate
-        .queries()
-        .iter()
-        .map(|(n, _)| format!("queries/{service}/{n}"))
-        .collect();
-    let event_names: Vec<String> = aggregate
-        .events()
-        .iter()
-        .map(|(t, _)| format!("events/{service}/{t}"))
-        .collect();
-    let commands = aggregate.commands();
-    let queries = aggregate.queries();
-    let events = aggregate.events();
-    let sources = std::iter::once((ENVELOPE, COMMAND_ENVELOPE_SCHEMA))
-        .chain(
-            command_names
-                .iter()
-                .map(String::as_str)
-                .zip(commands.iter().map(|(_, s)| *s)),
-        )
-        .chain(
-            query_names
-                .iter()
-                .map(String::as_str)
-                .zip(queries.iter().map(|(_, s)| *s)),
-        )
-        .chain(
-            event_names
-                .iter()
-                .map(String::as_str)
-                .zip(events.iter().map(|(_, s)| *s)),
-        );
-    let schemas = Schemas::compile(sources)?;
+pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, host: Host<A>) -> Result<Bound<A>, RuntimeError> {
+    let service = A::SERVICE;
+    let commands = variant_names::<A::Command>();
+    let queries = variant_names::<A::Query>();
+    let events = variant_names::<A::Event>();
+    let schemas = Schemas::for_service(service, commands, queries, events)?;
     // Registered with the NATS service protocol so standard tooling
     // (`nats micro ls/info/stats`) finds every instance and its endpoint
     // stats; the endpoints are plain queue subscriptions underneath.
@@ -232,16 +152,20 @@ pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, aggregate:
         .map_err(|e| BusError::Nats(format!("the service did not answer its own PING: {e}")))?;
     Ok(Bound {
         rt: Arc::new(Runtime {
-            aggregate,
             log,
             client,
             schemas,
+            commands,
+            queries,
             cache: Mutex::new(HashMap::new()),
+            facts: host.facts,
+            followed: host.followed,
         }),
         service: svc,
         commands: cmd_subs,
         queries: qry_subs,
         log_server,
+        tasks: host.tasks,
     })
 }
 
@@ -259,6 +183,7 @@ impl<A: Aggregate> Bound<A> {
             service,
             mut commands,
             mut queries,
+            tasks,
             ..
         } = self;
         tokio::pin!(shutdown);
@@ -277,6 +202,9 @@ impl<A: Aggregate> Bound<A> {
                 }
             }
         }
+        for t in &tasks {
+            t.abort();
+        }
         let _ = stop_tx.send(true);
         let _ = log_task.await;
         let _ = service.stop().await;
@@ -291,21 +219,11 @@ impl<A: Aggregate> Bound<A> {
     }
 }
 
-/// Runs `aggregate` on `log` over `client` until `shutdown` resolves.
-pub async fn run<A: Aggregate>(
-    client: async_nats::Client,
-    log: Log,
-    aggregate: A,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RuntimeError> {
-    bind(client, log, aggregate).await?.run(shutdown).await
-}
-
 fn last_token(subject: &str) -> &str {
     subject.rsplit('.').next().unwrap_or_default()
 }
 
-fn invalid_input(what: &str, violations: Vec<crate::schema::Violation>) -> Reply {
+fn invalid_input(what: &str, violations: Vec<schema::Violation>) -> Reply {
     let message = format!(
         "{what} is invalid: {}",
         violations
@@ -330,6 +248,43 @@ fn log_reply(e: &LogError) -> Reply {
     }
 }
 
+fn refused(r: &Rejection) -> Reply {
+    Reply::error(r.code(), r.to_string())
+}
+
+/// A stored event as the contract reads it: upcast from an older
+/// `schema_version` when needed, then typed.
+pub fn read_event<A: Aggregate>(e: &EventEnvelope) -> Result<A::Event, String> {
+    let upcast = A::upcast(&e.event_type, e.schema_version, &e.data)?;
+    let data = upcast.as_ref().unwrap_or(&e.data);
+    from_tagged(&e.event_type, data).map_err(|err| format!("malformed {} data: {err}", e.event_type))
+}
+
+/// What a command answers: the id of what it created or changed, the
+/// stream's id under `<kind>_id`, its version and the events it appended.
+fn reply<A: Aggregate>(command: &A::Command, stream: &str, appended: &Appended) -> Reply {
+    // Ids come from the recorded events when there are any: a retried
+    // command (same command_id) may carry freshly minted ids, but its
+    // answer is the first one.
+    let first = appended.events.first();
+    let stream = first.map_or(stream, |e| e.stream.as_str());
+    let first_event = first.and_then(|e| read_event::<A>(e).ok());
+    let id = A::reply_id(command, first_event.as_ref()).unwrap_or_else(|| stream_id(stream).to_owned());
+    let mut body = serde_json::Map::new();
+    body.insert("id".into(), json!(id));
+    body.insert(format!("{}_id", stream_kind(stream)), json!(stream_id(stream)));
+    body.insert("version".into(), json!(appended.version()));
+    body.insert(
+        "events".into(),
+        appended
+            .events
+            .iter()
+            .map(|e| json!({"seq": e.seq, "type": e.event_type}))
+            .collect(),
+    );
+    Reply::Ok(body)
+}
+
 impl<A: Aggregate> Runtime<A> {
     async fn on_command(&self, req: async_nats::service::Request) {
         let msg = &req.message;
@@ -339,7 +294,7 @@ impl<A: Aggregate> Runtime<A> {
             .and_then(|h| h.get(TRACEPARENT))
             .map(|v| v.as_str().to_owned());
         let command = last_token(msg.subject.as_str()).to_owned();
-        let span = tracing::info_span!("command", service = %self.aggregate.service(), %command, traceparent = traceparent.as_deref().unwrap_or(""));
+        let span = tracing::info_span!("command", service = %A::SERVICE, %command, traceparent = traceparent.as_deref().unwrap_or(""));
         let reply = self
             .handle_command(&command, &msg.payload, traceparent.as_deref())
             .instrument(span)
@@ -349,20 +304,36 @@ impl<A: Aggregate> Runtime<A> {
         let _ = req.respond(Ok(reply.to_bytes().into())).await;
     }
 
-    async fn handle_command(&self, command: &str, payload: &[u8], traceparent: Option<&str>) -> Reply {
-        let service = self.aggregate.service();
-        let schema = format!("commands/{service}/{command}");
-        if !self.schemas.names().any(|n| n == schema) {
+    /// Waits until every followed log's view has caught up with its head.
+    async fn sync(&self) -> Result<(), Reply> {
+        for f in &self.followed {
+            f.caught_up().await.map_err(|r| Reply::error(r.code, r.message))?;
+        }
+        Ok(())
+    }
+
+    fn facts(&self) -> Result<std::sync::RwLockReadGuard<'_, A::Facts>, Reply> {
+        self.facts.read().map_err(|_| {
+            Reply::error(
+                ErrorCode::Internal,
+                format!("the {} service's facts lock is poisoned", A::SERVICE),
+            )
+        })
+    }
+
+    async fn handle_command(&self, name: &str, payload: &[u8], traceparent: Option<&str>) -> Reply {
+        let service = A::SERVICE;
+        let Some(&name) = self.commands.iter().find(|c| **c == name) else {
             return Reply::error(
                 ErrorCode::Invalid,
-                format!("unknown command {command} of the {service} service"),
+                format!("unknown command {name} of the {service} service"),
             );
-        }
+        };
         let body: Value = match serde_json::from_slice(payload) {
             Ok(v) => v,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("command is not JSON: {e}")),
         };
-        match self.schemas.check(ENVELOPE, &body) {
+        match self.schemas.check(schema::COMMAND_ENVELOPE, &body) {
             Ok(Ok(())) => {}
             Ok(Err(v)) => return invalid_input("command envelope", v),
             Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
@@ -375,17 +346,18 @@ impl<A: Aggregate> Runtime<A> {
             Ok(c) => c,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("actor.country: {e}")),
         };
-        match self.schemas.check(&schema, &env.data) {
+        match self.schemas.check(&schema::command_name(service, name), &env.data) {
             Ok(Ok(())) => {}
-            Ok(Err(v)) => return invalid_input(&format!("{command} data"), v),
+            Ok(Err(v)) => return invalid_input(&format!("{name} data"), v),
             Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
         }
-        let stream = match self.aggregate.stream(command, &env.data) {
-            Ok(s) => s,
-            Err(r) => return Reply::error(r.code, r.message),
+        let command: A::Command = match from_tagged(name, &env.data) {
+            Ok(c) => c,
+            Err(e) => return Reply::error(ErrorCode::Invalid, format!("invalid {name} command: {e}")),
         };
-        if let Err(r) = self.aggregate.sync().await {
-            return Reply::error(r.code, r.message);
+        let stream = A::stream(&command);
+        if let Err(reply) = self.sync().await {
+            return reply;
         }
         let ctx = Ctx {
             actor: Actor {
@@ -393,8 +365,6 @@ impl<A: Aggregate> Runtime<A> {
                 role: env.actor.role,
                 country,
             },
-            command_id: env.command_id.clone(),
-            correlation_id: env.correlation_id.clone(),
             now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         };
         // One retry: a conflict that fresher state resolves is not the
@@ -407,37 +377,42 @@ impl<A: Aggregate> Runtime<A> {
             if let Some(expected) = env.expected_version
                 && expected != version
             {
-                if let Some(first) = self.first_result(&env.command_id, command, &env.data).await {
+                if let Some(first) = self.first_result(&env.command_id, &command, &stream).await {
                     return first;
                 }
                 return Reply::error_with(
                     ErrorCode::Conflict,
                     format!("{stream} is at version {version}, expected {expected}"),
-                    serde_json::json!({"expected": expected, "actual": version}),
+                    json!({"expected": expected, "actual": version}),
                 );
             }
-            let events = match self.aggregate.decide(&state, command, &env.data, &ctx) {
+            let decided = match self.facts() {
+                Ok(facts) => A::decide(&state, &command, &facts, &ctx),
+                Err(reply) => return reply,
+            };
+            let events = match decided {
                 Ok(e) => e,
                 Err(r) => {
                     // A retry of a command that already took effect is
                     // often refused by the state it produced; it answers
                     // its first result instead.
-                    if let Some(first) = self.first_result(&env.command_id, command, &env.data).await {
+                    if let Some(first) = self.first_result(&env.command_id, &command, &stream).await {
                         return first;
                     }
-                    return Reply::error(r.code, r.message);
+                    return refused(&r);
                 }
             };
-            if let Err(reply) = self.check_events(&events) {
-                return reply;
-            }
-            if events.is_empty() {
+            let new_events = match self.new_events(&events) {
+                Ok(n) => n,
+                Err(reply) => return reply,
+            };
+            if new_events.is_empty() {
                 let nothing = Appended {
                     events: Vec::new(),
                     duplicate: false,
                     raw: Vec::new(),
                 };
-                return Reply::ok(self.aggregate.reply(command, &env.data, &nothing));
+                return reply::<A>(&command, &stream, &nothing);
             }
             let req = AppendRequest {
                 stream: stream.clone(),
@@ -451,22 +426,22 @@ impl<A: Aggregate> Runtime<A> {
                 correlation_id: env.correlation_id.clone(),
                 causation_id: env.causation_id.clone(),
                 observed_hlc: None,
-                events,
+                events: new_events,
             };
             match self.log.append(req).await {
                 Ok(appended) => {
                     if !appended.duplicate {
-                        self.remember(&stream, state, &appended);
+                        self.remember(&stream, state, &events, appended.version());
                     }
                     if let Err(e) = publish_appended_traced(&self.client, &appended, traceparent).await {
                         // Durable already; consumers will read it from the log.
                         tracing::warn!(error = %e, "publishing events failed");
                     }
-                    return Reply::ok(self.aggregate.reply(command, &env.data, &appended));
+                    return reply::<A>(&command, &stream, &appended);
                 }
                 Err(LogError::Conflict { .. }) if attempt == 0 && env.expected_version.is_none() => continue,
                 Err(e @ LogError::Conflict { .. }) => {
-                    if let Some(first) = self.first_result(&env.command_id, command, &env.data).await {
+                    if let Some(first) = self.first_result(&env.command_id, &command, &stream).await {
                         return first;
                     }
                     return log_reply(&e);
@@ -477,46 +452,49 @@ impl<A: Aggregate> Runtime<A> {
         Reply::error(ErrorCode::Conflict, format!("{stream} changed concurrently; retry"))
     }
 
-    /// A decider's events must match their schemas: a mismatch is a bug in
-    /// the service, answered `internal` with nothing appended, never stored
-    /// for every consumer to trip over.
-    fn check_events(&self, events: &[NewEvent]) -> Result<(), Reply> {
-        let service = self.aggregate.service();
+    /// The decided events as the log stores them. Each must match its
+    /// schema: a mismatch is a bug in the service, answered `internal` with
+    /// nothing appended, never stored for every consumer to trip over.
+    fn new_events(&self, events: &[A::Event]) -> Result<Vec<NewEvent>, Reply> {
+        let service = A::SERVICE;
+        let mut out = Vec::with_capacity(events.len());
         for e in events {
-            let name = format!("events/{service}/{}", e.event_type);
-            let checked = if self.schemas.names().any(|n| n == name) {
-                self.schemas.check(&name, &e.data)
-            } else {
-                return Err(Reply::error(
+            let (event_type, data) = to_tagged(e).map_err(|err| {
+                Reply::error(
                     ErrorCode::Internal,
-                    format!("event type {} has no schema; not appended", e.event_type),
-                ));
-            };
-            match checked {
+                    format!("a {service} event does not serialize: {err}"),
+                )
+            })?;
+            match self.schemas.check(&schema::event_name(service, &event_type), &data) {
                 Ok(Ok(())) => {}
                 Ok(Err(v)) => {
                     let why = v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                    tracing::error!(event_type = %e.event_type, %why, "decider produced an invalid event");
+                    tracing::error!(%event_type, %why, "decider produced an invalid event");
                     return Err(Reply::error(
                         ErrorCode::Internal,
-                        format!("{} event does not match its schema ({why}); not appended", e.event_type),
+                        format!("{event_type} event does not match its schema ({why}); not appended"),
                     ));
                 }
                 Err(err) => return Err(Reply::error(ErrorCode::Internal, err.to_string())),
             }
+            out.push(NewEvent {
+                schema_version: A::schema_version(&event_type),
+                event_type,
+                data,
+            });
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The first answer of an already recorded command id, if any. Only
     /// asked when the command would otherwise be refused: on the way to an
     /// append, the log itself answers a known id with its first result, so
     /// the common path needs no extra read.
-    async fn first_result(&self, command_id: &str, command: &str, data: &Value) -> Option<Reply> {
+    async fn first_result(&self, command_id: &str, command: &A::Command, stream: &str) -> Option<Reply> {
         let log = self.log.clone();
         let cid = command_id.to_owned();
         match tokio::task::spawn_blocking(move || log.recorded(&cid)).await {
-            Ok(Ok(Some(first))) => Some(Reply::ok(self.aggregate.reply(command, data, &first))),
+            Ok(Ok(Some(first))) => Some(reply::<A>(command, stream, &first)),
             Ok(Ok(None)) => None,
             Ok(Err(e)) => Some(log_reply(&e)),
             Err(e) => Some(Reply::error(ErrorCode::Internal, e.to_string())),
@@ -549,7 +527,7 @@ impl<A: Aggregate> Runtime<A> {
                 break;
             };
             for e in &batch {
-                state = self.aggregate.evolve(state, e).map_err(|why| {
+                let cannot = |why: String| {
                     Reply::error(
                         ErrorCode::Internal,
                         format!(
@@ -557,7 +535,9 @@ impl<A: Aggregate> Runtime<A> {
                             e.service, e.seq
                         ),
                     )
-                })?;
+                };
+                let event = read_event::<A>(e).map_err(cannot)?;
+                state = A::evolve(state, &event).map_err(cannot)?;
             }
             version = last;
         }
@@ -572,7 +552,9 @@ impl<A: Aggregate> Runtime<A> {
         Ok((version, Arc::new(state)))
     }
 
-    fn remember(&self, stream: &str, state: Arc<A::State>, appended: &Appended) {
+    /// Caches the state after `events`, which the log just appended as
+    /// `version`.
+    fn remember(&self, stream: &str, state: Arc<A::State>, events: &[A::Event], version: u64) {
         // Take the cached copy out so that, unless another command on this
         // stream holds it right now, the state is moved, not cloned: states
         // grow with their stream.
@@ -582,8 +564,8 @@ impl<A: Aggregate> Runtime<A> {
             cache.remove(stream);
         }
         let mut state = Arc::unwrap_or_clone(state);
-        for e in &appended.events {
-            match self.aggregate.evolve(state, e) {
+        for e in events {
+            match A::evolve(state, e) {
                 Ok(s) => state = s,
                 Err(_) => {
                     // Reload from the log next time rather than cache a guess.
@@ -595,9 +577,9 @@ impl<A: Aggregate> Runtime<A> {
             }
         }
         if let Ok(mut cache) = self.cache.lock() {
-            let newer = cache.get(stream).is_none_or(|(v, _)| *v < appended.version());
+            let newer = cache.get(stream).is_none_or(|(v, _)| *v < version);
             if newer {
-                cache.insert(stream.to_owned(), (appended.version(), Arc::new(state)));
+                cache.insert(stream.to_owned(), (version, Arc::new(state)));
             }
         }
     }
@@ -608,38 +590,42 @@ impl<A: Aggregate> Runtime<A> {
         let _ = req.respond(Ok(reply.to_bytes().into())).await;
     }
 
-    async fn handle_query(&self, query: &str, payload: &[u8]) -> Reply {
-        let service = self.aggregate.service();
-        let schema = format!("queries/{service}/{query}");
-        if !self.schemas.names().any(|n| n == schema) {
+    async fn handle_query(&self, name: &str, payload: &[u8]) -> Reply {
+        let service = A::SERVICE;
+        let Some(&name) = self.queries.iter().find(|q| **q == name) else {
             return Reply::error(
                 ErrorCode::Invalid,
-                format!("unknown query {query} of the {service} service"),
+                format!("unknown query {name} of the {service} service"),
             );
-        }
+        };
         let body: Value = match serde_json::from_slice(payload) {
             Ok(v) => v,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("query is not JSON: {e}")),
         };
-        match self.schemas.check(&schema, &body) {
+        match self.schemas.check(&schema::query_name(service, name), &body) {
             Ok(Ok(())) => {}
-            Ok(Err(v)) => return invalid_input(&format!("{query} query"), v),
+            Ok(Err(v)) => return invalid_input(&format!("{name} query"), v),
             Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
         }
-        let stream = match self.aggregate.query_stream(query, &body) {
-            Ok(s) => s,
-            Err(r) => return Reply::error(r.code, r.message),
+        let query: A::Query = match from_tagged(name, &body) {
+            Ok(q) => q,
+            Err(e) => return Reply::error(ErrorCode::Invalid, format!("invalid {name} query: {e}")),
         };
-        if let Err(r) = self.aggregate.sync().await {
-            return Reply::error(r.code, r.message);
+        let stream = A::query_stream(&query);
+        if let Err(reply) = self.sync().await {
+            return reply;
         }
         let (version, state) = match self.load(&stream, false).await {
             Ok(s) => s,
             Err(e) => return e,
         };
-        match self.aggregate.answer(query, &body, &state, version) {
+        let answered = match self.facts() {
+            Ok(facts) => A::answer(&query, &state, version, &facts),
+            Err(reply) => return reply,
+        };
+        match answered {
             Ok(v) => Reply::ok(v),
-            Err(r) => Reply::error(r.code, r.message),
+            Err(r) => refused(&r),
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use concord_bus::legacy::{Aggregate, Ctx, Rejection, bind};
 use concord_bus::logs::TRACEPARENT;
-use concord_bus::runtime::{Aggregate, Ctx, Rejection, bind};
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::{EventEnvelope, Service, subjects};
 use concord_log::{Appended, Log, NewEvent};

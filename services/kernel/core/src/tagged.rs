@@ -52,9 +52,19 @@ pub fn variant_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     names.0.unwrap_or(&[])
 }
 
-/// `T`'s variant `tag` with `data` as its content.
+/// `T`'s variant `tag` with `data` as its content. The content is a JSON
+/// object with named fields and nothing else: serde would also fill a
+/// struct from an array, by position.
 pub fn from_tagged<'de, T: Deserialize<'de>>(tag: &'de str, data: &'de Value) -> Result<T, TaggedError> {
-    T::deserialize(Tagged { tag, data })
+    let kind = match data {
+        Value::Object(_) => return T::deserialize(Tagged { tag, data }),
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+    };
+    Err(TaggedError(format!("{tag}: data must be a JSON object, not {kind}")))
 }
 
 /// The variant name and the content of `value`, an enum of newtype
@@ -129,5 +139,62 @@ impl<'de> VariantAccess<'de> for Content<'de> {
 
     fn struct_variant<V: Visitor<'de>>(self, _: &'static [&'static str], _: V) -> Result<V::Value, TaggedError> {
         Err(TaggedError("struct variants are not used".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Close {
+        outcome: String,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Opened {
+        title: String,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Event {
+        #[serde(rename = "operation.opened")]
+        Opened(Opened),
+        #[serde(rename = "operation.closed")]
+        Closed(Close),
+    }
+
+    #[test]
+    fn names_are_listed_from_the_enum() {
+        assert_eq!(variant_names::<Event>(), ["operation.opened", "operation.closed"]);
+        assert!(variant_names::<Close>().is_empty());
+    }
+
+    #[test]
+    fn a_tagged_pair_reads_and_writes_without_a_wrapper() {
+        let data = json!({"outcome": "done"});
+        let e: Event = from_tagged("operation.closed", &data).expect("reads");
+        assert_eq!(e, Event::Closed(Close { outcome: "done".into() }));
+        assert_eq!(to_tagged(&e).expect("writes"), ("operation.closed".to_owned(), data));
+    }
+
+    #[test]
+    fn bad_pairs_say_what_is_wrong() {
+        let err = from_tagged::<Event>("operation.closed", &json!(["done"])).expect_err("array");
+        assert_eq!(err.0, "operation.closed: data must be a JSON object, not an array");
+        let err = from_tagged::<Event>("operation.exploded", &json!({})).expect_err("unknown");
+        assert!(
+            err.0.contains("unknown variant") && err.0.contains("operation.opened"),
+            "{err}"
+        );
+        let err = from_tagged::<Event>("operation.closed", &json!({"outcome": 1})).expect_err("type");
+        assert!(err.0.contains("invalid type"), "{err}");
+        let err = from_tagged::<Event>("operation.closed", &json!({"outcome": "x", "more": 1})).expect_err("extra");
+        assert!(err.0.contains("unknown field"), "{err}");
     }
 }
