@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use concord_core::CountryCode;
+use concord_core::decider::Rejection;
+use concord_core::{Actor, CountryCode, Role};
 use uuid::Uuid;
 
 use super::Event;
@@ -83,6 +84,21 @@ impl OperationsView {
 
     pub fn get(&self, id: Uuid) -> Option<&OperationInfo> {
         self.operations.get(&id)
+    }
+
+    /// Operation `id` for a command of `actor` that needs it open: unknown
+    /// and not visible to the actor's country answer the same `not_found`
+    /// (existence must not leak; auditors see every operation), a closed
+    /// one `rule_violated`.
+    pub fn open_operation_seen_by(&self, id: Uuid, actor: &Actor) -> Result<&OperationInfo, Rejection> {
+        let op = match self.get(id) {
+            Some(op) if op.takes_part(actor.country) || actor.role == Role::Auditor => op,
+            _ => return Err(Rejection::NotFound("operation not found".into())),
+        };
+        if op.closed {
+            return Err(Rejection::RuleViolated("operation is closed".into()));
+        }
+        Ok(op)
     }
 
     /// The lead country or a current participant of operation `id`.
