@@ -1,0 +1,117 @@
+//! Black-box: a data directory written by the release before the typed
+//! contracts (committed in tests/fixtures/v1, made by make_v1.py) still
+//! verifies with `concord log verify`, and `concord up` on it answers every
+//! object exactly as that release did; an old stream takes a new command.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{BIN, free_addr, ok, token_for, up};
+use serde_json::{Value, json};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/v1");
+const SERVICES: [&str; 4] = ["operations", "intel", "crisis", "deployments"];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A private copy of the fixture (opening a log may rewrite its files).
+fn fixture_copy(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    copy_dir(Path::new(FIXTURE), &data);
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(data.join("jwt-secret"))
+            .expect("secret")
+            .permissions(),
+        0o600,
+    );
+    data
+}
+
+#[test]
+fn every_log_of_the_old_release_verifies() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = fixture_copy(dir.path());
+    for (service, events) in SERVICES.into_iter().zip([7, 8, 5, 4]) {
+        let out = Command::new(BIN)
+            .args(["log", "verify"])
+            .arg(data.join(service))
+            .output()
+            .expect("concord log verify");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{service}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&format!("ok: {service} log, {events} events verified")),
+            "{service}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_release_s_data_answers_as_it_did() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = fixture_copy(dir.path());
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(FIXTURE).join("expected.json")).expect("expected"))
+            .expect("expected.json");
+    let mut sys = up(&data, &free_addr());
+    for (name, role, country) in [
+        ("FR", "coordinator", "FR"),
+        ("FRL", "liaison", "FR"),
+        ("MC", "liaison", "MC"),
+        ("DE", "liaison", "DE"),
+        ("ES", "liaison", "ES"),
+    ] {
+        sys.tokens.insert(name.into(), token_for(&data, role, country));
+    }
+    let id = |k: &str| {
+        expected[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} in expected.json"))
+            .to_owned()
+    };
+    for (key, path, who) in [
+        ("operation", format!("/v1/operations/{}", id("operation")), "FR"),
+        ("lead", format!("/v1/leads/{}", id("lead")), "MC"),
+        ("restricted_lead", format!("/v1/leads/{}", id("restricted_lead")), "FR"),
+        ("notice", format!("/v1/notices/{}", id("notice")), "ES"),
+        (
+            "rejected_notice",
+            format!("/v1/notices/{}", id("rejected_notice")),
+            "DE",
+        ),
+        ("arrest", format!("/v1/arrests/{}", id("arrest")), "MC"),
+        ("crisis", format!("/v1/crises/{}", id("crisis")), "FR"),
+        ("deployment", format!("/v1/deployments/{}", id("deployment")), "FRL"),
+    ] {
+        let got = ok(&sys.get(&path, who).await, 200);
+        assert_eq!(got, expected["views"][key], "{key}");
+    }
+    // An old stream goes on: the published notice is cancelled.
+    let reply = ok(
+        &sys.post(
+            &format!("/v1/notices/{}/cancel", id("notice")),
+            "MC",
+            json!({"reason": "arrested"}),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(reply["version"], 3, "{reply}");
+}
