@@ -1127,3 +1127,66 @@ fn rejections_carry_their_stable_code() {
         assert_eq!(r.to_string(), "x");
     }
 }
+
+// ------------------------------------------------------------ audience
+
+/// Who sees the stream right after each kind of event: the lead and the
+/// current participants, every auditor, nobody else.
+#[test]
+fn the_audience_after_every_kind_of_event() {
+    let viewer = |country: &str, role: Role| Viewer {
+        country: cc(country),
+        role,
+    };
+    let lead = viewer("FR", Role::Coordinator);
+    let de = viewer("DE", Role::Liaison);
+    let es = viewer("ES", Role::Liaison);
+    let it = viewer("IT", Role::Liaison);
+    let reviewer = viewer("GS", Role::Reviewer);
+    let auditor = viewer("GS", Role::Auditor);
+    // (event, who sees the stream after it, who does not)
+    let table: Vec<(Event, Vec<Viewer>, Vec<Viewer>)> = vec![
+        (
+            opened("FR", &["DE", "ES"]),
+            vec![lead, de, es, auditor],
+            vec![it, reviewer],
+        ),
+        (added("IT"), vec![lead, de, es, it, auditor], vec![reviewer]),
+        (removed("ES"), vec![lead, de, it, auditor], vec![es, reviewer]),
+        (assigned(1, "DE"), vec![lead, de, it, auditor], vec![es, reviewer]),
+        (
+            changed(1, TaskStatus::Assigned, TaskStatus::Accepted),
+            vec![lead, de, it, auditor],
+            vec![es],
+        ),
+        (closed("done"), vec![lead, de, it, auditor], vec![es, reviewer]),
+    ];
+    let covered: BTreeSet<String> = table.iter().map(|(e, _, _)| to_tagged(e).expect("tag").0).collect();
+    let all: BTreeSet<String> = variant_names::<Event>().iter().map(|s| s.to_string()).collect();
+    assert_eq!(covered, all, "the table covers every event type");
+    assert!(
+        !Operations::audience(&None, &()).admits(&lead),
+        "no operation, no audience"
+    );
+    assert!(Operations::audience(&None, &()).admits(&auditor));
+    let mut history = Vec::new();
+    for (event, sees, does_not) in table {
+        history.push(event.clone());
+        let audience = Operations::audience(&replay(&history), &());
+        for v in sees {
+            assert!(audience.admits(&v), "after {event:?}: {v:?} should see it");
+        }
+        for v in does_not {
+            assert!(!audience.admits(&v), "after {event:?}: {v:?} should not see it");
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "does not match events/operations/operation.closed")]
+fn an_event_off_its_schema_fails_the_story() {
+    concord_testkit::decider::assert_match_schemas::<Operations>(&[Event::OperationClosed(OperationClosed {
+        outcome: "done".into(),
+        closed_at: "yesterday".into(),
+    })]);
+}

@@ -1,11 +1,18 @@
 //! Decider tests that read `given(events).when(command, actor).then(events)`
 //! for any contract: the history is folded with the contract's own `evolve`,
 //! the command decided with its own `decide`, and the decided events are
-//! folded again (what `decide` produced, `evolve` must accept).
+//! checked against their JSON Schemas (the runtime refuses to append an
+//! event that does not match) and folded again (what `decide` produced,
+//! `evolve` must accept). So every decider test is also a schema test.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use concord_bus::schema::{self, Schemas};
 use concord_core::decider::{Aggregate, Ctx, Rejection};
-use concord_core::envelope::Actor;
+use concord_core::envelope::{Actor, Service};
 use concord_core::reply::ErrorCode;
+use concord_core::tagged::{to_tagged, variant_names};
 
 /// The clock every story runs at unless it says otherwise.
 pub const NOW: &str = "2026-11-23T09:30:00.000000Z";
@@ -83,6 +90,7 @@ where
             Ok(events) => assert_eq!(events, expected),
             Err(r) => panic!("refused with {}: {r}", r.code().as_str()),
         }
+        assert_match_schemas::<A>(&expected);
         let mut history = self.history;
         history.extend(expected);
         let _ = replay::<A>(&history);
@@ -105,6 +113,45 @@ where
                     matches!((first.next(), first.next()), (Some(a), Some(b)) if a.is_uppercase() && b.is_lowercase());
                 assert!(!capitalized, "{message:?} is capitalized");
             }
+        }
+    }
+}
+
+/// The service's schemas, compiled once per test process: each of its
+/// commands, queries and event types must have one.
+pub fn schemas<A: Aggregate>() -> Arc<Schemas> {
+    static COMPILED: OnceLock<Mutex<HashMap<Service, Arc<Schemas>>>> = OnceLock::new();
+    let mut compiled = COMPILED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    compiled
+        .entry(A::SERVICE)
+        .or_insert_with(|| {
+            let s = Schemas::for_service(
+                A::SERVICE,
+                variant_names::<A::Command>(),
+                variant_names::<A::Query>(),
+                variant_names::<A::Event>(),
+            )
+            .unwrap_or_else(|e| panic!("{} schemas: {e}", A::SERVICE));
+            Arc::new(s)
+        })
+        .clone()
+}
+
+/// Each event's data matches its type's schema, as the runtime requires
+/// before it appends.
+#[track_caller]
+pub fn assert_match_schemas<A: Aggregate>(events: &[A::Event]) {
+    let schemas = schemas::<A>();
+    for e in events {
+        let (event_type, data) = to_tagged(e).unwrap_or_else(|err| panic!("{e:?} does not serialize: {err}"));
+        let name = schema::event_name(A::SERVICE, &event_type);
+        match schemas.check(&name, &data) {
+            Ok(Ok(())) => {}
+            Ok(Err(v)) => panic!("{event_type} {data} does not match {name}: {v:#?}"),
+            Err(err) => panic!("{name}: {err}"),
         }
     }
 }
