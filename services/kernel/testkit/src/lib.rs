@@ -40,3 +40,19 @@ impl DerefMut for NatsServer {
         &mut self.server
     }
 }
+
+/// The Python of the pinned test toolchain (`requirements-test.txt`):
+/// `CONCORD_TEST_PYTHON` as `scripts/test` sets it, else the repository's
+/// `.venv-test`. A test that needs it fails when it is missing: nothing is
+/// skipped.
+pub fn test_python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("CONCORD_TEST_PYTHON") {
+        return p.into();
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../.venv-test/bin/python");
+    assert!(
+        venv.is_file(),
+        "the test toolchain is missing: run scripts/test (it installs requirements-test.txt into .venv-test)"
+    );
+    venv
+}
