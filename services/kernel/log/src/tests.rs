@@ -389,32 +389,6 @@ fn a_log_in_use_is_refused_not_shared() {
     assert!(e.to_string().contains("in use by another process"), "{e}");
 }
 
-#[test]
-fn stored_envelopes_match_the_envelope_schema() {
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../../../schemas/envelope/event.schema.json")).expect("schema parses");
-    let validator = jsonschema::draft202012::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("schema compiles");
-    let dir = TempDir::new().expect("tmp");
-    let log = open(&dir);
-    rt().block_on(async {
-        let mut r = req("operation-1", ExpectedVersion::NoStream, "c1", 2);
-        r.causation_id = Some("evt-9".into());
-        log.append(r).await.expect("append");
-    });
-    for raw in log.read_from(1, 10).expect("read").events {
-        let v: serde_json::Value = serde_json::from_slice(&raw.bytes).expect("json");
-        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{errors:?}");
-    }
-    let mut bad: serde_json::Value =
-        serde_json::from_slice(&log.read_from(1, 1).expect("read").events[0].bytes).expect("json");
-    bad["seq"] = json!(0);
-    assert!(!validator.is_valid(&bad), "the schema must refuse seq 0");
-}
-
 // --- tampering: edit the store underneath the log, then verify ----------
 
 fn tampered(n: usize, tamper: impl FnOnce(&Keyspace)) -> VerifyReport {
