@@ -3,7 +3,10 @@
 //! Owns: bearer-token authentication, the role a route needs, turning an
 //! HTTP request into a command or query on NATS (ids it mints, idempotency,
 //! expected version, trace context) and a reply into JSON or an RFC 9457
-//! problem, `/healthz`, `/readyz` and the generated `/openapi.json`.
+//! problem, `/healthz`, `/readyz` and `/openapi.json`. Every `/v1` route
+//! is a row of one table ([`routes::ROUTES`]) from which the router and the
+//! OpenAPI document are both derived; a command's fields are described
+//! only by the service's JSON Schema.
 //!
 //! Must not: hold state, touch a log, or decide a business rule: every
 //! rule and every visibility check is the owning service's, so a client on
@@ -12,13 +15,11 @@
 pub mod auth;
 pub mod body;
 pub mod call;
-pub mod crisis;
-pub mod deployments;
-pub mod intel;
+pub mod handler;
 pub mod openapi;
-pub mod operations;
 pub mod problem;
 pub mod respond;
+pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +29,12 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use concord_core::Service;
 use concord_core::reply::ErrorCode;
 use serde_json::json;
 
-use crate::problem::{Problem, ProblemBody};
+use crate::problem::Problem;
 
 /// Largest request body accepted (413 beyond). Commands are small; the
 /// biggest event a log takes is 64 KiB of data.
@@ -68,16 +69,48 @@ pub struct Gateway {
 
 pub type AppState = Arc<Gateway>;
 
+/// A route of the gateway itself, outside the table: a GET that needs no
+/// token and asks no service a command or query.
+pub struct Own {
+    pub path: &'static str,
+    pub methods: fn() -> MethodRouter<AppState>,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    /// The answers it gives, `(status, description)`.
+    pub responses: &'static [(u16, &'static str)],
+}
+
+pub static OWN: &[Own] = &[
+    Own {
+        path: "/healthz",
+        methods: || get(healthz),
+        operation_id: "health.healthz",
+        summary: "The process is up (it answers); says nothing of its dependencies",
+        responses: &[(200, "the gateway process is up")],
+    },
+    Own {
+        path: "/readyz",
+        methods: || get(readyz),
+        operation_id: "health.readyz",
+        summary: "Ready: NATS connected and every configured service answering its `$SRV.PING`",
+        responses: &[
+            (200, "NATS connected and every service answers"),
+            (503, "not ready; `details` says what is missing"),
+        ],
+    },
+    Own {
+        path: "/openapi.json",
+        methods: || get(openapi::serve),
+        operation_id: "health.openapi",
+        summary: "This document",
+        responses: &[(200, "the OpenAPI 3.1 description of the API")],
+    },
+];
+
 pub fn router(client: async_nats::Client, config: Config) -> Router {
     let state: AppState = Arc::new(Gateway { client, config });
-    Router::new()
-        .merge(operations::routes())
-        .merge(intel::routes())
-        .merge(crisis::routes())
-        .merge(deployments::routes())
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi::serve))
+    OWN.iter()
+        .fold(handler::routes(), |router, own| router.route(own.path, (own.methods)()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -106,18 +139,10 @@ async fn method_not_allowed() -> Problem {
     Problem::http(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method")
 }
 
-/// The process is up (it answers); says nothing about its dependencies.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "the gateway process is up")))]
 async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// Ready: NATS connected and every configured service answering its
-/// `$SRV.PING` (NATS service protocol).
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
-    (status = 200, description = "NATS connected and every service answers"),
-    (status = 503, description = "not ready; `details` says what is missing", body = ProblemBody, content_type = "application/problem+json"),
-))]
 async fn readyz(State(gw): State<AppState>) -> Response {
     let connected = gw.client.connection_state() == NatsState::Connected;
     let mut services = serde_json::Map::new();

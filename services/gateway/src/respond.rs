@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::body::{path_uuid, refuse_fields};
 use crate::problem::Problem;
+use crate::routes::Param;
 use crate::{AppState, call};
 
 const PATH_ID: &str = "it comes from the path";
@@ -22,11 +23,15 @@ pub fn mint(data: &mut Map<String, Value>, field: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Puts the path's id under `field`, refusing a body that has one.
-pub fn from_path(data: &mut Map<String, Value>, field: &str, raw: &str, what: &str) -> Result<(), Problem> {
-    let id = path_uuid(raw, what)?;
-    refuse_fields(data, &[field], PATH_ID)?;
-    data.insert(field.into(), json!(id));
+/// Puts the path segment under its field (a UUID when the row says so),
+/// refusing a body that has one.
+pub fn from_path(data: &mut Map<String, Value>, param: &Param, raw: &str) -> Result<(), Problem> {
+    let value = match param.uuid_of {
+        Some(what) => json!(path_uuid(raw, what)?),
+        None => json!(raw),
+    };
+    refuse_fields(data, &[param.field], PATH_ID)?;
+    data.insert(param.field.into(), value);
     Ok(())
 }
 
@@ -54,10 +59,11 @@ pub async fn item(
     gw: &AppState,
     headers: &HeaderMap,
     service: Service,
+    name: &str,
     query: Value,
     key: &str,
 ) -> Result<Response, Problem> {
-    let mut reply = call::query(gw, headers, service, "get", query).await?;
+    let mut reply = call::query(gw, headers, service, name, query).await?;
     let item = reply.remove(key).unwrap_or(Value::Null);
     let version = item.get("version").and_then(Value::as_u64);
     let mut resp = axum::Json(item).into_response();
