@@ -196,8 +196,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the intel service")?;
-    let crisis = concord_crisis::service::bind(
-        concord_crisis::service::Config {
+    let crisis = concord_crisis::bind(
+        &concord_bus::service::Config {
             log_dir: data.join(Service::Crisis.as_str()),
         },
         crisis_client,
@@ -297,8 +297,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         "crisis" => {
             let client = connect(&url, "concord-crisis").await?;
-            let svc = concord_crisis::service::bind(
-                concord_crisis::service::Config {
+            let svc = concord_crisis::bind(
+                &concord_bus::service::Config {
                     log_dir: args.data.join(Service::Crisis.as_str()),
                 },
                 client,

@@ -33,8 +33,8 @@ async fn world() -> World {
     .await
     .expect("operations");
     tokio::spawn(ops.run(std::future::pending()));
-    let crisis = concord_crisis::service::bind(
-        concord_crisis::service::Config {
+    let crisis = concord_crisis::bind(
+        &concord_bus::service::Config {
             log_dir: dir.path().join("crisis"),
         },
         async_nats::connect(&url).await.expect("connect"),
