@@ -204,8 +204,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the crisis service")?;
-    let deployments = concord_deployments::service::bind(
-        concord_deployments::service::Config {
+    let deployments = concord_deployments::bind(
+        &concord_bus::service::Config {
             log_dir: data.join(Service::Deployments.as_str()),
         },
         deployments_client,
@@ -309,8 +309,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         "deployments" => {
             let client = connect(&url, "concord-deployments").await?;
-            let svc = concord_deployments::service::bind(
-                concord_deployments::service::Config {
+            let svc = concord_deployments::bind(
+                &concord_bus::service::Config {
                     log_dir: args.data.join(Service::Deployments.as_str()),
                 },
                 client,
