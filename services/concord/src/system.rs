@@ -196,16 +196,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the intel service")?;
-    let crisis = concord_crisis::service::bind(
-        concord_crisis::service::Config {
+    let crisis = concord_crisis::bind(
+        &concord_bus::service::Config {
             log_dir: data.join(Service::Crisis.as_str()),
         },
         crisis_client,
     )
     .await
     .context("starting the crisis service")?;
-    let deployments = concord_deployments::service::bind(
-        concord_deployments::service::Config {
+    let deployments = concord_deployments::bind(
+        &concord_bus::service::Config {
             log_dir: data.join(Service::Deployments.as_str()),
         },
         deployments_client,
@@ -297,8 +297,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         "crisis" => {
             let client = connect(&url, "concord-crisis").await?;
-            let svc = concord_crisis::service::bind(
-                concord_crisis::service::Config {
+            let svc = concord_crisis::bind(
+                &concord_bus::service::Config {
                     log_dir: args.data.join(Service::Crisis.as_str()),
                 },
                 client,
@@ -309,8 +309,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         "deployments" => {
             let client = connect(&url, "concord-deployments").await?;
-            let svc = concord_deployments::service::bind(
-                concord_deployments::service::Config {
+            let svc = concord_deployments::bind(
+                &concord_bus::service::Config {
                     log_dir: args.data.join(Service::Deployments.as_str()),
                 },
                 client,

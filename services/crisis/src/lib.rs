@@ -1,19 +1,45 @@
-//! The crisis service: crises declared by a country's liaison, their
-//! situation reports (sitreps), assistance requests, changes of severity and
-//! closing.
+//! The crisis service: the crisis contract (`concord_contracts::crisis`)
+//! run on the kernel's runtime.
 //!
-//! Owns one kind of aggregate (`domain`): a crisis, with the commands it
-//! accepts, the events it records, `decide` and `try_evolve`, and the rules
-//! that refuse a command. Every country sees a crisis and its sitreps
-//! (DESIGN.md, Visibility). What it knows of deployments (which countries
-//! have a team at a crisis) it folds from the deployments service's events
-//! into `domain::TeamsView`; it never calls that service.
+//! Owns what is special about it: what it knows of deployments. Which
+//! countries have a team deployed for a crisis (the contract's facts, the
+//! deployments contract's `teams::TeamsView`) is folded from the
+//! deployments log, typed by the deployments contract; the runtime waits
+//! for that fold to reach the log's head before it decides or answers.
 //!
-//! Architecture invariant: `domain` does no IO and imports neither tokio,
-//! async-nats nor fjall; time, ids, the actor and the teams view arrive in
-//! the command, its `Ctx` or as arguments, so `decide` is deterministic and
-//! a replay gives the same state as live. Must not: read or write the log,
-//! the bus or the clock from `domain`.
+//! Must not: hold a rule (the contract has them all), call the deployments
+//! service, or depend on its runtime.
 
-pub mod domain;
-pub mod service;
+use std::sync::{Arc, RwLock};
+
+use concord_bus::runtime::{Bound, Host};
+use concord_bus::service::{self, Config, Error, follow};
+use concord_contracts::deployments::teams::TeamsView;
+use concord_contracts::deployments::{self, Deployments};
+
+pub use concord_contracts::crisis::Crisis;
+
+/// Starts following the deployments log and binds the crisis subjects;
+/// they answer when this returns.
+pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Crisis>, Error> {
+    let teams = Arc::new(RwLock::new(TeamsView::default()));
+    let deployments_log = follow::<Deployments, _, _>(client.clone(), teams.clone(), |teams, envelope, event| {
+        teams.apply(deployments::deployment_of(&envelope.stream)?, &event)
+    })
+    .await?;
+    let host = Host {
+        facts: teams,
+        followed: vec![deployments_log],
+        tasks: Vec::new(),
+    };
+    service::bind(cfg, client, host).await
+}
+
+/// Runs the crisis service until `shutdown` resolves.
+pub async fn run(
+    cfg: &Config,
+    client: async_nats::Client,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    Ok(bind(cfg, client).await?.run(shutdown).await?)
+}

@@ -33,8 +33,8 @@ async fn world() -> World {
     .await
     .expect("operations");
     tokio::spawn(ops.run(std::future::pending()));
-    let crisis = concord_crisis::service::bind(
-        concord_crisis::service::Config {
+    let crisis = concord_crisis::bind(
+        &concord_bus::service::Config {
             log_dir: dir.path().join("crisis"),
         },
         async_nats::connect(&url).await.expect("connect"),
@@ -52,8 +52,8 @@ async fn world() -> World {
 
 impl World {
     async fn start_deployments(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let svc = concord_deployments::service::bind(
-            concord_deployments::service::Config {
+        let svc = concord_deployments::bind(
+            &concord_bus::service::Config {
                 log_dir: self.dir.path().join("deployments"),
             },
             async_nats::connect(&self.url).await.expect("connect"),

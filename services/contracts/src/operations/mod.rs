@@ -727,6 +727,15 @@ pub fn stream_of(id: Uuid) -> String {
     format!("operation-{id}")
 }
 
+/// The operation whose stream is `stream` (`stream_of`, read back): the key
+/// a fold of these events keeps an operation under.
+pub fn operation_of(stream: &str) -> Result<Uuid, String> {
+    stream
+        .strip_prefix("operation-")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| format!("operations event on stream {stream:?}, not operation-<uuid>"))
+}
+
 /// The operations service's contract.
 pub struct Operations;
 
