@@ -15,7 +15,11 @@ async fn the_served_api_description_validates() {
     let r = sys.call("GET", "/openapi.json", None, &[], None).await;
     assert_eq!(r.status, 200);
     let doc = r.json();
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, &r.body).expect("write");
     let out = Command::new(concord_testkit::test_python())
@@ -28,5 +32,8 @@ async fn the_served_api_description_validates() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "openapi-spec-validator refused /openapi.json:\n{said}");
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused /openapi.json:\n{said}"
+    );
 }

@@ -1,4 +1,4 @@
-//! The HTTP gateway: the API for people and tools (DESIGN.md, HTTP API).
+//! The HTTP gateway: the API for people and tools (docs/design.md, HTTP API).
 //!
 //! Owns: bearer-token authentication, the role a route needs, turning an
 //! HTTP request into a command or query on NATS (ids it mints, idempotency,

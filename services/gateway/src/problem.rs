@@ -1,5 +1,5 @@
 //! RFC 9457 problem details: the one place where a reply code becomes an
-//! HTTP status (DESIGN.md, HTTP API).
+//! HTTP status (docs/design.md, HTTP API).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

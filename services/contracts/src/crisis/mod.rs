@@ -16,7 +16,7 @@
 //! folded from the deployments events by the crisis service.
 //!
 //! Who sees what, in one place (`Crisis::audience`): every country sees
-//! every crisis and its sitreps (DESIGN.md, Visibility); an empty stream is
+//! every crisis and its sitreps (docs/design.md, Visibility); an empty stream is
 //! seen by nobody, so an unknown crisis is `not_found`.
 //!
 //! Order of the checks. Every country sees every crisis, so existence is no
@@ -30,9 +30,9 @@
 //!    `conflict` when the new crisis's, sitrep's or request's id is already
 //!    used.
 //!
-//! Choices where DESIGN.md is silent:
+//! Choices where docs/design.md is silent:
 //!
-//! - Only liaisons act on a crisis (DESIGN.md gives crises to them alone):
+//! - Only liaisons act on a crisis (docs/design.md gives crises to them alone):
 //!   coordinators, reviewers and auditors are `forbidden`, the affected
 //!   country's included.
 //! - A liaison declares a crisis in its own country only, and `GS` (the
@@ -496,7 +496,7 @@ pub enum State {
 impl State {
     /// What the `get` query answers (`null` for `Empty`, which nobody sees:
     /// an unknown crisis is `not_found`). Every country sees all of a crisis
-    /// (DESIGN.md, Visibility). The stream version is not part of it: the
+    /// (docs/design.md, Visibility). The stream version is not part of it: the
     /// caller adds it.
     pub fn view(&self) -> Value {
         match self {
@@ -584,7 +584,7 @@ impl Aggregate for Crisis {
         decide::evolve(state, event)
     }
 
-    /// Every country, once the crisis is declared (DESIGN.md, Visibility):
+    /// Every country, once the crisis is declared (docs/design.md, Visibility):
     /// a crisis concerns the whole network, and its sitreps are how it
     /// learns what is needed.
     fn audience(state: &State, _: &TeamsView) -> Audience {

@@ -54,7 +54,7 @@
 //! Auditors see everything, so for them existence is no secret: they pass
 //! step 1 and are refused at step 3.
 //!
-//! Choices where DESIGN.md is silent:
+//! Choices where docs/design.md is silent:
 //!
 //! - `request_deployment` names exactly one of `crisis_id` and
 //!   `operation_id`; that is checked before step 1 (`invalid`): without it
@@ -604,7 +604,7 @@ impl Aggregate for Deployments {
         decide::evolve(state, event)
     }
 
-    /// The host and the contributing countries (DESIGN.md, Visibility): the
+    /// The host and the contributing countries (docs/design.md, Visibility): the
     /// countries whose officers or territory the deployment involves. Others,
     /// an operation's other participants included, do not see it.
     fn audience(state: &State, _: &DeploymentsFacts) -> Audience {

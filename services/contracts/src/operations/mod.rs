@@ -524,7 +524,7 @@ fn decide(state: &State, cmd: &Command, ctx: &Ctx) -> Result<Vec<Event>, Rejecti
 /// actor may see it, and it is still open.
 fn open_operation_seen_by<'a>(state: &'a State, actor: &Actor) -> Result<&'a Operation, Rejection> {
     let op = match state {
-        // Auditors see every operation (DESIGN.md, Visibility), so for them
+        // Auditors see every operation (docs/design.md, Visibility), so for them
         // existence is no secret and a refusal may say `forbidden`.
         Some(op) if op.visible_to(actor.country) || actor.role == Role::Auditor => op,
         _ => return Err(Rejection::NotFound("operation not found".into())),

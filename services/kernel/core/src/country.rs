@@ -33,7 +33,7 @@ const ISO_3166_1_ALPHA_2: [&str; 249] = [
 /// A country a user, an operation or a team belongs to.
 ///
 /// Note: ISO assigns `GS` to South Georgia; Concord reserves it for the
-/// secretariat, as DESIGN.md says, so both readings share one code.
+/// secretariat, as docs/design.md says, so both readings share one code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CountryCode([u8; 2]);
 

@@ -1,4 +1,4 @@
-//! The reply every request-reply subject answers with (DESIGN.md):
+//! The reply every request-reply subject answers with (docs/design.md):
 //! `{"ok": true, …}` or `{"ok": false, "error": {code, message, details}}`.
 //! Error codes are defined once here; the gateway maps them to HTTP once.
 

@@ -1,4 +1,4 @@
-//! Every NATS subject Concord uses, built in this one place (DESIGN.md,
+//! Every NATS subject Concord uses, built in this one place (docs/design.md,
 //! "NATS subjects"). Pure string building: no IO.
 
 use crate::envelope::Service;
