@@ -13,4 +13,5 @@
 //! arrive in the command or its `Ctx`, so replay gives the state live gave.
 //! Must not: read or write the log, the bus or the clock.
 
+pub mod intel;
 pub mod operations;
