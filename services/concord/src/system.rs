@@ -188,8 +188,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the operations service")?;
-    let intel = concord_intel::service::bind(
-        concord_intel::service::Config {
+    let intel = concord_intel::bind(
+        &concord_bus::service::Config {
             log_dir: data.join(Service::Intel.as_str()),
         },
         intel_client,
@@ -285,8 +285,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         "intel" => {
             let client = connect(&url, "concord-intel").await?;
-            let intel = concord_intel::service::bind(
-                concord_intel::service::Config {
+            let intel = concord_intel::bind(
+                &concord_bus::service::Config {
                     log_dir: args.data.join(Service::Intel.as_str()),
                 },
                 client,

@@ -16,6 +16,7 @@
 
 pub mod crisis;
 pub mod deployments;
+pub mod intel;
 pub mod operations;
 
 /// The variant name of `value`, an event or a command (its type or name),

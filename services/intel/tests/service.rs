@@ -42,8 +42,8 @@ impl World {
     /// Starts intel; the returned sender stops it, the handle says when it
     /// has stopped.
     async fn start_intel(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let svc = concord_intel::service::bind(
-            concord_intel::service::Config {
+        let svc = concord_intel::bind(
+            &concord_bus::service::Config {
                 log_dir: self.dir.path().join("intel"),
             },
             async_nats::connect(&self.url).await.expect("connect"),
