@@ -213,7 +213,7 @@ impl Reactor {
                 tokio::time::sleep(FACTS_POLL).await;
             }
             while let Err(r) = self.own_log.caught_up().await {
-                tracing::warn!(why = %r.message, "stand-downs wait for the deployments index");
+                tracing::warn!(why = %r, "stand-downs wait for the deployments index");
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
             let due: Vec<Uuid> = match self.index.read() {

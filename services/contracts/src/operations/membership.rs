@@ -107,20 +107,6 @@ impl OperationsView {
     }
 }
 
-impl OperationsView {
-    /// Folds a stored event given as its stream name, type and data.
-    /// (Transitional: for services not yet on the typed contracts.)
-    pub fn apply_stored(&mut self, stream: &str, event_type: &str, data: &serde_json::Value) -> Result<(), String> {
-        let id = stream
-            .strip_prefix("operation-")
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or_else(|| format!("operations {event_type} on stream {stream:?}, not operation-<uuid>"))?;
-        let event: Event = concord_core::tagged::from_tagged(event_type, data)
-            .map_err(|e| format!("malformed operations {event_type} data: {e}"))?;
-        self.apply(id, &event)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::{OperationClosed, OperationOpened, ParticipantAdded, ParticipantRemoved, TaskAssigned};

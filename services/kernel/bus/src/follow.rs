@@ -13,10 +13,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::consumer::{Consumer, ConsumerError, start_of_log};
-use crate::legacy::Rejection;
 use crate::logs::fetch_head;
 use concord_core::envelope::{EventEnvelope, Service};
-use concord_core::reply::ErrorCode;
 
 /// How long a command waits for a view to reach the source's head.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,6 +26,11 @@ struct Progress {
     seq: u64,
     failed: Option<String>,
 }
+
+/// Why a view cannot be used to decide now: answered `unavailable`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotCaughtUp(pub String);
 
 /// A view kept current from another service's log.
 pub struct Followed {
@@ -80,8 +83,8 @@ impl Followed {
     /// the source does not answer, its log cannot move either: the view
     /// as it is will do. `unavailable` when following stopped or lags too
     /// long.
-    pub async fn caught_up(&self) -> Result<(), Rejection> {
-        let unavailable = |m: String| Rejection::new(ErrorCode::Unavailable, m);
+    pub async fn caught_up(&self) -> Result<(), NotCaughtUp> {
+        let unavailable = NotCaughtUp;
         let source = self.source;
         let head = match tokio::time::timeout(HEAD_TIMEOUT, fetch_head(&self.client, source)).await {
             Ok(Ok(h)) => h.seq,

@@ -13,7 +13,6 @@
 
 pub mod consumer;
 pub mod follow;
-pub mod legacy;
 pub mod logs;
 pub mod nats_server;
 pub mod runtime;

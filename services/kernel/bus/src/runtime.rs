@@ -112,11 +112,26 @@ pub struct Bound<A: Aggregate> {
 /// Subscribes everything the service answers; when this returns, requests
 /// are answered.
 pub async fn bind<A: Aggregate>(client: async_nats::Client, log: Log, host: Host<A>) -> Result<Bound<A>, RuntimeError> {
+    let schemas = Schemas::for_service(
+        A::SERVICE,
+        variant_names::<A::Command>(),
+        variant_names::<A::Query>(),
+        variant_names::<A::Event>(),
+    )?;
+    bind_with_schemas(client, log, host, schemas).await
+}
+
+/// `bind` with schemas other than the embedded ones: for the runtime's own
+/// tests, whose contract is not one of Concord's services.
+pub async fn bind_with_schemas<A: Aggregate>(
+    client: async_nats::Client,
+    log: Log,
+    host: Host<A>,
+    schemas: Schemas,
+) -> Result<Bound<A>, RuntimeError> {
     let service = A::SERVICE;
     let commands = variant_names::<A::Command>();
     let queries = variant_names::<A::Query>();
-    let events = variant_names::<A::Event>();
-    let schemas = Schemas::for_service(service, commands, queries, events)?;
     // Registered with the NATS service protocol so standard tooling
     // (`nats micro ls/info/stats`) finds every instance and its endpoint
     // stats; the endpoints are plain queue subscriptions underneath.
@@ -307,7 +322,9 @@ impl<A: Aggregate> Runtime<A> {
     /// Waits until every followed log's view has caught up with its head.
     async fn sync(&self) -> Result<(), Reply> {
         for f in &self.followed {
-            f.caught_up().await.map_err(|r| Reply::error(r.code, r.message))?;
+            f.caught_up()
+                .await
+                .map_err(|e| Reply::error(ErrorCode::Unavailable, e.to_string()))?;
         }
         Ok(())
     }

@@ -3,21 +3,126 @@
 
 use std::time::Duration;
 
-use concord_bus::legacy::{Aggregate, Ctx, Rejection, bind};
 use concord_bus::logs::TRACEPARENT;
-use concord_core::reply::{ErrorCode, Reply};
+use concord_bus::runtime::{Host, bind_with_schemas};
+use concord_bus::schema::Schemas;
+use concord_core::decider::{Aggregate, Audience, Ctx, Rejection};
+use concord_core::reply::Reply;
 use concord_core::{EventEnvelope, Service, subjects};
-use concord_log::{Appended, Log, NewEvent};
+use concord_log::Log;
 use concord_testkit::NatsServer;
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// A named note: `create` then `rename`; the name "forbidden" is refused.
+/// A named note: `create` then `rename`; the name "forbidden" is refused;
+/// "buggy" and "untyped" make the decider produce an event its schema
+/// refuses and one of a type without a schema.
 struct Notes;
 
-#[derive(Default, Clone)]
+#[derive(Debug, Default, Clone)]
 struct Note {
     name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    id: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Command {
+    Create(NoteBody),
+    Rename(NoteBody),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Named {
+    name: String,
+    by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extra: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Event {
+    #[serde(rename = "note.created")]
+    Created(Named),
+    #[serde(rename = "note.renamed")]
+    Renamed(Named),
+    #[serde(rename = "note.untyped")]
+    Untyped(Named),
+}
+
+#[derive(Debug, Deserialize)]
+struct Get {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Query {
+    Get(Get),
+}
+
+impl Aggregate for Notes {
+    const SERVICE: Service = Service::Operations;
+    type Command = Command;
+    type Event = Event;
+    type Query = Query;
+    type State = Note;
+    type Facts = ();
+
+    fn stream(command: &Command) -> String {
+        let (Command::Create(b) | Command::Rename(b)) = command;
+        format!("note-{}", b.id)
+    }
+
+    fn decide(state: &Note, command: &Command, _: &(), ctx: &Ctx) -> Result<Vec<Event>, Rejection> {
+        let (Command::Create(b) | Command::Rename(b)) = command;
+        if b.name == "forbidden" {
+            return Err(Rejection::RuleViolated("that name is not allowed".into()));
+        }
+        let named = Named {
+            name: b.name.clone(),
+            by: ctx.actor.country.to_string(),
+            extra: (b.name == "buggy").then_some(true),
+        };
+        match (command, &state.name) {
+            _ if b.name == "untyped" => Ok(vec![Event::Untyped(named)]),
+            (Command::Create(_), None) => Ok(vec![Event::Created(named)]),
+            (Command::Create(_), Some(_)) => Err(Rejection::Conflict("note exists".into())),
+            (Command::Rename(_), Some(_)) => Ok(vec![Event::Renamed(named)]),
+            (Command::Rename(_), None) => Err(Rejection::NotFound("note not found".into())),
+        }
+    }
+
+    fn evolve(_: Note, event: &Event) -> Result<Note, String> {
+        let (Event::Created(n) | Event::Renamed(n) | Event::Untyped(n)) = event;
+        Ok(Note {
+            name: Some(n.name.clone()),
+        })
+    }
+
+    fn audience(_: &Note, _: &()) -> Audience {
+        Audience::everyone()
+    }
+
+    fn query_stream(query: &Query) -> String {
+        let Query::Get(g) = query;
+        format!("note-{}", g.id)
+    }
+
+    fn answer(query: &Query, state: &Note, version: u64, _: &()) -> Result<Value, Rejection> {
+        let Query::Get(g) = query;
+        match &state.name {
+            Some(n) => Ok(json!({"id": g.id, "name": n, "version": version})),
+            None => Err(Rejection::NotFound("note not found".into())),
+        }
+    }
 }
 
 const CREATE: &str = r#"{"type":"object","additionalProperties":false,"required":["id","name"],
@@ -27,66 +132,18 @@ const NOTE_EVENT: &str = r#"{"type":"object","additionalProperties":false,"requi
 const GET: &str =
     r#"{"type":"object","additionalProperties":false,"required":["id"],"properties":{"id":{"type":"string"}}}"#;
 
-impl Aggregate for Notes {
-    type State = Note;
-    fn service(&self) -> Service {
-        Service::Operations
-    }
-    fn commands(&self) -> Vec<(&'static str, &'static str)> {
-        vec![("create", CREATE), ("rename", CREATE)]
-    }
-    fn events(&self) -> Vec<(&'static str, &'static str)> {
-        vec![("note.created", NOTE_EVENT), ("note.renamed", NOTE_EVENT)]
-    }
-    fn stream(&self, _command: &str, data: &Value) -> Result<String, Rejection> {
-        Ok(format!("note-{}", data["id"].as_str().unwrap_or_default()))
-    }
-    fn decide(&self, state: &Note, command: &str, data: &Value, ctx: &Ctx) -> Result<Vec<NewEvent>, Rejection> {
-        let name = data["name"].as_str().unwrap_or_default();
-        if name == "forbidden" {
-            return Err(Rejection::new(ErrorCode::RuleViolated, "that name is not allowed"));
-        }
-        let event_type = match (command, &state.name) {
-            ("create", None) => "note.created",
-            ("create", Some(_)) => return Err(Rejection::new(ErrorCode::Conflict, "note exists")),
-            ("rename", Some(_)) => "note.renamed",
-            (_, None) => return Err(Rejection::new(ErrorCode::NotFound, "note not found")),
-            _ => return Err(Rejection::new(ErrorCode::Invalid, "unknown command")),
-        };
-        // A buggy decider, on demand: an event its schema refuses, and an
-        // event type without a schema.
-        let data = match name {
-            "buggy" => json!({"name": name, "by": ctx.actor.country, "extra": true}),
-            _ => json!({"name": name, "by": ctx.actor.country}),
-        };
-        let event_type = if name == "untyped" { "note.untyped" } else { event_type };
-        Ok(vec![NewEvent {
-            event_type: event_type.into(),
-            schema_version: 1,
-            data,
-        }])
-    }
-    fn evolve(&self, _state: Note, event: &EventEnvelope) -> Result<Note, String> {
-        let name = event.data["name"].as_str().ok_or("no name")?;
-        Ok(Note {
-            name: Some(name.to_owned()),
-        })
-    }
-    fn reply(&self, _command: &str, data: &Value, appended: &Appended) -> Value {
-        json!({"id": data["id"], "version": appended.version()})
-    }
-    fn queries(&self) -> Vec<(&'static str, &'static str)> {
-        vec![("get", GET)]
-    }
-    fn query_stream(&self, _query: &str, body: &Value) -> Result<String, Rejection> {
-        Ok(format!("note-{}", body["id"].as_str().unwrap_or_default()))
-    }
-    fn answer(&self, _query: &str, body: &Value, state: &Note, version: u64) -> Result<Value, Rejection> {
-        match &state.name {
-            Some(n) => Ok(json!({"id": body["id"], "name": n, "version": version})),
-            None => Err(Rejection::new(ErrorCode::NotFound, "note not found")),
-        }
-    }
+/// The notes' schemas; `note.untyped` has none on purpose.
+fn schemas() -> Schemas {
+    let envelope = concord_bus::schema::text("envelope/command").expect("embedded");
+    Schemas::compile([
+        ("envelope/command", envelope),
+        ("commands/operations/create", CREATE),
+        ("commands/operations/rename", CREATE),
+        ("events/operations/note.created", NOTE_EVENT),
+        ("events/operations/note.renamed", NOTE_EVENT),
+        ("queries/operations/get", GET),
+    ])
+    .expect("compiles")
 }
 
 struct World {
@@ -101,7 +158,9 @@ async fn world() -> World {
     let dir = tempfile::TempDir::new().expect("tmp");
     let log = Log::open(dir.path(), Service::Operations).expect("log");
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let bound = bind(client.clone(), log.clone(), Notes).await.expect("bind");
+    let bound = bind_with_schemas::<Notes>(client.clone(), log.clone(), Host::default(), schemas())
+        .await
+        .expect("bind");
     tokio::spawn(bound.run(std::future::pending()));
     World {
         _nats: nats,
@@ -145,9 +204,15 @@ async fn commands_are_decided_appended_published_and_answered() {
         .expect("sub");
     w.client.flush().await.expect("flush");
     let r = cmd(&w, "create", envelope("c1", json!({"id": "a", "name": "first"}))).await;
-    assert_eq!(r, json!({"ok": true, "id": "a", "version": 1}));
+    assert_eq!(
+        r,
+        json!({"ok": true, "id": "a", "note_id": "a", "version": 1, "events": [{"seq": 1, "type": "note.created"}]})
+    );
     let r = cmd(&w, "rename", envelope("c2", json!({"id": "a", "name": "second"}))).await;
-    assert_eq!(r, json!({"ok": true, "id": "a", "version": 2}));
+    assert_eq!(
+        r,
+        json!({"ok": true, "id": "a", "note_id": "a", "version": 2, "events": [{"seq": 2, "type": "note.renamed"}]})
+    );
 
     let first = tokio::time::timeout(Duration::from_secs(10), events.next())
         .await

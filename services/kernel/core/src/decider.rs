@@ -214,33 +214,6 @@ pub fn bounded_text(field: &str, value: &str, max: usize) -> Result<(), Rejectio
     Ok(())
 }
 
-/// The body of command `name` as `T`; anything else is `Invalid`.
-/// (Transitional: for deciders not yet on the typed `Aggregate`.)
-pub fn command_body<T: DeserializeOwned>(name: &str, data: Value) -> Result<T, Rejection> {
-    if !data.is_object() {
-        let kind = match &data {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            _ => "an array",
-        };
-        return Err(Rejection::Invalid(format!(
-            "invalid {name} command: data must be a JSON object, not {kind}"
-        )));
-    }
-    serde_json::from_value(data).map_err(|e| Rejection::Invalid(format!("invalid {name} command: {e}")))
-}
-
-/// The data of a stored event of type `what` as `T`.
-/// (Transitional: for deciders not yet on the typed `Aggregate`.)
-pub fn event_body<'a, T: serde::Deserialize<'a>>(what: &str, data: &'a Value) -> Result<T, String> {
-    if !data.is_object() {
-        return Err(format!("malformed {what} data: not a JSON object"));
-    }
-    T::deserialize(data).map_err(|e| format!("malformed {what} data: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
