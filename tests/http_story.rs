@@ -4,140 +4,15 @@
 //! same data dir (every acknowledged change still there, the operation
 //! goes on), `concord token`, and a clean stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use concord_testkit::http::{Response, request};
-use serde_json::{Value, json};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_concord");
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Up {
-    child: Child,
-    addr: String,
-    tokens: std::collections::HashMap<String, String>,
-}
-
-impl Drop for Up {
-    /// A clean stop (SIGTERM), so `concord up` also stops its nats-server;
-    /// SIGKILL only if it does not stop in time. A test never leaves
-    /// processes behind.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-    l.local_addr().expect("addr").to_string()
-}
-
-/// Starts `concord up` and reads its banner up to the `ready` line.
-fn up(data: &Path, addr: &str) -> Up {
-    let mut child = Command::new(BIN)
-        .args(["up", "--data"])
-        .arg(data)
-        .args(["--http", addr])
-        .env_remove("NATS_URL")
-        .env_remove("CONCORD_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn concord up");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut tokens = std::collections::HashMap::new();
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("concord up printed `ready` in time");
-        if let Some((name, tok)) = line.split_once('=')
-            && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-            && tok.starts_with("eyJ")
-        {
-            tokens.insert(name.to_owned(), tok.to_owned());
-        }
-        if line.ends_with("ready") {
-            break;
-        }
-    }
-    Up {
-        child,
-        addr: addr.to_owned(),
-        tokens,
-    }
-}
-
-impl Up {
-    fn token(&self, name: &str) -> &str {
-        self.tokens
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("no demo token {name}"))
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        who: Option<&str>,
-        extra: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Response {
-        let auth = who.map(|w| format!("Bearer {}", self.token(w)));
-        let mut headers = extra.to_vec();
-        if let Some(a) = &auth {
-            headers.push(("Authorization", a));
-        }
-        let bytes = body.map(|b| serde_json::to_vec(&b).expect("json"));
-        if bytes.is_some() {
-            headers.push(("Content-Type", "application/json"));
-        }
-        request(&self.addr, method, path, &headers, bytes.as_deref())
-            .await
-            .expect("http")
-    }
-
-    async fn post(&self, path: &str, who: &str, body: Value) -> Response {
-        self.call("POST", path, Some(who), &[], Some(body)).await
-    }
-
-    async fn get(&self, path: &str, who: &str) -> Response {
-        self.call("GET", path, Some(who), &[], None).await
-    }
-}
-
-fn ok(r: &Response, status: u16) -> Value {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    r.json()
-}
-
-fn problem(r: &Response, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("content-type"), Some("application/problem+json"));
-    assert_eq!(r.json()["code"], code);
-}
+use common::*;
+use concord_testkit::http::request;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_story_over_http_survives_kill_9() {
@@ -401,24 +276,6 @@ async fn services_run_as_separate_processes() {
             .expect("kill");
         assert!(child.wait().expect("wait").success());
     }
-}
-
-fn token_for(data: &Path, role: &str, country: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--role", role, "--country", country, "--sub"])
-        .arg(format!("{}-{role}", country.to_ascii_lowercase()))
-        .arg("--data")
-        .arg(data)
-        .env_remove("CONCORD_JWT_SECRET")
-        .output()
-        .expect("concord token");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .expect("token")
-        .trim()
-        .to_owned()
 }
 
 /// The Monaco case: fingerprints at a scene (lead by MC), identity found,

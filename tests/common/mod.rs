@@ -13,7 +13,7 @@ use concord_testkit::http::{Response, request};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_concord");
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Up {
     pub child: Child,

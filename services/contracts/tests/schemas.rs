@@ -14,9 +14,21 @@ use concord_core::tagged::variant_names;
 
 fn names_of<A: Aggregate>(used: &mut BTreeSet<String>) {
     let service = A::SERVICE;
-    used.extend(variant_names::<A::Command>().iter().map(|c| schema::command_name(service, c)));
-    used.extend(variant_names::<A::Query>().iter().map(|q| schema::query_name(service, q)));
-    used.extend(variant_names::<A::Event>().iter().map(|e| schema::event_name(service, e)));
+    used.extend(
+        variant_names::<A::Command>()
+            .iter()
+            .map(|c| schema::command_name(service, c)),
+    );
+    used.extend(
+        variant_names::<A::Query>()
+            .iter()
+            .map(|q| schema::query_name(service, q)),
+    );
+    used.extend(
+        variant_names::<A::Event>()
+            .iter()
+            .map(|e| schema::event_name(service, e)),
+    );
     // Each of them compiles, $refs to the shared definitions resolved.
     Schemas::for_service(
         service,

@@ -24,7 +24,7 @@ pub use concord_contracts::crisis::Crisis;
 pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Crisis>, Error> {
     let teams = Arc::new(RwLock::new(TeamsView::default()));
     let deployments_log = follow::<Deployments, _, _>(client.clone(), teams.clone(), |teams, envelope, event| {
-        teams.apply(deployments::deployment_of(&envelope.stream)?, &event)
+        teams.apply(deployments::STREAM.id_of(&envelope.stream)?, &event)
     })
     .await?;
     let host = Host {

@@ -71,13 +71,13 @@ pub const CLOSINGS_QUEUED_MAX: usize = 64;
 pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Deployments>, Error> {
     let facts = Arc::new(RwLock::new(DeploymentsFacts::default()));
     let crisis_log = follow::<Crisis, _, _>(client.clone(), facts.clone(), |facts, envelope, event| {
-        facts.crises.apply(crisis::crisis_of(&envelope.stream)?, &event)
+        facts.crises.apply(crisis::STREAM.id_of(&envelope.stream)?, &event)
     })
     .await?;
     let operations_log = follow::<Operations, _, _>(client.clone(), facts.clone(), |facts, envelope, event| {
         facts
             .operations
-            .apply(operations::operation_of(&envelope.stream)?, &event)
+            .apply(operations::STREAM.id_of(&envelope.stream)?, &event)
     })
     .await?;
     let (bound, started) = oneshot::channel();
@@ -136,7 +136,7 @@ async fn choreography(
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
     let index: Arc<RwLock<Index>> = Arc::default();
     let own_log = follow::<Deployments, _, _>(client.clone(), index.clone(), |index, envelope, event| {
-        let id = deployments::deployment_of(&envelope.stream)?;
+        let id = deployments::STREAM.id_of(&envelope.stream)?;
         let state = index.remove(&id).unwrap_or_default();
         index.insert(id, Deployments::evolve(state, &event)?);
         Ok(())
@@ -171,7 +171,7 @@ async fn read_closings(mut crisis_log: Consumer, closings: mpsc::Sender<Closed>)
             }
         };
         let closed = match read_event::<Crisis>(&envelope) {
-            Ok(crisis::Event::CrisisClosed(_)) => crisis::crisis_of(&envelope.stream),
+            Ok(crisis::Event::CrisisClosed(_)) => crisis::STREAM.id_of(&envelope.stream),
             Ok(_) => continue,
             Err(why) => Err(why),
         };

@@ -74,7 +74,7 @@ pub mod status;
 
 use std::fmt;
 
-use concord_core::decider::{Aggregate, Audience, Viewer};
+use concord_core::decider::{Aggregate, Audience, StreamKind, Viewer};
 use concord_core::{CountryCode, Role, Service};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -549,17 +549,11 @@ pub enum Query {
 
 /// The stream of crisis `id`.
 pub fn stream_of(id: Uuid) -> String {
-    format!("crisis-{id}")
+    STREAM.stream(id)
 }
 
-/// The crisis whose stream is `stream` (`stream_of`, read back): the key a
-/// fold of these events keeps a crisis under.
-pub fn crisis_of(stream: &str) -> Result<Uuid, String> {
-    stream
-        .strip_prefix("crisis-")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| format!("crisis event on stream {stream:?}, not crisis-<uuid>"))
-}
+/// The kind of this contract's streams, `crisis-<uuid>`.
+pub const STREAM: StreamKind = StreamKind("crisis");
 
 /// The crisis service's contract.
 pub struct Crisis;

@@ -9,6 +9,8 @@ use concord_core::tagged::{from_tagged, to_tagged, variant_names};
 use concord_core::{Actor, Role};
 use concord_testkit::decider::Given;
 
+use concord_testkit::actors::*;
+
 use super::*;
 use crate::deployments::{self, DeploymentStatus};
 
@@ -39,34 +41,8 @@ const REQUEST: Uuid = Uuid::from_u128(0x019a_b0c4_5e00_7000_8000_0000_0006_0001)
 const NOW: &str = "2026-11-23T09:30:00.000000Z";
 const LATER: &str = "2026-11-24T17:00:00.000000Z";
 
-fn cc(code: &str) -> CountryCode {
-    CountryCode::parse(code).expect("test country codes are real")
-}
 fn sev(n: u8) -> Severity {
     Severity::try_from(n).expect("test severities are 1 to 5")
-}
-
-fn sub(role: Role, country: &str) -> String {
-    format!("{}-{}", country.to_lowercase(), role.as_str())
-}
-fn actor(role: Role, country: &str) -> Actor {
-    Actor {
-        sub: sub(role, country),
-        role,
-        country: cc(country),
-    }
-}
-fn liaison(country: &str) -> Actor {
-    actor(Role::Liaison, country)
-}
-fn coordinator(country: &str) -> Actor {
-    actor(Role::Coordinator, country)
-}
-fn reviewer(country: &str) -> Actor {
-    actor(Role::Reviewer, country)
-}
-fn auditor(country: &str) -> Actor {
-    actor(Role::Auditor, country)
 }
 
 // The teams view, built the way the service builds it: from the
@@ -1382,9 +1358,9 @@ fn a_reply_names_the_sitrep_or_request_it_created_else_the_crisis() {
 
 #[test]
 fn streams_read_back_to_their_crisis() {
-    assert_eq!(crisis_of(&stream_of(CRISIS)), Ok(CRISIS));
+    assert_eq!(STREAM.id_of(&stream_of(CRISIS)), Ok(CRISIS));
     for stream in ["crisis-42", "deployment-019ab0c4-5e00-7000-8000-0000000000c1", "crisis"] {
-        let err = crisis_of(stream).expect_err(stream);
+        let err = STREAM.id_of(stream).expect_err(stream);
         assert!(err.contains("not crisis-<uuid>"), "{err}");
     }
 }

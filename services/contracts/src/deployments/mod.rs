@@ -93,7 +93,7 @@ pub mod teams;
 use std::collections::BTreeSet;
 use std::fmt;
 
-use concord_core::decider::{Aggregate, Audience, Viewer};
+use concord_core::decider::{Aggregate, Audience, StreamKind, Viewer};
 use concord_core::{CountryCode, Role, Service};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -569,17 +569,11 @@ pub enum Query {
 
 /// The stream of deployment `id`.
 pub fn stream_of(id: Uuid) -> String {
-    format!("deployment-{id}")
+    STREAM.stream(id)
 }
 
-/// The deployment whose stream is `stream` (`stream_of`, read back): the
-/// key a fold of these events keeps a deployment under.
-pub fn deployment_of(stream: &str) -> Result<Uuid, String> {
-    stream
-        .strip_prefix("deployment-")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| format!("deployments event on stream {stream:?}, not deployment-<uuid>"))
-}
+/// The kind of this contract's streams, `deployment-<uuid>`.
+pub const STREAM: StreamKind = StreamKind("deployment");
 
 /// The deployments service's contract.
 pub struct Deployments;

@@ -9,6 +9,8 @@ use concord_core::tagged::{from_tagged, to_tagged, variant_names};
 use concord_core::{Actor, Role};
 use concord_testkit::decider::{Given, When};
 
+use concord_testkit::actors::*;
+
 use super::*;
 use crate::{crisis, operations};
 
@@ -31,36 +33,6 @@ const UNKNOWN_OP: Uuid = Uuid::from_u128(0x019a_b0c4_5e00_7000_8000_0000_0000_00
 const DEPLOYMENT: Uuid = Uuid::from_u128(0x019a_b0c4_5e00_7000_8000_0000_0004_0001);
 const NOW: &str = "2026-11-23T09:30:00.000000Z";
 const LATER: &str = "2026-12-01T17:00:00.000000Z";
-
-fn cc(code: &str) -> CountryCode {
-    CountryCode::parse(code).expect("test country codes are real")
-}
-fn ccs(codes: &[&str]) -> Vec<CountryCode> {
-    codes.iter().map(|c| cc(c)).collect()
-}
-
-fn sub(role: Role, country: &str) -> String {
-    format!("{}-{}", country.to_lowercase(), role.as_str())
-}
-fn actor(role: Role, country: &str) -> Actor {
-    Actor {
-        sub: sub(role, country),
-        role,
-        country: cc(country),
-    }
-}
-fn liaison(country: &str) -> Actor {
-    actor(Role::Liaison, country)
-}
-fn coordinator(country: &str) -> Actor {
-    actor(Role::Coordinator, country)
-}
-fn reviewer(country: &str) -> Actor {
-    actor(Role::Reviewer, country)
-}
-fn auditor(country: &str) -> Actor {
-    actor(Role::Auditor, country)
-}
 
 // The crises view, built the way the service builds it: from the crisis
 // contract's events, folded by its own fold.
@@ -1336,13 +1308,13 @@ fn get_answers_the_audience_and_not_found_alike_for_unknown_and_hidden() {
 
 #[test]
 fn streams_read_back_to_their_deployment() {
-    assert_eq!(deployment_of(&stream_of(DEPLOYMENT)), Ok(DEPLOYMENT));
+    assert_eq!(STREAM.id_of(&stream_of(DEPLOYMENT)), Ok(DEPLOYMENT));
     for stream in [
         "deployment-42",
         "crisis-019ab0c4-5e00-7000-8000-000000040001",
         "deployment",
     ] {
-        let err = deployment_of(stream).expect_err(stream);
+        let err = STREAM.id_of(stream).expect_err(stream);
         assert!(err.contains("not deployment-<uuid>"), "{err}");
     }
 }

@@ -60,7 +60,6 @@ pub mod notice;
 use std::fmt;
 
 use concord_core::decider::{Aggregate, Audience, Ctx, Rejection, Viewer, required_text};
-use concord_core::tagged::to_tagged;
 use concord_core::{Actor, CountryCode, Role, Service};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -374,7 +373,7 @@ impl Aggregate for Intel {
             (State::Arrest(_), _) => Err("an arrest already reported".to_owned()),
             (State::Notice(notice), e) => notice.evolve(e).map(State::Notice),
         };
-        next.map_err(|what| format!("corrupt intel stream: {} on {what}", event_type(event)))
+        next.map_err(|what| format!("corrupt intel stream: {} on {what}", crate::tag_of(event)))
     }
 
     /// Auditors always (the kernel's `Audience` admits them); then per kind:
@@ -412,11 +411,6 @@ impl Aggregate for Intel {
         view["version"] = json!(version);
         Ok(json!({ kind: view }))
     }
-}
-
-/// The envelope's `type` of `event` (for messages only: it serializes).
-fn event_type(event: &Event) -> String {
-    to_tagged(event).map_or_else(|e| e.0, |(t, _)| t)
 }
 
 // ---------------------------------------------------------------- checks every kind makes

@@ -27,8 +27,7 @@ pub mod membership;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use concord_core::decider::{Aggregate, Audience, Viewer, bounded_text, required_text};
-use concord_core::tagged::to_tagged;
+use concord_core::decider::{Aggregate, Audience, StreamKind, Viewer, bounded_text, required_text};
 use concord_core::{Actor, CountryCode, Role, Service};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -636,7 +635,7 @@ fn is_rfc3339(s: &str) -> bool {
 /// produced, under a hash chain, so such a sequence means a corrupt log, and
 /// carrying on from a silently skipped event would answer with a wrong state.
 fn evolve(state: State, event: &Event) -> Result<State, String> {
-    let corrupt = |why: &str| format!("corrupt operations stream: {} {why}", event_type(event));
+    let corrupt = |why: &str| format!("corrupt operations stream: {} {why}", crate::tag_of(event));
     let Some(mut op) = state else {
         let Event::OperationOpened(e) = event else {
             return Err(corrupt("before operation.opened"));
@@ -698,11 +697,6 @@ fn evolve(state: State, event: &Event) -> Result<State, String> {
     Ok(Some(op))
 }
 
-/// The envelope's `type` of `event` (for messages only: it serializes).
-fn event_type(event: &Event) -> String {
-    to_tagged(event).map_or_else(|e| e.0, |(t, _)| t)
-}
-
 // ---------------------------------------------------------------- the contract
 
 /// `get`: an operation as the asking country sees it.
@@ -724,17 +718,11 @@ pub enum Query {
 
 /// The stream of operation `id`.
 pub fn stream_of(id: Uuid) -> String {
-    format!("operation-{id}")
+    STREAM.stream(id)
 }
 
-/// The operation whose stream is `stream` (`stream_of`, read back): the key
-/// a fold of these events keeps an operation under.
-pub fn operation_of(stream: &str) -> Result<Uuid, String> {
-    stream
-        .strip_prefix("operation-")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| format!("operations event on stream {stream:?}, not operation-<uuid>"))
-}
+/// The kind of this contract's streams, `operation-<uuid>`.
+pub const STREAM: StreamKind = StreamKind("operation");
 
 /// The operations service's contract.
 pub struct Operations;

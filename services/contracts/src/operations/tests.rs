@@ -4,6 +4,8 @@ use concord_core::reply::ErrorCode;
 use concord_core::tagged::{from_tagged, to_tagged, variant_names};
 use concord_testkit::decider::Given;
 
+use concord_testkit::actors::*;
+
 use super::*;
 
 // ------------------------------------------------------------ fixtures
@@ -18,27 +20,6 @@ const OTHERS: [&str; 51] = [
     "PL", "PT", "RO", "SK", "SI", "ES", "SE", "AL", "AD", "AM", "AZ", "BA", "GE", "IS", "LI", "MD", "MC", "ME", "MK",
     "NO", "RS", "SM", "CH", "TR", "UA", "GB", "CA", "US", "MX", "BR", "AR", "JP",
 ];
-
-fn cc(code: &str) -> CountryCode {
-    CountryCode::parse(code).expect("test country codes are real")
-}
-
-fn actor(role: Role, country: &str) -> Actor {
-    Actor {
-        sub: format!("{}-{}", country.to_lowercase(), role.as_str()),
-        role,
-        country: cc(country),
-    }
-}
-fn coordinator(country: &str) -> Actor {
-    actor(Role::Coordinator, country)
-}
-fn liaison(country: &str) -> Actor {
-    actor(Role::Liaison, country)
-}
-fn auditor(country: &str) -> Actor {
-    actor(Role::Auditor, country)
-}
 
 fn task_id(n: u128) -> Uuid {
     Uuid::from_u128(0x019a_b0c4_5e00_7000_8000_0000_0001_0000 + n)

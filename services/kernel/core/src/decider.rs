@@ -187,6 +187,27 @@ pub trait Aggregate: Send + Sync + 'static {
     }
 }
 
+/// A kind of stream, named `<prefix>-<uuid>` (`operation-…`, `lead-…`): the
+/// name of one from its id, and the id read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamKind(pub &'static str);
+
+impl StreamKind {
+    pub fn stream(self, id: uuid::Uuid) -> String {
+        format!("{}-{id}", self.0)
+    }
+
+    /// The id of `stream`, which must be of this kind (a fold of another
+    /// service's events keys what it keeps by it).
+    pub fn id_of(self, stream: &str) -> Result<uuid::Uuid, String> {
+        stream
+            .strip_prefix(self.0)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            .ok_or_else(|| format!("event on stream {stream:?}, not {}-<uuid>", self.0))
+    }
+}
+
 /// The id part of a stream name (`operation-<id>` → `<id>`).
 pub fn stream_id(stream: &str) -> &str {
     stream.split_once('-').map_or(stream, |(_, id)| id)
@@ -261,6 +282,22 @@ mod tests {
             Err(Rejection::Invalid("title is longer than 2 characters".into()))
         );
         assert!(bounded_text("note", "", 0).is_ok());
+    }
+
+    #[test]
+    fn stream_kinds_name_streams_and_read_their_ids_back() {
+        let id = uuid::Uuid::from_u128(7);
+        let op = StreamKind("operation");
+        assert_eq!(op.id_of(&op.stream(id)), Ok(id));
+        for bad in [
+            "operation-42",
+            "operations-00000000-0000-0000-0000-000000000007",
+            "operation",
+            "lead-x",
+        ] {
+            let err = op.id_of(bad).expect_err(bad);
+            assert!(err.contains("not operation-<uuid>"), "{err}");
+        }
     }
 
     #[test]

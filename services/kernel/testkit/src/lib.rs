@@ -4,6 +4,7 @@
 //!
 //! Must not: be a dependency of anything but tests and benches' dev builds.
 
+pub mod actors;
 pub mod decider;
 pub mod http;
 pub mod schemas;

@@ -159,7 +159,7 @@ fn the_audience_after_every_kind_of_event() {
 
 #[test]
 fn the_audience_table_covers_every_event_type() {
-    let last = |row: &Row| event_type(row.history.last().expect("a row has a history"));
+    let last = |row: &Row| crate::tag_of(row.history.last().expect("a row has a history"));
     let covered: BTreeSet<String> = table().iter().map(last).collect();
     let all: BTreeSet<String> = variant_names::<Event>().iter().map(|t| t.to_string()).collect();
     assert_eq!(covered, all);

@@ -10,10 +10,12 @@ mod wire;
 
 use concord_core::decider::{Aggregate, Ctx, Rejection};
 use concord_core::tagged::{from_tagged, to_tagged};
-use concord_core::{Actor, CountryCode, Role};
+use concord_core::{Actor, Role};
 use concord_testkit::decider::Given;
 use serde_json::Value;
 use uuid::Uuid;
+
+use concord_testkit::actors::*;
 
 use super::*;
 use crate::operations::membership::OperationsView;
@@ -32,36 +34,6 @@ const ARREST: Uuid = Uuid::from_u128(0x019a_b0c4_5e00_7000_8000_0000_0002_0001);
 const NOTICE: Uuid = Uuid::from_u128(0x019a_b0c4_5e00_7000_8000_0000_0003_0001);
 const NOW: &str = concord_testkit::decider::NOW;
 const LATER: &str = "2026-12-01T17:00:00.000000Z";
-
-fn cc(code: &str) -> CountryCode {
-    CountryCode::parse(code).expect("test country codes are real")
-}
-fn ccs(codes: &[&str]) -> Vec<CountryCode> {
-    codes.iter().map(|c| cc(c)).collect()
-}
-
-fn sub(role: Role, country: &str) -> String {
-    format!("{}-{}", country.to_lowercase(), role.as_str())
-}
-fn actor(role: Role, country: &str) -> Actor {
-    Actor {
-        sub: sub(role, country),
-        role,
-        country: cc(country),
-    }
-}
-fn liaison(country: &str) -> Actor {
-    actor(Role::Liaison, country)
-}
-fn coordinator(country: &str) -> Actor {
-    actor(Role::Coordinator, country)
-}
-fn reviewer(country: &str) -> Actor {
-    actor(Role::Reviewer, country)
-}
-fn auditor(country: &str) -> Actor {
-    actor(Role::Auditor, country)
-}
 
 // The operations view, folded from the operations contract's own events as
 // the service folds them.

@@ -432,7 +432,7 @@ fn data(e: &Event) -> Value {
 fn every_event_round_trips_through_type_and_data() {
     assert_eq!(variant_names::<Event>(), EVENT_TYPES, "types existing logs hold");
     let events = every_kind_of_event();
-    let kinds: BTreeSet<String> = events.iter().map(event_type).collect();
+    let kinds: BTreeSet<String> = events.iter().map(crate::tag_of).collect();
     assert_eq!(kinds, set(&EVENT_TYPES), "every kind is covered");
     for e in events {
         let (t, data) = to_tagged(&e).expect("serializes");
@@ -615,7 +615,7 @@ fn evolve_refuses_what_cannot_follow() {
     ] {
         let state = replay(&history);
         match Intel::evolve(state, &next) {
-            Ok(s) => panic!("{} accepted: {s:?}", event_type(&next)),
+            Ok(s) => panic!("{} accepted: {s:?}", crate::tag_of(&next)),
             Err(msg) => {
                 assert!(msg.starts_with("corrupt intel stream: "), "{msg}");
                 assert!(msg.contains(contains), "{msg} does not contain {contains:?}");
