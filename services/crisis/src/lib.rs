@@ -34,12 +34,3 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Cris
     };
     service::bind(cfg, client, host).await
 }
-
-/// Runs the crisis service until `shutdown` resolves.
-pub async fn run(
-    cfg: &Config,
-    client: async_nats::Client,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    Ok(bind(cfg, client).await?.run(shutdown).await?)
-}

@@ -93,15 +93,6 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Depl
     Ok(service)
 }
 
-/// Runs the deployments service until `shutdown` resolves.
-pub async fn run(
-    cfg: &Config,
-    client: async_nats::Client,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    Ok(bind(cfg, client).await?.run(shutdown).await?)
-}
-
 // ---------------------------------------------------------------- the choreography
 
 /// A crisis that closed: the id of its closing event keys the reaction.

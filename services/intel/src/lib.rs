@@ -15,9 +15,8 @@ use std::sync::{Arc, RwLock};
 
 use concord_bus::runtime::{Bound, Host};
 use concord_bus::service::{self, Config, Error};
-use concord_contracts::operations::Operations;
 use concord_contracts::operations::membership::OperationsView;
-use uuid::Uuid;
+use concord_contracts::operations::{self, Operations};
 
 pub use concord_contracts::intel::Intel;
 
@@ -27,17 +26,7 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Inte
     let facts = Arc::new(RwLock::new(OperationsView::default()));
     let followed =
         service::follow::<Operations, OperationsView, _>(client.clone(), facts.clone(), |view, envelope, event| {
-            let operation_id = envelope
-                .stream
-                .strip_prefix("operation-")
-                .and_then(|id| Uuid::parse_str(id).ok())
-                .ok_or_else(|| {
-                    format!(
-                        "operations {} on stream {:?}, not operation-<uuid>",
-                        envelope.event_type, envelope.stream
-                    )
-                })?;
-            view.apply(operation_id, &event)
+            view.apply(operations::STREAM.id_of(&envelope.stream)?, &event)
         })
         .await?;
     let host = Host {
@@ -46,13 +35,4 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Inte
         tasks: vec![],
     };
     service::bind(cfg, client, host).await
-}
-
-/// Runs the intel service until `shutdown` resolves.
-pub async fn run(
-    cfg: &Config,
-    client: async_nats::Client,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    Ok(bind(cfg, client).await?.run(shutdown).await?)
 }

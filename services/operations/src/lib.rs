@@ -14,12 +14,3 @@ pub use concord_contracts::operations::Operations;
 pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Operations>, Error> {
     service::bind(cfg, client, Host::default()).await
 }
-
-/// Runs the operations service until `shutdown` resolves.
-pub async fn run(
-    cfg: &Config,
-    client: async_nats::Client,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    Ok(bind(cfg, client).await?.run(shutdown).await?)
-}
