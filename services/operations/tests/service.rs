@@ -191,3 +191,75 @@ async fn malformed_commands_published_on_nats_get_invalid_and_append_nothing() {
     }
     assert_eq!(fetch_head(&w.client, Service::Operations).await.expect("head").seq, 0);
 }
+
+/// A stored event is read through the contract, never against today's
+/// schemas: data a later, stricter schema would refuse still loads; an
+/// event of a `schema_version` this release does not know is an error
+/// that names it, never a guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_events_are_read_through_the_contract_not_todays_schemas() {
+    use concord_core::{Actor, CountryCode, ExpectedVersion, Role};
+    use concord_log::{AppendRequest, Log, NewEvent};
+
+    const OLD: &str = "019ab0c4-5e00-7000-8000-0000000000c1";
+    const NEWER: &str = "019ab0c4-5e00-7000-8000-0000000000c2";
+    let nats = NatsServer::start().expect("nats-server");
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let cfg = Config {
+        log_dir: dir.path().join("operations"),
+    };
+    // Written as an earlier release could have: a title of 300 characters
+    // (today's schema allows 200), and an opening under schema_version 9.
+    let long_title = "t".repeat(300);
+    {
+        let log = Log::open(&cfg.log_dir, Service::Operations).expect("log");
+        for (id, title, schema_version) in [(OLD, long_title.as_str(), 1), (NEWER, "from the future", 9)] {
+            log.append(AppendRequest {
+                stream: format!("operation-{id}"),
+                expected: ExpectedVersion::NoStream,
+                command_id: format!("old-{id}"),
+                actor: Actor {
+                    sub: "fr-coordinator".into(),
+                    role: Role::Coordinator,
+                    country: CountryCode::parse("FR").expect("FR"),
+                },
+                correlation_id: "r".into(),
+                causation_id: None,
+                observed_hlc: None,
+                events: vec![NewEvent {
+                    event_type: "operation.opened".into(),
+                    schema_version,
+                    data: json!({"operation_id": id, "title": title, "objective": "o", "lead_country": "FR",
+                                 "participants": ["DE"], "opened_at": "2026-01-01T00:00:00.000000Z"}),
+                }],
+            })
+            .await
+            .expect("append");
+        }
+    }
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let svc = bind(&cfg, client.clone()).await.expect("bind");
+    tokio::spawn(svc.run(std::future::pending()));
+    let w = World {
+        _nats: nats,
+        _dir: dir,
+        client,
+        n: 0.into(),
+    };
+    let r = w.get(OLD, "DE").await;
+    assert_eq!(r["operation"]["title"], json!(long_title), "{r}");
+    let r = w.get(NEWER, "DE").await;
+    assert_eq!(r["error"]["code"], json!("internal"), "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("schema_version 9"), "{message}");
+    // The old stream goes on under today's rules.
+    let r = w
+        .cmd(
+            "add_participant",
+            "coordinator",
+            "FR",
+            json!({"operation_id": OLD, "country": "IT"}),
+        )
+        .await;
+    assert_eq!(r["version"], json!(2), "{r}");
+}
