@@ -35,7 +35,7 @@ pub const DEMO_USERS: [(Role, &str); 9] = [
 /// How long printed demo tokens stay valid.
 const DEMO_TOKEN_TTL_SECS: i64 = 12 * 3600;
 /// How long stopping may take before the process gives up waiting.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(clap::Args)]
 pub struct UpArgs {

@@ -31,6 +31,7 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Cris
         facts: teams,
         followed: vec![deployments_log],
         tasks: Vec::new(),
+        ..Host::default()
     };
     service::bind(cfg, client, host).await
 }

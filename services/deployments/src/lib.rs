@@ -86,6 +86,7 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Depl
         facts,
         followed: vec![crisis_log, operations_log],
         tasks: vec![reactor],
+        ..Host::default()
     };
     let service = service::bind(cfg, client, host).await?;
     // Its stand-downs are commands to the subjects just bound.

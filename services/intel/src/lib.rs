@@ -33,6 +33,7 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Inte
         facts,
         followed: vec![followed],
         tasks: vec![],
+        ..Host::default()
     };
     service::bind(cfg, client, host).await
 }

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::service::ServiceExt;
-use concord_core::decider::{Aggregate, Ctx, Rejection, stream_id, stream_kind};
+use concord_core::decider::{Aggregate, Ctx, Rejection, Viewer, stream_id, stream_kind};
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Role};
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::tagged::{from_tagged, to_tagged, variant_names};
@@ -36,6 +36,15 @@ use crate::schema::{self, SchemaError, Schemas};
 /// Streams whose folded state a service keeps in memory; past it the cache
 /// is dropped and refilled from the log.
 const STATE_CACHE_MAX: usize = 10_000;
+/// Commands and queries one service works on at once; beyond it a request
+/// is answered `unavailable` at once. Rationale: each holds a task, its
+/// state and a place in the log's queue; unbounded, a burst grows memory
+/// until the process dies, and the callers wait longer than they would for
+/// a quick refusal they can retry.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+/// How long a stopping service waits for the requests it has started to
+/// finish (their events durable and their replies sent) before it exits.
+pub const STOP_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -52,6 +61,9 @@ pub struct Host<A: Aggregate> {
     pub facts: Arc<RwLock<A::Facts>>,
     pub followed: Vec<Followed>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Requests worked on at once (`REQUESTS_IN_FLIGHT_MAX` unless a test
+    /// sets another).
+    pub in_flight_max: usize,
 }
 
 impl<A: Aggregate> Default for Host<A> {
@@ -60,6 +72,7 @@ impl<A: Aggregate> Default for Host<A> {
             facts: Arc::default(),
             followed: Vec::new(),
             tasks: Vec::new(),
+            in_flight_max: REQUESTS_IN_FLIGHT_MAX,
         }
     }
 }
@@ -95,8 +108,36 @@ struct Runtime<A: Aggregate> {
     commands: &'static [&'static str],
     queries: &'static [&'static str],
     cache: Mutex<StateCache<A::State>>,
+    /// One turn per stream being decided: commands to one stream are
+    /// decided one at a time (load, decide, append, remember), so a command
+    /// without an expected version never fails because of another one;
+    /// different streams run in parallel and share the group commit.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     facts: Arc<RwLock<A::Facts>>,
     followed: Vec<Followed>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    in_flight_max: usize,
+}
+
+/// A stream's turn, held while one command on it is decided and appended;
+/// the stream's entry leaves the map with its last holder.
+struct Turn<'a> {
+    turns: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    stream: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        if let Ok(mut turns) = self.turns.lock()
+            && Arc::strong_count(&self.lock) == 2
+        {
+            // Only the map and this turn hold it: nobody waits.
+            turns.remove(&self.stream);
+        }
+    }
 }
 
 /// A service's subjects, subscribed and ready.
@@ -173,8 +214,11 @@ pub async fn bind_with_schemas<A: Aggregate>(
             commands,
             queries,
             cache: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
             facts: host.facts,
             followed: host.followed,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(host.in_flight_max)),
+            in_flight_max: host.in_flight_max,
         }),
         service: svc,
         commands: cmd_subs,
@@ -186,7 +230,11 @@ pub async fn bind_with_schemas<A: Aggregate>(
 
 impl<A: Aggregate> Bound<A> {
     /// Answers until `shutdown` resolves. Each request runs in its own task,
-    /// so concurrent commands share the log's group commit.
+    /// so concurrent commands share the log's group commit; at most
+    /// `in_flight_max` at once, beyond which a request is answered
+    /// `unavailable` at once. On `shutdown` it takes no new request, lets
+    /// those it started finish (their events durable, their replies sent;
+    /// at most `STOP_DRAIN_TIMEOUT`), then returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RuntimeError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut log_stop = stop_rx.clone();
@@ -207,28 +255,47 @@ impl<A: Aggregate> Bound<A> {
                 () = &mut shutdown => break,
                 msg = commands.next() => {
                     let Some(msg) = msg else { break };
+                    let Some(permit) = rt.admit(&msg).await else { continue };
                     let rt = rt.clone();
-                    tokio::spawn(async move { rt.on_command(msg).await });
+                    tokio::spawn(async move {
+                        rt.on_command(msg).await;
+                        drop(permit);
+                    });
                 }
                 msg = queries.next() => {
                     let Some(msg) = msg else { break };
+                    let Some(permit) = rt.admit(&msg).await else { continue };
                     let rt = rt.clone();
-                    tokio::spawn(async move { rt.on_query(msg).await });
+                    tokio::spawn(async move {
+                        rt.on_query(msg).await;
+                        drop(permit);
+                    });
                 }
             }
+        }
+        // No new request from here: the endpoints stop and their
+        // subscriptions go (requests still queued in them are never
+        // started, so their callers time out with nothing appended).
+        let _ = service.stop().await;
+        drop(commands);
+        drop(queries);
+        let _ = rt.client.flush().await;
+        // Every started request finishes: an event made durable is answered.
+        let all = u32::try_from(rt.in_flight_max).unwrap_or(u32::MAX);
+        if tokio::time::timeout(STOP_DRAIN_TIMEOUT, rt.in_flight.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(service = %A::SERVICE, "requests still in flight after {STOP_DRAIN_TIMEOUT:?}; stopping anyway");
         }
         for t in &tasks {
             t.abort();
         }
         let _ = stop_tx.send(true);
         let _ = log_task.await;
-        let _ = service.stop().await;
-        // Dropping the subscriptions queues their UNSUBs; the flush makes
-        // the server apply them before `run` returns, so no request is
-        // routed to an instance that has stopped answering (a successor
-        // started after this returns gets them all).
-        drop(commands);
-        drop(queries);
+        // The replies just sent leave before `run` returns, and the server
+        // has applied the UNSUBs: a successor started after this gets
+        // every new request.
         let _ = rt.client.flush().await;
         Ok(())
     }
@@ -301,6 +368,44 @@ fn reply<A: Aggregate>(command: &A::Command, stream: &str, appended: &Appended) 
 }
 
 impl<A: Aggregate> Runtime<A> {
+    /// A place for one more request, or `None` after answering it
+    /// `unavailable` (the service is at `in_flight_max`).
+    async fn admit(&self, req: &async_nats::service::Request) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match Arc::clone(&self.in_flight).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let busy = Reply::error(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the {} service is at its limit of {} requests at once; retry",
+                        A::SERVICE,
+                        self.in_flight_max
+                    ),
+                );
+                let _ = req.respond(Ok(busy.to_bytes().into())).await;
+                None
+            }
+        }
+    }
+
+    /// Waits for `stream`'s turn.
+    async fn turn(&self, stream: &str) -> Turn<'_> {
+        let lock = match self.turns.lock() {
+            Ok(mut turns) => Arc::clone(turns.entry(stream.to_owned()).or_default()),
+            // A poisoned map only loses the sharing: this command still
+            // gets a lock of its own and the log's expected version keeps
+            // the stream consistent.
+            Err(_) => Arc::default(),
+        };
+        let guard = Arc::clone(&lock).lock_owned().await;
+        Turn {
+            turns: &self.turns,
+            stream: stream.to_owned(),
+            lock,
+            guard: Some(guard),
+        }
+    }
+
     async fn on_command(&self, req: async_nats::service::Request) {
         let msg = &req.message;
         let traceparent = msg
@@ -384,8 +489,10 @@ impl<A: Aggregate> Runtime<A> {
             },
             now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         };
-        // One retry: a conflict that fresher state resolves is not the
-        // caller's problem unless the caller named a version itself.
+        let _turn = self.turn(&stream).await;
+        // With the stream's turn, the state loaded is the stream's latest:
+        // the one retry below is for a log changed behind the runtime's
+        // back (it cannot be, with one writer), never for another command.
         for attempt in 0..2 {
             let (version, state) = match self.load(&stream, attempt > 0).await {
                 Ok(s) => s,
@@ -396,6 +503,23 @@ impl<A: Aggregate> Runtime<A> {
             {
                 if let Some(first) = self.first_result(&env.command_id, &command, &stream).await {
                     return first;
+                }
+                // Existence must not leak, whatever the headers: to a
+                // caller who may not see the stream (or of one that does
+                // not exist), the answer is the decider's, as without
+                // If-Match (`not_found`); a version only to one who sees it.
+                let viewer = Viewer {
+                    country: ctx.actor.country,
+                    role: ctx.actor.role,
+                };
+                match self.facts() {
+                    Ok(facts) => {
+                        let seen = version > 0 && A::audience(&state, &facts).admits(&viewer);
+                        if !seen && let Err(r) = A::decide(&state, &command, &facts, &ctx) {
+                            return refused(&r);
+                        }
+                    }
+                    Err(reply) => return reply,
                 }
                 return Reply::error_with(
                     ErrorCode::Conflict,
@@ -558,15 +682,21 @@ impl<A: Aggregate> Runtime<A> {
             }
             version = last;
         }
+        let state = Arc::new(state);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= STATE_CACHE_MAX {
                 cache.clear();
             }
-            let state = Arc::new(state);
-            cache.insert(stream.to_owned(), (version, Arc::clone(&state)));
-            return Ok((version, state));
+            // Never backwards: a command may have cached a newer version
+            // while this read the log.
+            match cache.get(stream) {
+                Some((cached, newer)) if *cached > version => return Ok((*cached, Arc::clone(newer))),
+                _ => {
+                    cache.insert(stream.to_owned(), (version, Arc::clone(&state)));
+                }
+            }
         }
-        Ok((version, Arc::new(state)))
+        Ok((version, state))
     }
 
     /// Caches the state after `events`, which the log just appended as

@@ -154,11 +154,15 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(Host::default()).await
+}
+
+async fn world_with(host: Host<Notes>) -> World {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let log = Log::open(dir.path(), Service::Operations).expect("log");
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let bound = bind_with_schemas::<Notes>(client.clone(), log.clone(), Host::default(), schemas())
+    let bound = bind_with_schemas::<Notes>(client.clone(), log.clone(), host, schemas())
         .await
         .expect("bind");
     tokio::spawn(bound.run(std::future::pending()));
@@ -428,4 +432,37 @@ async fn the_service_is_registered_with_the_nats_service_protocol() {
         .expect("commands endpoint");
     assert_eq!(commands["num_requests"], 2, "{stats}");
     assert_eq!(commands["queue_group"], "operations", "{stats}");
+}
+
+/// Requests beyond the service's bound are answered `unavailable` at once,
+/// and nothing of them is appended; within it they are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_bound_are_refused_at_once() {
+    let full = world_with(Host {
+        in_flight_max: 0,
+        ..Host::default()
+    })
+    .await;
+    let r = cmd(&full, "create", envelope("b1", json!({"id": "a", "name": "one"}))).await;
+    assert_eq!(r["error"]["code"], json!("unavailable"), "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("limit of 0 requests"), "{message}");
+    assert_eq!(full.log.head().seq, 0, "nothing appended");
+
+    let one = world_with(Host {
+        in_flight_max: 1,
+        ..Host::default()
+    })
+    .await;
+    for (i, name) in ["one", "two", "three"].into_iter().enumerate() {
+        let command = if i == 0 { "create" } else { "rename" };
+        let r = cmd(
+            &one,
+            command,
+            envelope(&format!("s{i}"), json!({"id": "a", "name": name})),
+        )
+        .await;
+        assert_eq!(r["ok"], json!(true), "{r}");
+    }
+    assert_eq!(one.log.head().seq, 3);
 }
