@@ -1,14 +1,15 @@
 //! Black-box: a data directory written by the release before the typed
 //! contracts (committed in tests/fixtures/v1, made by make_v1.py) still
 //! verifies with `concord log verify`, and `concord up` on it answers every
-//! object exactly as that release did; an old stream takes a new command.
+//! object exactly as that release did; an old stream takes a new command;
+//! a command recorded then still answers its retry.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{BIN, free_addr, ok, token_for, up};
+use common::{BIN, free_addr, ok, token_as, token_for, up};
 use serde_json::{Value, json};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/v1");
@@ -103,6 +104,30 @@ async fn the_old_release_s_data_answers_as_it_did() {
         let got = ok(&sys.get(&path, who).await, 200);
         assert_eq!(got, expected["views"][key], "{key}");
     }
+    // The old release recorded no fingerprint with a command id, so a
+    // retry cannot be checked against it: it answers the first result,
+    // as it did then (here the `Idempotency-Key` the fixture opened with).
+    sys.tokens
+        .insert("FRC".into(), token_as(&data, "coordinator", "FR", "fr-coord"));
+    let retried = ok(
+        &sys.call(
+            "POST",
+            "/v1/operations",
+            Some("FRC"),
+            &[("Idempotency-Key", "fixture-open")],
+            Some(json!({"title": "Opération Héron", "objective": "dismantle the network", "lead_country": "FR", "countries": ["DE", "ES", "MC"]})),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(retried["id"], id("operation"), "{retried}");
+    assert_eq!(retried["version"], 1, "the first answer: {retried}");
+    let operation = ok(
+        &sys.get(&format!("/v1/operations/{}", id("operation")), "FR").await,
+        200,
+    );
+    assert_eq!(operation, expected["views"]["operation"], "nothing appended");
+
     // An old stream goes on: the published notice is cancelled.
     let reply = ok(
         &sys.post(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
-use concord_log::{AppendRequest, Log, NewEvent};
+use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
 use serde_json::json;
 
 fn concord(args: &[&str]) -> Output {
@@ -24,15 +24,18 @@ fn write_log(dir: &Path, n: usize) {
     let rt = tokio::runtime::Runtime::new().expect("rt");
     rt.block_on(async {
         for i in 0..n {
+            let stream = format!("operation-{}", i % 2);
+            let actor = Actor {
+                sub: "fr-coord".into(),
+                role: Role::Coordinator,
+                country: CountryCode::parse("FR").expect("FR"),
+            };
             log.append(AppendRequest {
-                stream: format!("operation-{}", i % 2),
+                fingerprint: Fingerprint::new("open", &stream, &json!({ "i": i }), &actor).expect("canonical"),
+                stream,
                 expected: ExpectedVersion::Any,
                 command_id: format!("c{i}"),
-                actor: Actor {
-                    sub: "fr-coord".into(),
-                    role: Role::Coordinator,
-                    country: CountryCode::parse("FR").expect("FR"),
-                },
+                actor,
                 correlation_id: format!("r{i}"),
                 causation_id: None,
                 observed_hlc: None,

@@ -141,9 +141,13 @@ pub fn problem(r: &Response, status: u16, code: &str) {
 
 /// A token from `concord token` with the data dir's secret.
 pub fn token_for(data: &Path, role: &str, country: &str) -> String {
+    token_as(data, role, country, &format!("{}-{role}", country.to_ascii_lowercase()))
+}
+
+/// A token for `sub` in `role`: one person may hold several roles.
+pub fn token_as(data: &Path, role: &str, country: &str, sub: &str) -> String {
     let out = Command::new(BIN)
-        .args(["token", "--role", role, "--country", country, "--sub"])
-        .arg(format!("{}-{role}", country.to_ascii_lowercase()))
+        .args(["token", "--role", role, "--country", country, "--sub", sub])
         .arg("--data")
         .arg(data)
         .env_remove("CONCORD_JWT_SECRET")

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
-use concord_log::{AppendRequest, Log, NewEvent};
+use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
 use serde_json::json;
 
 /// Bytes of `data` per benchmark event (the "512-byte events").
@@ -142,17 +142,19 @@ fn fsync_latency(dir: &Path, n: usize) -> anyhow::Result<Latency> {
     Ok(summarize(us, elapsed))
 }
 
-fn request(stream: String, command_id: String, events: usize) -> AppendRequest {
+fn request(stream: String, command_id: String, events: usize) -> anyhow::Result<AppendRequest> {
     let pad = "x".repeat(EVENT_DATA_BYTES - 20);
-    AppendRequest {
+    let actor = Actor {
+        sub: "bench".into(),
+        role: Role::Coordinator,
+        country: CountryCode::parse("FR").unwrap_or_else(|_| unreachable!("FR is a country")),
+    };
+    Ok(AppendRequest {
+        fingerprint: Fingerprint::new("bench", &stream, &json!({ "events": events }), &actor)?,
         stream,
         expected: ExpectedVersion::Any,
         command_id: command_id.clone(),
-        actor: Actor {
-            sub: "bench".into(),
-            role: Role::Coordinator,
-            country: CountryCode::parse("FR").unwrap_or_else(|_| unreachable!("FR is a country")),
-        },
+        actor,
         correlation_id: command_id,
         causation_id: None,
         observed_hlc: None,
@@ -163,7 +165,7 @@ fn request(stream: String, command_id: String, events: usize) -> AppendRequest {
                 data: json!({ "pad": pad }),
             })
             .collect(),
-    }
+    })
 }
 
 async fn appends(dir: &Path, appenders: usize, run: Duration) -> anyhow::Result<Latency> {
@@ -178,7 +180,8 @@ async fn appends(dir: &Path, appenders: usize, run: Duration) -> anyhow::Result<
                 let mut i = 0u64;
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    log.append(request(format!("bench-{a}"), format!("{a}-{i}"), 1)).await?;
+                    log.append(request(format!("bench-{a}"), format!("{a}-{i}"), 1)?)
+                        .await?;
                     us.push(t.elapsed().as_micros());
                     i += 1;
                 }
@@ -210,7 +213,8 @@ async fn fill(dir: &Path, events: u64) -> anyhow::Result<Duration> {
                         return anyhow::Ok(());
                     }
                     let n = PER_APPEND.min(events - i * PER_APPEND) as usize;
-                    log.append(request(format!("fill-{w}"), format!("fill-{i}"), n)).await?;
+                    log.append(request(format!("fill-{w}"), format!("fill-{i}"), n)?)
+                        .await?;
                 }
             })
         })

@@ -13,6 +13,7 @@ use concord_core::{Service, subjects};
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::Gateway;
 use crate::problem::Problem;
@@ -44,21 +45,56 @@ fn key(headers: &HeaderMap, name: &str) -> Result<Option<String>, Problem> {
     Ok(Some(v.to_owned()))
 }
 
-/// The command id: derived from the caller and its `Idempotency-Key`, so a
+/// The namespace of the ids minted from a command id (UUIDv5); fixed
+/// forever, or a retry after an upgrade would name another item.
+const MINTED: Uuid = Uuid::from_u128(0x9c56_4227_a1c2_4362_b59a_ad3c_d570_6441);
+
+/// A command's id: derived from the caller and its `Idempotency-Key`, so a
 /// retried POST finds its first answer and two callers never share a key;
 /// a fresh id without one.
-pub fn command_id(headers: &HeaderMap, caller: &Claims) -> Result<String, Problem> {
-    Ok(match key(headers, "idempotency-key")? {
-        Some(k) => {
-            let mut h = Sha256::new();
-            for part in [caller.country.as_str(), caller.sub.as_str(), k.as_str()] {
-                h.update((part.len() as u64).to_be_bytes());
-                h.update(part.as_bytes());
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandId {
+    id: String,
+    /// From a key: every retry of the request has this same id.
+    keyed: bool,
+}
+
+impl CommandId {
+    pub fn of(headers: &HeaderMap, caller: &Claims) -> Result<CommandId, Problem> {
+        Ok(match key(headers, "idempotency-key")? {
+            Some(k) => {
+                let mut h = Sha256::new();
+                for part in [caller.country.as_str(), caller.sub.as_str(), k.as_str()] {
+                    h.update((part.len() as u64).to_be_bytes());
+                    h.update(part.as_bytes());
+                }
+                CommandId {
+                    id: format!("idem-{}", hex::encode(h.finalize())),
+                    keyed: true,
+                }
             }
-            format!("idem-{}", hex::encode(h.finalize()))
+            None => CommandId {
+                id: Uuid::now_v7().to_string(),
+                keyed: false,
+            },
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.id
+    }
+
+    /// The id of what the command creates, for `field`. Under a key it is
+    /// derived from the command id, so a retry is the same request (same
+    /// stream, same data), which the service answers with its first result
+    /// rather than refuse as another; otherwise it is fresh.
+    pub fn mint(&self, field: &str) -> Uuid {
+        if self.keyed {
+            Uuid::new_v5(&MINTED, format!("{}/{field}", self.id).as_bytes())
+        } else {
+            Uuid::now_v7()
         }
-        None => uuid::Uuid::now_v7().to_string(),
-    })
+    }
 }
 
 /// `If-Match: "3"` (or `W/"3"`, or `3`) → expected version 3; `*` or no
@@ -118,13 +154,14 @@ pub async fn command(
     gw: &Gateway,
     caller: &Claims,
     headers: &HeaderMap,
+    command_id: &CommandId,
     service: Service,
     command: &str,
     data: Map<String, Value>,
 ) -> Result<Map<String, Value>, Problem> {
-    let correlation_id = key(headers, "x-request-id")?.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let correlation_id = key(headers, "x-request-id")?.unwrap_or_else(|| Uuid::now_v7().to_string());
     let mut envelope = json!({
-        "command_id": command_id(headers, caller)?,
+        "command_id": command_id.as_str(),
         "actor": {"sub": caller.sub, "role": caller.role, "country": caller.country},
         "issued_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "correlation_id": correlation_id,
@@ -211,6 +248,10 @@ mod tests {
         }
     }
 
+    fn command_id(headers: &HeaderMap, caller: &Claims) -> Result<String, Problem> {
+        CommandId::of(headers, caller).map(|c| c.as_str().to_owned())
+    }
+
     #[test]
     fn idempotency_keys_are_per_caller() {
         let h = headers(&[("idempotency-key", "k1")]);
@@ -226,6 +267,22 @@ mod tests {
         assert_ne!(command_id(&HeaderMap::new(), &claims("a", "FR")).expect("id"), a);
         let long = "k".repeat(KEY_BYTES_MAX + 1);
         assert!(command_id(&headers(&[("idempotency-key", &long)]), &claims("a", "FR")).is_err());
+    }
+
+    #[test]
+    fn ids_minted_under_a_key_are_the_same_on_every_retry() {
+        let keyed = |key: &str, sub: &str| {
+            CommandId::of(&headers(&[("idempotency-key", key)]), &claims(sub, "FR")).expect("id")
+        };
+        let a = keyed("k1", "alice");
+        assert_eq!(a.mint("operation_id"), keyed("k1", "alice").mint("operation_id"));
+        assert_eq!(a.mint("operation_id").get_version_num(), 5);
+        assert_ne!(a.mint("operation_id"), a.mint("task_id"), "one id per field");
+        assert_ne!(a.mint("operation_id"), keyed("k2", "alice").mint("operation_id"));
+        assert_ne!(a.mint("operation_id"), keyed("k1", "bob").mint("operation_id"));
+        let fresh = CommandId::of(&HeaderMap::new(), &claims("alice", "FR")).expect("id");
+        assert_eq!(fresh.mint("operation_id").get_version_num(), 7);
+        assert_ne!(fresh.mint("operation_id"), fresh.mint("operation_id"));
     }
 
     #[test]

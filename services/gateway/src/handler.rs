@@ -87,10 +87,11 @@ async fn command(
     for (param, raw) in &params {
         from_path(&mut data, param, raw)?;
     }
+    let command_id = call::CommandId::of(&headers, &caller.0)?;
     if let Some(field) = cmd.mints {
-        mint(&mut data, field)?;
+        mint(&mut data, field, &command_id)?;
     }
-    let reply = call::command(&gw, &caller.0, &headers, route.service, route.name, data).await?;
+    let reply = call::command(&gw, &caller.0, &headers, &command_id, route.service, route.name, data).await?;
     Ok(answer(cmd.status, reply, cmd.location))
 }
 

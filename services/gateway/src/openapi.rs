@@ -22,7 +22,7 @@ use concord_core::{Role, Service, subjects};
 use serde_json::{Map, Value, json};
 
 use crate::call::KEY_BYTES_MAX;
-use crate::problem::{CODES, Problem};
+use crate::problem::{CODES, Problem, Subtype, TYPE_BASE};
 use crate::routes::{Action, Method, ROUTES, Route};
 use crate::{BODY_BYTES_MAX, OWN};
 
@@ -108,12 +108,28 @@ fn tag_description(service: Service) -> &'static str {
 
 fn problem_schema() -> Value {
     let codes: Vec<&str> = CODES.iter().map(ErrorCode::as_str).collect();
+    let types: Vec<String> = crate::problem::types().into_iter().map(|(uri, _)| uri).collect();
+    let subtypes: Vec<String> = Subtype::ALL
+        .iter()
+        .map(|s| {
+            let status = crate::problem::status_of(s.code()).as_u16();
+            format!("`{}` ({status}): {}", s.uri(), s.description())
+        })
+        .collect();
     json!({
         "description": "An RFC 9457 problem, with Concord's reply code as an extension member",
         "type": "object",
         "required": ["type", "title", "status", "detail", "code"],
         "properties": {
-            "type": {"type": "string", "format": "uri", "description": "https://concord.example/problems/<code>"},
+            "type": {
+                "type": "string",
+                "format": "uri",
+                "enum": types,
+                "description": format!(
+                    "`{TYPE_BASE}<code>`, or a type of its own for a refusal a client must tell apart: {}",
+                    subtypes.join("; "),
+                ),
+            },
             "title": {"type": "string"},
             "status": {"type": "integer", "minimum": 400, "maximum": 599},
             "detail": {"type": "string"},
@@ -163,13 +179,15 @@ fn parameters() -> Value {
         json!({"name": name, "in": "header", "required": false, "schema": schema, "description": description})
     }
     let key = json!({"type": "string", "minLength": 1, "maxLength": KEY_BYTES_MAX});
+    let idempotency = format!(
+        "names one request of the caller: its retry (same route, body and role) gets the first answer \
+         and changes nothing, and the ids the command creates are derived from the key; the key on \
+         another request is refused with 422 (type `{}`)",
+        Subtype::IdempotencyKeyReused.uri()
+    );
     let mut out = Map::new();
     for (name, schema, description) in [
-        (
-            "Idempotency-Key",
-            key.clone(),
-            "a retried command with the same key (from the same caller) gets the first answer and changes nothing",
-        ),
+        ("Idempotency-Key", key.clone(), idempotency.as_str()),
         (
             "If-Match",
             json!({"type": "string"}),
@@ -236,10 +254,15 @@ const REFUSALS: &[(u16, &str, &str)] = &[
 fn responses() -> Value {
     let mut out = Map::new();
     for (status, name, description) in REFUSALS {
-        let description = match status {
+        let mut description = match status {
             413 => format!("{description} ({BODY_BYTES_MAX} bytes)"),
             _ => (*description).to_owned(),
         };
+        for s in Subtype::ALL {
+            if crate::problem::status_of(s.code()).as_u16() == *status {
+                description.push_str(&format!("; or {} (type `{}`)", s.description(), s.uri()));
+            }
+        }
         let mut r = json!({
             "description": description,
             "content": {crate::problem::CONTENT_TYPE: {"schema": {"$ref": format!("{SCHEMAS}Problem")}}},
@@ -706,6 +729,29 @@ mod tests {
             assert_eq!(op["operationId"], r.operation_id().as_str());
         }
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    }
+
+    /// Every problem type is listed, and a refusal with a type of its own
+    /// is told where its status is.
+    #[test]
+    fn problem_types_are_documented() {
+        let doc = doc();
+        let listed = &doc["components"]["schemas"]["Problem"]["properties"]["type"]["enum"];
+        let types: Vec<Value> = crate::problem::types().into_iter().map(|(t, _)| json!(t)).collect();
+        assert_eq!(listed, &json!(types));
+        let reused = Subtype::IdempotencyKeyReused.uri();
+        assert!(
+            listed.as_array().is_some_and(|l| l.contains(&json!(reused))),
+            "{listed}"
+        );
+        let unprocessable = doc["components"]["responses"]["RuleViolated"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(unprocessable.contains(&reused), "{unprocessable}");
+        let key = doc["components"]["parameters"]["Idempotency-Key"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(key.contains(&reused), "{key}");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
+/// Every problem type is `<TYPE_BASE><name>`: a reply code's own
+/// (`…/not_found`) or a [`Subtype`]'s.
+pub const TYPE_BASE: &str = "https://concord.example/problems/";
 /// Seconds a client should wait before retrying an `unavailable` answer.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
@@ -15,7 +18,8 @@ pub const RETRY_AFTER_SECS: u32 = 1;
 /// extension member.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProblemBody {
-    /// `https://concord.example/problems/<code>`
+    /// `<TYPE_BASE><code>`, or `<TYPE_BASE><subtype>` for a refusal a
+    /// client must tell apart from the others of its code.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -36,6 +40,69 @@ pub struct Problem {
     pub status: StatusCode,
     pub detail: String,
     pub details: Option<Box<Value>>,
+    pub subtype: Option<Subtype>,
+}
+
+/// A refusal with a problem type of its own beside its code's, because a
+/// client must act on it differently (RFC 9457, 3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subtype {
+    /// The `Idempotency-Key` named another request (another route, body
+    /// or role): 422, as draft-ietf-httpapi-idempotency-key-header has it
+    /// for a key reused with another payload.
+    IdempotencyKeyReused,
+}
+
+impl Subtype {
+    pub const ALL: [Subtype; 1] = [Subtype::IdempotencyKeyReused];
+
+    pub fn uri(self) -> String {
+        format!("{TYPE_BASE}{}", self.name())
+    }
+
+    /// The last segment of its type URI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subtype::IdempotencyKeyReused => concord_core::reply::IDEMPOTENCY_KEY_REUSED,
+        }
+    }
+
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Subtype::IdempotencyKeyReused => ErrorCode::RuleViolated,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Subtype::IdempotencyKeyReused => "Idempotency-Key is already used",
+        }
+    }
+
+    /// What it means, for the API's description.
+    pub fn description(self) -> &'static str {
+        match self {
+            Subtype::IdempotencyKeyReused => {
+                "the Idempotency-Key was already used for another request (another route, body or role); \
+                 nothing was done, and nothing of the first request is told"
+            }
+        }
+    }
+
+    /// The subtype of a service's refusal, if it has one.
+    fn of(e: &ErrorBody) -> Option<Subtype> {
+        e.is_idempotency_key_reused().then_some(Subtype::IdempotencyKeyReused)
+    }
+}
+
+/// Every problem type the API answers with, `(type URI, title)`: each
+/// reply code's, then each subtype's.
+pub fn types() -> Vec<(String, &'static str)> {
+    CODES
+        .iter()
+        .map(|c| (format!("{TYPE_BASE}{}", c.as_str()), title_of(*c)))
+        .chain(Subtype::ALL.iter().map(|s| (s.uri(), s.title())))
+        .collect()
 }
 
 /// Every reply code, as the API documents them. Kept beside [`status_of`]:
@@ -87,6 +154,7 @@ impl Problem {
             status: status_of(code),
             detail: detail.into(),
             details: None,
+            subtype: None,
         }
     }
 
@@ -106,13 +174,14 @@ impl Problem {
     }
 
     pub fn body(&self) -> ProblemBody {
-        let title = if self.status == status_of(self.code) {
-            title_of(self.code)
-        } else {
-            self.status.canonical_reason().unwrap_or("Invalid request")
+        let title = match self.subtype {
+            Some(s) => s.title(),
+            None if self.status == status_of(self.code) => title_of(self.code),
+            None => self.status.canonical_reason().unwrap_or("Invalid request"),
         };
+        let name = self.subtype.map_or(self.code.as_str(), Subtype::name);
         ProblemBody {
-            kind: format!("https://concord.example/problems/{}", self.code.as_str()),
+            kind: format!("{TYPE_BASE}{name}"),
             title: title.to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
@@ -122,7 +191,20 @@ impl Problem {
     }
 
     pub fn from_reply(e: ErrorBody) -> Problem {
-        Problem::new(e.code, e.message).with_details(e.details)
+        match Subtype::of(&e) {
+            // The service speaks of a command id; over HTTP that id is the
+            // caller's key.
+            Some(Subtype::IdempotencyKeyReused) => Problem {
+                subtype: Some(Subtype::IdempotencyKeyReused),
+                ..Problem::new(
+                    e.code,
+                    "this Idempotency-Key was already used for another request; a key names one \
+                     request (its route, body and role), so send this one with a new key",
+                )
+                .with_details(e.details)
+            },
+            None => Problem::new(e.code, e.message).with_details(e.details),
+        }
     }
 }
 
@@ -159,6 +241,30 @@ mod tests {
             assert_eq!(p.code, code.as_str());
             assert!(p.kind.ends_with(code.as_str()));
         }
+    }
+
+    #[test]
+    fn a_reused_key_has_its_own_type() {
+        let reply = concord_core::reply::Reply::idempotency_key_reused("the command id was already used");
+        let concord_core::reply::Reply::Err(e) = reply else {
+            panic!("an error")
+        };
+        let p = Problem::from_reply(e).body();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.code, "rule_violated");
+        assert_eq!(p.kind, "https://concord.example/problems/idempotency_key_reused");
+        assert_eq!(p.title, "Idempotency-Key is already used");
+        assert!(p.detail.contains("Idempotency-Key"), "{}", p.detail);
+        let other = Problem::from_reply(ErrorBody {
+            code: ErrorCode::RuleViolated,
+            message: "operation is closed".into(),
+            details: Value::Null,
+        })
+        .body();
+        assert_eq!(other.kind, "https://concord.example/problems/rule_violated");
+        let types = types();
+        assert_eq!(types.len(), CODES.len() + Subtype::ALL.len());
+        assert!(types.iter().any(|(t, _)| *t == p.kind));
     }
 
     #[test]

@@ -6,9 +6,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use concord_core::Service;
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use crate::body::{path_uuid, refuse_fields};
+use crate::call::CommandId;
 use crate::problem::Problem;
 use crate::routes::Param;
 use crate::{AppState, call};
@@ -16,10 +16,11 @@ use crate::{AppState, call};
 const PATH_ID: &str = "it comes from the path";
 const MINTED: &str = "the gateway assigns it";
 
-/// Mints `field` for a new item, refusing a client-sent one.
-pub fn mint(data: &mut Map<String, Value>, field: &str) -> Result<(), Problem> {
+/// Mints `field` for a new item (see [`CommandId::mint`]), refusing a
+/// client-sent one.
+pub fn mint(data: &mut Map<String, Value>, field: &str, command_id: &CommandId) -> Result<(), Problem> {
     refuse_fields(data, &[field], MINTED)?;
-    data.insert(field.into(), json!(Uuid::now_v7()));
+    data.insert(field.into(), json!(command_id.mint(field)));
     Ok(())
 }
 

@@ -85,8 +85,9 @@ pub struct Command {
     pub may_not: &'static str,
     /// 201 for a creation, 200 otherwise.
     pub status: StatusCode,
-    /// The field the gateway fills with a fresh UUIDv7 for what the command
-    /// creates; the client may not send it.
+    /// The field the gateway fills with the id of what the command creates
+    /// (derived from the `Idempotency-Key`, else a fresh UUIDv7); the
+    /// client may not send it.
     pub mints: Option<&'static str>,
     /// Where the created item is read (`Location: <prefix>/<id>`); `None`
     /// when it has no route of its own (a task, a sitrep).

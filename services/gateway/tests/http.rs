@@ -517,6 +517,133 @@ async fn idempotency_key_and_if_match() {
     );
 }
 
+/// A `422` for a key used for another request: the problem type of its own,
+/// and nothing of the first request (its id, its version).
+fn reused(r: &Response, first_id: &str) -> Value {
+    let p = problem(r, 422, "rule_violated");
+    assert_eq!(
+        p["type"], "https://concord.example/problems/idempotency_key_reused",
+        "{p}"
+    );
+    assert_eq!(p["title"], "Idempotency-Key is already used", "{p}");
+    assert!(
+        p["detail"].as_str().is_some_and(|d| d.contains("another request")),
+        "{p}"
+    );
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(!text.contains(first_id) && !text.contains("version"), "{text}");
+    assert_eq!(r.header("location"), None);
+    assert_eq!(r.header("etag"), None);
+    p
+}
+
+fn version_of(id: &str) -> usize {
+    uuid::Uuid::parse_str(id).expect("a uuid").get_version_num()
+}
+
+#[tokio::test]
+async fn an_idempotency_key_names_one_request() {
+    let w = world().await;
+    let fr = token(Role::Coordinator, "FR");
+    let body = json!({"title": "Op Key", "objective": "o", "lead_country": "FR", "countries": ["DE"]});
+    let key = [("Idempotency-Key", "open-key-1")];
+    let first = w
+        .send("POST", "/v1/operations", Some(&fr), &key, Some(body.clone()))
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.json());
+    let op = first.json()["id"].as_str().expect("id").to_owned();
+    // The minted id comes from the key, so the retry is the same request.
+    assert_eq!(version_of(&op), 5, "{op}");
+    let again = w
+        .send("POST", "/v1/operations", Some(&fr), &key, Some(body.clone()))
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json(), first.json());
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("etag"), Some("\"1\""));
+
+    // The key on another body, another route, or by another role of the
+    // same sub and country (so the same command id): 422, nothing done.
+    let mut other_body = body.clone();
+    other_body["title"] = json!("Op Other");
+    reused(
+        &w.send("POST", "/v1/operations", Some(&fr), &key, Some(other_body))
+            .await,
+        &op,
+    );
+    reused(
+        &w.send(
+            "POST",
+            &format!("/v1/operations/{op}/participants"),
+            Some(&fr),
+            &key,
+            Some(json!({"country": "IT"})),
+        )
+        .await,
+        &op,
+    );
+    let same_person_as_liaison = sign(
+        &Claims {
+            sub: "FR-coordinator".into(),
+            role: Role::Liaison,
+            country: CountryCode::parse("FR").expect("FR"),
+            exp: chrono::Utc::now().timestamp() + 3600,
+            iat: None,
+        },
+        SECRET,
+    )
+    .expect("sign");
+    reused(
+        &w.send(
+            "POST",
+            &format!("/v1/operations/{op}/tasks/{}/status", uuid::Uuid::now_v7()),
+            Some(&same_person_as_liaison),
+            &key,
+            Some(json!({"status": "accepted"})),
+        )
+        .await,
+        &op,
+    );
+    let v = w.get(&format!("/v1/operations/{op}"), &fr).await.json();
+    assert_eq!(
+        (v["version"].clone(), v["title"].clone()),
+        (json!(1), json!("Op Key")),
+        "{v}"
+    );
+
+    // A creation under a key mints the same id on every retry, one per
+    // field; without a key every id is fresh.
+    let task_body = json!({"assignee_country": "DE", "title": "t", "details": "d"});
+    let tkey = [("Idempotency-Key", "task-key-1")];
+    let t1 = w
+        .send(
+            "POST",
+            &format!("/v1/operations/{op}/tasks"),
+            Some(&fr),
+            &tkey,
+            Some(task_body.clone()),
+        )
+        .await;
+    let t2 = w
+        .send(
+            "POST",
+            &format!("/v1/operations/{op}/tasks"),
+            Some(&fr),
+            &tkey,
+            Some(task_body.clone()),
+        )
+        .await;
+    assert_eq!(t1.status, 201, "{:?}", t1.json());
+    assert_eq!(t1.json(), t2.json());
+    assert_eq!(version_of(t1.json()["id"].as_str().expect("task")), 5);
+    let fresh = w.post("/v1/operations", &fr, body.clone()).await;
+    let fresh_id = fresh.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(version_of(&fresh_id), 7);
+    assert_ne!(fresh_id, op);
+    let v = w.get(&format!("/v1/operations/{op}"), &fr).await.json();
+    assert_eq!(v["version"], 2, "one task: {v}");
+}
+
 #[tokio::test]
 async fn the_trace_context_reaches_the_published_events() {
     let w = world().await;

@@ -199,7 +199,7 @@ async fn malformed_commands_published_on_nats_get_invalid_and_append_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_events_are_read_through_the_contract_not_todays_schemas() {
     use concord_core::{Actor, CountryCode, ExpectedVersion, Role};
-    use concord_log::{AppendRequest, Log, NewEvent};
+    use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
 
     const OLD: &str = "019ab0c4-5e00-7000-8000-0000000000c1";
     const NEWER: &str = "019ab0c4-5e00-7000-8000-0000000000c2";
@@ -214,15 +214,19 @@ async fn stored_events_are_read_through_the_contract_not_todays_schemas() {
     {
         let log = Log::open(&cfg.log_dir, Service::Operations).expect("log");
         for (id, title, schema_version) in [(OLD, long_title.as_str(), 1), (NEWER, "from the future", 9)] {
+            let stream = format!("operation-{id}");
+            let actor = Actor {
+                sub: "fr-coordinator".into(),
+                role: Role::Coordinator,
+                country: CountryCode::parse("FR").expect("FR"),
+            };
             log.append(AppendRequest {
-                stream: format!("operation-{id}"),
+                fingerprint: Fingerprint::new("open", &stream, &json!({"operation_id": id}), &actor)
+                    .expect("canonical"),
+                stream,
                 expected: ExpectedVersion::NoStream,
                 command_id: format!("old-{id}"),
-                actor: Actor {
-                    sub: "fr-coordinator".into(),
-                    role: Role::Coordinator,
-                    country: CountryCode::parse("FR").expect("FR"),
-                },
+                actor,
                 correlation_id: "r".into(),
                 causation_id: None,
                 observed_hlc: None,

@@ -23,7 +23,7 @@ use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Role};
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::tagged::{from_tagged, to_tagged, variant_names};
 use concord_core::{CountryCode, subjects};
-use concord_log::{AppendRequest, Appended, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX};
+use concord_log::{AppendRequest, Fingerprint, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX, Recorded};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -325,6 +325,7 @@ fn log_reply(e: &LogError) -> Reply {
     match e {
         LogError::Invalid(_) => Reply::error(ErrorCode::Invalid, e.to_string()),
         LogError::Conflict { .. } => Reply::error(ErrorCode::Conflict, e.to_string()),
+        LogError::IdempotencyKeyReused => Reply::idempotency_key_reused(e.to_string()),
         LogError::Unavailable { .. } => Reply::error(ErrorCode::Unavailable, e.to_string()),
         _ => Reply::error(ErrorCode::Internal, e.to_string()),
     }
@@ -343,23 +344,23 @@ pub fn read_event<A: Aggregate>(e: &EventEnvelope) -> Result<A::Event, String> {
 }
 
 /// What a command answers: the id of what it created or changed, the
-/// stream's id under `<kind>_id`, its version and the events it appended.
-fn reply<A: Aggregate>(command: &A::Command, stream: &str, appended: &Appended) -> Reply {
-    // Ids come from the recorded events when there are any: a retried
-    // command (same command_id) may carry freshly minted ids, but its
-    // answer is the first one.
-    let first = appended.events.first();
+/// stream's id under `<kind>_id`, the stream's version after it and the
+/// events it appended (none when it changed nothing).
+fn reply<A: Aggregate>(command: &A::Command, stream: &str, events: &[EventEnvelope], version: u64) -> Reply {
+    // Ids come from the recorded events when there are any: a retry under
+    // a command id recorded before fingerprints may carry other ids, but
+    // its answer is the first one.
+    let first = events.first();
     let stream = first.map_or(stream, |e| e.stream.as_str());
     let first_event = first.and_then(|e| read_event::<A>(e).ok());
     let id = A::reply_id(command, first_event.as_ref()).unwrap_or_else(|| stream_id(stream).to_owned());
     let mut body = serde_json::Map::new();
     body.insert("id".into(), json!(id));
     body.insert(format!("{}_id", stream_kind(stream)), json!(stream_id(stream)));
-    body.insert("version".into(), json!(appended.version()));
+    body.insert("version".into(), json!(version));
     body.insert(
         "events".into(),
-        appended
-            .events
+        events
             .iter()
             .map(|e| json!({"seq": e.seq, "type": e.event_type}))
             .collect(),
@@ -489,6 +490,12 @@ impl<A: Aggregate> Runtime<A> {
             },
             now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         };
+        // The request the command id names: every answer drawn from the log
+        // under that id (its first result) must be for this same request.
+        let fingerprint = match Fingerprint::new(name, &stream, &env.data, &ctx.actor) {
+            Ok(f) => f,
+            Err(e) => return Reply::error(ErrorCode::Invalid, format!("{name} data: {e}")),
+        };
         let _turn = self.turn(&stream).await;
         // With the stream's turn, the state loaded is the stream's latest:
         // the one retry below is for a log changed behind the runtime's
@@ -501,7 +508,10 @@ impl<A: Aggregate> Runtime<A> {
             if let Some(expected) = env.expected_version
                 && expected != version
             {
-                if let Some(first) = self.first_result(&env.command_id, &command, &stream).await {
+                if let Some(first) = self
+                    .first_result(&env.command_id, &fingerprint, &command, &stream)
+                    .await
+                {
                     return first;
                 }
                 // Existence must not leak, whatever the headers: to a
@@ -537,7 +547,10 @@ impl<A: Aggregate> Runtime<A> {
                     // A retry of a command that already took effect is
                     // often refused by the state it produced; it answers
                     // its first result instead.
-                    if let Some(first) = self.first_result(&env.command_id, &command, &stream).await {
+                    if let Some(first) = self
+                        .first_result(&env.command_id, &fingerprint, &command, &stream)
+                        .await
+                    {
                         return first;
                     }
                     return refused(&r);
@@ -548,12 +561,16 @@ impl<A: Aggregate> Runtime<A> {
                 Err(reply) => return reply,
             };
             if new_events.is_empty() {
-                let nothing = Appended {
-                    events: Vec::new(),
-                    duplicate: false,
-                    raw: Vec::new(),
-                };
-                return reply::<A>(&command, &stream, &nothing);
+                // Nothing to append, so the log never sees the id: a retry
+                // of a command that took effect, or another request under a
+                // used id, is told here.
+                if let Some(first) = self
+                    .first_result(&env.command_id, &fingerprint, &command, &stream)
+                    .await
+                {
+                    return first;
+                }
+                return reply::<A>(&command, &stream, &[], version);
             }
             let req = AppendRequest {
                 stream: stream.clone(),
@@ -563,6 +580,7 @@ impl<A: Aggregate> Runtime<A> {
                     ExpectedVersion::Exact(version)
                 },
                 command_id: env.command_id.clone(),
+                fingerprint: fingerprint.clone(),
                 actor: ctx.actor.clone(),
                 correlation_id: env.correlation_id.clone(),
                 causation_id: env.causation_id.clone(),
@@ -578,11 +596,14 @@ impl<A: Aggregate> Runtime<A> {
                         // Durable already; consumers will read it from the log.
                         tracing::warn!(error = %e, "publishing events failed");
                     }
-                    return reply::<A>(&command, &stream, &appended);
+                    return reply::<A>(&command, &stream, &appended.events, appended.version());
                 }
                 Err(LogError::Conflict { .. }) if attempt == 0 && env.expected_version.is_none() => continue,
                 Err(e @ LogError::Conflict { .. }) => {
-                    if let Some(first) = self.first_result(&env.command_id, &command, &stream).await {
+                    if let Some(first) = self
+                        .first_result(&env.command_id, &fingerprint, &command, &stream)
+                        .await
+                    {
                         return first;
                     }
                     return log_reply(&e);
@@ -627,16 +648,25 @@ impl<A: Aggregate> Runtime<A> {
         Ok(out)
     }
 
-    /// The first answer of an already recorded command id, if any. Only
-    /// asked when the command would otherwise be refused: on the way to an
-    /// append, the log itself answers a known id with its first result, so
-    /// the common path needs no extra read.
-    async fn first_result(&self, command_id: &str, command: &A::Command, stream: &str) -> Option<Reply> {
+    /// The answer an already recorded command id gives this request, if
+    /// any: its first result when it is the same request, the refusal of a
+    /// reused id when it is another. Only asked when the command would
+    /// otherwise be refused or change nothing: on the way to an append, the
+    /// log itself checks the id, so the common path needs no extra read.
+    async fn first_result(
+        &self,
+        command_id: &str,
+        fingerprint: &Fingerprint,
+        command: &A::Command,
+        stream: &str,
+    ) -> Option<Reply> {
         let log = self.log.clone();
         let cid = command_id.to_owned();
-        match tokio::task::spawn_blocking(move || log.recorded(&cid)).await {
-            Ok(Ok(Some(first))) => Some(reply::<A>(command, stream, &first)),
-            Ok(Ok(None)) => None,
+        let fp = fingerprint.clone();
+        match tokio::task::spawn_blocking(move || log.recorded(&cid, &fp)).await {
+            Ok(Ok(Recorded::Same(first))) => Some(reply::<A>(command, stream, &first.events, first.version())),
+            Ok(Ok(Recorded::Reused)) => Some(log_reply(&LogError::IdempotencyKeyReused)),
+            Ok(Ok(Recorded::Unknown)) => None,
             Ok(Err(e)) => Some(log_reply(&e)),
             Err(e) => Some(Reply::error(ErrorCode::Internal, e.to_string())),
         }

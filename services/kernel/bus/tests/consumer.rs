@@ -7,7 +7,7 @@ use std::time::Duration;
 use concord_bus::consumer::{Checkpoint, Consumer, ConsumerError, start_of_log};
 use concord_bus::logs::{LogServer, publish_appended};
 use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
-use concord_log::{AppendRequest, Log, NewEvent};
+use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
 use concord_testkit::NatsServer;
 use serde_json::json;
 
@@ -40,17 +40,20 @@ impl Source {
         for _ in 0..n {
             let i = self.next;
             self.next += 1;
+            let stream = format!("operation-{}", i % 7);
+            let actor = Actor {
+                sub: "fr".into(),
+                role: Role::Coordinator,
+                country: CountryCode::parse("FR").expect("FR"),
+            };
             let appended = self
                 .log
                 .append(AppendRequest {
-                    stream: format!("operation-{}", i % 7),
+                    fingerprint: Fingerprint::new("open", &stream, &json!({ "i": i }), &actor).expect("canonical"),
+                    stream,
                     expected: ExpectedVersion::Any,
                     command_id: format!("c{i}"),
-                    actor: Actor {
-                        sub: "fr".into(),
-                        role: Role::Coordinator,
-                        country: CountryCode::parse("FR").expect("FR"),
-                    },
+                    actor,
                     correlation_id: "r".into(),
                     causation_id: None,
                     observed_hlc: None,

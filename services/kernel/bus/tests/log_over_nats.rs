@@ -5,22 +5,25 @@ use concord_bus::logs::{BusError, LogServer, fetch_head, fetch_log, request};
 use concord_core::chain::ChainVerifier;
 use concord_core::reply::ErrorCode;
 use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service, subjects};
-use concord_log::{AppendRequest, Log, NewEvent};
+use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
 use concord_testkit::NatsServer;
 use serde_json::json;
 
 async fn filled_log(dir: &std::path::Path, n: usize) -> Log {
     let log = Log::open(dir, Service::Operations).expect("open");
     for i in 0..n {
+        let stream = format!("operation-{}", i % 4);
+        let actor = Actor {
+            sub: "fr".into(),
+            role: Role::Coordinator,
+            country: CountryCode::parse("FR").expect("FR"),
+        };
         log.append(AppendRequest {
-            stream: format!("operation-{}", i % 4),
+            fingerprint: Fingerprint::new("open", &stream, &json!({ "i": i }), &actor).expect("canonical"),
+            stream,
             expected: ExpectedVersion::Any,
             command_id: format!("c{i}"),
-            actor: Actor {
-                sub: "fr".into(),
-                role: Role::Coordinator,
-                country: CountryCode::parse("FR").expect("FR"),
-            },
+            actor,
             correlation_id: "r".into(),
             causation_id: None,
             observed_hlc: None,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use concord_bus::logs::TRACEPARENT;
-use concord_bus::runtime::{Host, bind_with_schemas};
+use concord_bus::runtime::{Host, REQUESTS_IN_FLIGHT_MAX, bind_with_schemas};
 use concord_bus::schema::Schemas;
 use concord_core::decider::{Aggregate, Audience, Ctx, Rejection};
 use concord_core::reply::Reply;
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 /// A named note: `create` then `rename`; the name "forbidden" is refused;
 /// "buggy" and "untyped" make the decider produce an event its schema
-/// refuses and one of a type without a schema.
+/// refuses and one of a type without a schema; `touch` changes nothing.
 struct Notes;
 
 #[derive(Debug, Default, Clone)]
@@ -37,6 +37,7 @@ struct NoteBody {
 enum Command {
     Create(NoteBody),
     Rename(NoteBody),
+    Touch(Get),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,12 +78,17 @@ impl Aggregate for Notes {
     type Facts = ();
 
     fn stream(command: &Command) -> String {
-        let (Command::Create(b) | Command::Rename(b)) = command;
-        format!("note-{}", b.id)
+        let id = match command {
+            Command::Create(b) | Command::Rename(b) => &b.id,
+            Command::Touch(g) => &g.id,
+        };
+        format!("note-{id}")
     }
 
     fn decide(state: &Note, command: &Command, _: &(), ctx: &Ctx) -> Result<Vec<Event>, Rejection> {
-        let (Command::Create(b) | Command::Rename(b)) = command;
+        let (Command::Create(b) | Command::Rename(b)) = command else {
+            return Ok(Vec::new());
+        };
         if b.name == "forbidden" {
             return Err(Rejection::RuleViolated("that name is not allowed".into()));
         }
@@ -97,6 +103,7 @@ impl Aggregate for Notes {
             (Command::Create(_), Some(_)) => Err(Rejection::Conflict("note exists".into())),
             (Command::Rename(_), Some(_)) => Ok(vec![Event::Renamed(named)]),
             (Command::Rename(_), None) => Err(Rejection::NotFound("note not found".into())),
+            (Command::Touch(_), _) => Ok(Vec::new()),
         }
     }
 
@@ -139,6 +146,7 @@ fn schemas() -> Schemas {
         ("envelope/command", envelope),
         ("commands/operations/create", CREATE),
         ("commands/operations/rename", CREATE),
+        ("commands/operations/touch", GET),
         ("events/operations/note.created", NOTE_EVENT),
         ("events/operations/note.renamed", NOTE_EVENT),
         ("queries/operations/get", GET),
@@ -148,29 +156,99 @@ fn schemas() -> Schemas {
 
 struct World {
     _nats: NatsServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     log: Log,
     client: async_nats::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<()>>,
+    in_flight_max: usize,
 }
 
 async fn world() -> World {
-    world_with(Host::default()).await
+    world_with(REQUESTS_IN_FLIGHT_MAX).await
 }
 
-async fn world_with(host: Host<Notes>) -> World {
+/// A world whose service works on at most `in_flight_max` requests at once.
+async fn world_with(in_flight_max: usize) -> World {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let log = Log::open(dir.path(), Service::Operations).expect("log");
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let bound = bind_with_schemas::<Notes>(client.clone(), log.clone(), host, schemas())
-        .await
-        .expect("bind");
-    tokio::spawn(bound.run(std::future::pending()));
-    World {
+    let mut w = World {
         _nats: nats,
-        _dir: dir,
+        dir,
         log,
         client,
+        stop: None,
+        running: None,
+        in_flight_max,
+    };
+    w.serve().await;
+    w
+}
+
+impl World {
+    async fn serve(&mut self) {
+        let host = Host {
+            in_flight_max: self.in_flight_max,
+            ..Host::default()
+        };
+        let bound = bind_with_schemas::<Notes>(self.client.clone(), self.log.clone(), host, schemas())
+            .await
+            .expect("bind");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(stop);
+        self.running = Some(tokio::spawn(async move {
+            bound
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("run");
+        }));
+    }
+
+    /// Stops the service, closes its log, reopens the same directory and
+    /// serves it again: what a restarted process finds.
+    async fn restarted(mut self) -> World {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.expect("stopped");
+        }
+        let World {
+            _nats,
+            dir,
+            log,
+            client,
+            in_flight_max,
+            ..
+        } = self;
+        drop(log);
+        // The last handle closes the log; a request task of the stopped
+        // service may still hold one for a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let log = loop {
+            match Log::open(dir.path(), Service::Operations) {
+                Ok(log) => break log,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("reopening the log: {e}"),
+            }
+        };
+        let mut w = World {
+            _nats,
+            dir,
+            log,
+            client,
+            stop: None,
+            running: None,
+            in_flight_max,
+        };
+        w.serve().await;
+        w
     }
 }
 
@@ -434,26 +512,165 @@ async fn the_service_is_registered_with_the_nats_service_protocol() {
     assert_eq!(commands["queue_group"], "operations", "{stats}");
 }
 
+/// The refusal of a command id used for another request: `rule_violated`
+/// with its reason, and nothing of the first command in it.
+fn assert_reused(r: &Value, what: &str) {
+    assert_eq!(r["ok"], json!(false), "{what}: {r}");
+    assert_eq!(r["error"]["code"], json!("rule_violated"), "{what}: {r}");
+    assert_eq!(
+        r["error"]["details"],
+        json!({"reason": "idempotency_key_reused"}),
+        "{what}: {r}"
+    );
+    let text = r.to_string();
+    for secret in ["note-a", "\"a\"", "version", "seq"] {
+        assert!(!text.contains(secret), "{what} reveals {secret}: {r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_id_names_one_request_and_is_refused_for_another() {
+    let w = world().await;
+    let first = cmd(&w, "create", envelope("k1", json!({"id": "a", "name": "one"}))).await;
+    assert_eq!(first["version"], json!(1), "{first}");
+
+    let with_actor = |field: &str, value: &str| {
+        let mut e = envelope("k1", json!({"id": "a", "name": "one"}));
+        e["actor"][field] = json!(value);
+        e
+    };
+    let mut stale = envelope("k1", json!({"id": "a", "name": "two"}));
+    stale["expected_version"] = json!(0);
+    let cases = [
+        // Refused by the state the first one left: the runtime's lookup.
+        (
+            "create",
+            envelope("k1", json!({"id": "a", "name": "two"})),
+            "other data",
+        ),
+        ("create", with_actor("sub", "fr-2"), "other sub"),
+        ("create", with_actor("role", "liaison"), "other role"),
+        ("create", with_actor("country", "DE"), "other country"),
+        ("rename", stale, "other data with a stale expected version"),
+        // Accepted by the state, so refused by the log itself.
+        (
+            "rename",
+            envelope("k1", json!({"id": "a", "name": "one"})),
+            "other command",
+        ),
+        (
+            "create",
+            envelope("k1", json!({"id": "b", "name": "one"})),
+            "other stream",
+        ),
+        // Decided to nothing at all.
+        (
+            "touch",
+            envelope("k1", json!({"id": "a"})),
+            "a command that changes nothing",
+        ),
+    ];
+    for (command, env, what) in cases {
+        assert_reused(&cmd(&w, command, env).await, what);
+    }
+    assert_eq!(w.log.head().seq, 1, "nothing appended");
+    assert_eq!(w.log.stream_version("note-b").expect("version"), 0);
+
+    // The same request again is a retry: its first answer.
+    let again = cmd(&w, "create", envelope("k1", json!({"id": "a", "name": "one"}))).await;
+    assert_eq!(again, first);
+    // A refused reuse did not take the id over either.
+    let renamed = cmd(&w, "rename", envelope("k2", json!({"id": "a", "name": "two"}))).await;
+    assert_eq!(renamed["version"], json!(2), "{renamed}");
+    assert_reused(
+        &cmd(&w, "rename", envelope("k2", json!({"id": "a", "name": "three"}))).await,
+        "a rename's id for another name",
+    );
+    assert_eq!(w.log.head().seq, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reuses_of_one_id_append_one_request() {
+    let w = world().await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let client = w.client.clone();
+            tokio::spawn(async move {
+                // Half send one request, half another, with one id.
+                let name = if i % 2 == 0 { "even" } else { "odd" };
+                let body = serde_json::to_vec(&envelope("race", json!({"id": "r", "name": name}))).expect("json");
+                let msg = client
+                    .request(subjects::command("operations", "create"), body.into())
+                    .await
+                    .expect("reply");
+                (name, Reply::parse(&msg.payload).expect("reply").to_json())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("task"));
+    }
+    assert_eq!(w.log.head().seq, 1, "one request appended");
+    let winner = w.log.read_events(1, 1).expect("read")[0].data["name"].clone();
+    for (name, r) in answers {
+        if name == winner {
+            assert_eq!(r["version"], json!(1), "{name}: {r}");
+        } else {
+            assert_reused(&r, name);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_survives_a_restart_of_the_service() {
+    let w = world().await;
+    let first = cmd(&w, "create", envelope("k1", json!({"id": "a", "name": "one"}))).await;
+    assert_eq!(first["ok"], json!(true), "{first}");
+    let w = w.restarted().await;
+    assert_eq!(
+        cmd(&w, "create", envelope("k1", json!({"id": "a", "name": "one"}))).await,
+        first,
+        "a retry after the restart answers the first result"
+    );
+    assert_reused(
+        &cmd(&w, "create", envelope("k1", json!({"id": "b", "name": "one"}))).await,
+        "another stream after the restart",
+    );
+    assert_reused(
+        &cmd(&w, "create", envelope("k1", json!({"id": "a", "name": "two"}))).await,
+        "other data after the restart",
+    );
+    assert_eq!(w.log.head().seq, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_changes_nothing_answers_the_stream_s_version() {
+    let w = world().await;
+    cmd(&w, "create", envelope("c1", json!({"id": "a", "name": "one"}))).await;
+    cmd(&w, "rename", envelope("c2", json!({"id": "a", "name": "two"}))).await;
+    let r = cmd(&w, "touch", envelope("c3", json!({"id": "a"}))).await;
+    assert_eq!(
+        r,
+        json!({"ok": true, "id": "a", "note_id": "a", "version": 2, "events": []})
+    );
+    let r = cmd(&w, "touch", envelope("c4", json!({"id": "nothing"}))).await;
+    assert_eq!(r["version"], json!(0), "{r}");
+    assert_eq!(w.log.head().seq, 2);
+}
+
 /// Requests beyond the service's bound are answered `unavailable` at once,
 /// and nothing of them is appended; within it they are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_the_bound_are_refused_at_once() {
-    let full = world_with(Host {
-        in_flight_max: 0,
-        ..Host::default()
-    })
-    .await;
+    let full = world_with(0).await;
     let r = cmd(&full, "create", envelope("b1", json!({"id": "a", "name": "one"}))).await;
     assert_eq!(r["error"]["code"], json!("unavailable"), "{r}");
     let message = r["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("limit of 0 requests"), "{message}");
     assert_eq!(full.log.head().seq, 0, "nothing appended");
 
-    let one = world_with(Host {
-        in_flight_max: 1,
-        ..Host::default()
-    })
-    .await;
+    let one = world_with(1).await;
     for (i, name) in ["one", "two", "three"].into_iter().enumerate() {
         let command = if i == 0 { "create" } else { "rename" };
         let r = cmd(

@@ -3,7 +3,7 @@
 
 use concord_bus::schema::{self, Schemas};
 use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
-use concord_log::{AppendRequest, Log, NewEvent};
+use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
 use serde_json::json;
 
 #[tokio::test]
@@ -12,15 +12,17 @@ async fn stored_envelopes_match_the_envelope_schema() {
     let schemas = Schemas::compile([("envelope/event", text)]).expect("compiles");
     let dir = tempfile::TempDir::new().expect("tmp");
     let log = Log::open(dir.path(), Service::Operations).expect("open");
+    let actor = Actor {
+        sub: "fr-coordinator".into(),
+        role: Role::Coordinator,
+        country: CountryCode::parse("FR").expect("FR"),
+    };
     log.append(AppendRequest {
         stream: "operation-1".into(),
         expected: ExpectedVersion::NoStream,
         command_id: "c1".into(),
-        actor: Actor {
-            sub: "fr-coordinator".into(),
-            role: Role::Coordinator,
-            country: CountryCode::parse("FR").expect("FR"),
-        },
+        fingerprint: Fingerprint::new("open", "operation-1", &json!({}), &actor).expect("canonical"),
+        actor,
         correlation_id: "r1".into(),
         causation_id: Some("evt-9".into()),
         observed_hlc: None,

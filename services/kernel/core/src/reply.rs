@@ -33,12 +33,26 @@ impl ErrorCode {
     }
 }
 
+/// `details.reason` of the `rule_violated` reply to a command whose
+/// `command_id` was already used for another request (another command,
+/// stream, data or actor): nothing was done, and nothing of the first is
+/// said. The gateway answers it with a problem type of its own.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
     #[serde(default)]
     pub details: Value,
+}
+
+impl ErrorBody {
+    /// The refusal of a `command_id` used for another request.
+    pub fn is_idempotency_key_reused(&self) -> bool {
+        self.code == ErrorCode::RuleViolated
+            && self.details.get("reason").and_then(Value::as_str) == Some(IDEMPOTENCY_KEY_REUSED)
+    }
 }
 
 /// A reply as it travels: `ok` plus either the result's fields or `error`.
@@ -73,6 +87,15 @@ impl Reply {
             message: message.into(),
             details,
         })
+    }
+
+    /// The refusal of a `command_id` used for another request.
+    pub fn idempotency_key_reused(message: impl Into<String>) -> Reply {
+        Reply::error_with(
+            ErrorCode::RuleViolated,
+            message,
+            serde_json::json!({ "reason": IDEMPOTENCY_KEY_REUSED }),
+        )
     }
 
     pub fn to_json(&self) -> Value {
@@ -127,6 +150,20 @@ mod tests {
             json!({"ok": false, "error": {"code": "rule_violated", "message": "operation is closed", "details": null}})
         );
         assert_eq!(Reply::parse(&err.to_bytes()), Ok(err));
+    }
+
+    #[test]
+    fn a_reused_key_is_told_by_its_reason() {
+        let reused = Reply::idempotency_key_reused("used for another request");
+        let Reply::Err(e) = Reply::parse(&reused.to_bytes()).expect("parses") else {
+            panic!("an error")
+        };
+        assert!(e.is_idempotency_key_reused());
+        assert_eq!(e.details, json!({"reason": "idempotency_key_reused"}));
+        let Reply::Err(other) = Reply::error(ErrorCode::RuleViolated, "operation is closed") else {
+            panic!("an error")
+        };
+        assert!(!other.is_idempotency_key_reused());
     }
 
     #[test]

@@ -25,9 +25,12 @@ use std::thread::JoinHandle;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use concord_core::chain::{BadEvent, ChainBreak, ChainVerifier, GENESIS_HASH, Link, inspect};
+use concord_core::chain::{
+    BadEvent, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
+};
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
 pub use validate::InvalidAppend;
 
@@ -69,6 +72,11 @@ pub enum LogError {
         expected: ExpectedVersion,
         actual: u64,
     },
+    /// The command id is recorded with another request's fingerprint.
+    /// Nothing was appended, and nothing of the first command is said: the
+    /// caller may be someone else who guessed or replayed its id.
+    #[error("the command id was already used for another request")]
+    IdempotencyKeyReused,
     /// Nothing was acknowledged; the log refuses writes until it is reopened.
     #[error("{service} log is unavailable: {reason}")]
     Unavailable { service: String, reason: String },
@@ -91,6 +99,9 @@ pub struct AppendRequest {
     pub stream: String,
     pub expected: ExpectedVersion,
     pub command_id: String,
+    /// The request the command id names, recorded with it: a later append
+    /// or lookup under the same id must bring the same one.
+    pub fingerprint: Fingerprint,
     pub actor: Actor,
     pub correlation_id: String,
     pub causation_id: Option<String>,
@@ -184,11 +195,59 @@ impl From<BadEvent> for BadEventReport {
     }
 }
 
+/// What makes two commands under one id the same request: the command,
+/// the stream it addresses, its data and who sent it. A retry brings the
+/// same; anything else under that id is another request, refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    command: String,
+    stream: String,
+    /// Hex SHA-256 of the data's canonical JSON: key order and spacing
+    /// of the wire do not make another request, and the record stays
+    /// small whatever the data.
+    data_sha256: String,
+    actor: Actor,
+}
+
+impl Fingerprint {
+    pub fn new(command: &str, stream: &str, data: &Value, actor: &Actor) -> Result<Fingerprint, CanonicalError> {
+        let data_sha256 = hex::encode(Sha256::digest(canonical_json(data)?));
+        Ok(Fingerprint {
+            command: command.to_owned(),
+            stream: stream.to_owned(),
+            data_sha256,
+            actor: actor.clone(),
+        })
+    }
+}
+
+/// What the log knows of a command id, for a request under it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Never appended: the request is new.
+    Unknown,
+    /// Appended by this same request: what its retry answers.
+    Same(Appended),
+    /// Appended by another request.
+    Reused,
+}
+
 /// What the log remembers of a command, to answer its retries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CommandRecord {
     first_seq: u64,
     count: u64,
+    /// `None` in records written before fingerprints were kept: their
+    /// request is unknown, so any request under their id is taken for a
+    /// retry (it cannot be checked), as those releases did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<Fingerprint>,
+}
+
+impl CommandRecord {
+    fn admits(&self, fingerprint: &Fingerprint) -> bool {
+        self.fingerprint.as_ref().is_none_or(|f| f == fingerprint)
+    }
 }
 
 /// State both the writer thread and readers see.
@@ -465,10 +524,11 @@ impl Log {
         Ok(out)
     }
 
-    /// The first result of a command id already recorded, if any: what a
-    /// retried command must answer. Blocking.
-    pub fn recorded(&self, command_id: &str) -> Result<Option<Appended>, LogError> {
-        recorded(&self.inner.stores, self.service(), command_id)
+    /// What a request under `command_id` with `fingerprint` must answer:
+    /// the first result of that same request, a refusal when the id names
+    /// another one, or nothing recorded. Blocking.
+    pub fn recorded(&self, command_id: &str, fingerprint: &Fingerprint) -> Result<Recorded, LogError> {
+        recorded(&self.inner.stores, self.service(), command_id, fingerprint)
     }
 
     /// The current version of a stream (0 when it does not exist).
@@ -599,8 +659,13 @@ fn stream_version(stores: &Stores, service: Service, stream: &str) -> Result<u64
     }
 }
 
-/// The first result of a command already on disk, if any.
-fn recorded(stores: &Stores, service: Service, command_id: &str) -> Result<Option<Appended>, LogError> {
+/// What the log holds under `command_id`, for a request with `fingerprint`.
+fn recorded(
+    stores: &Stores,
+    service: Service,
+    command_id: &str,
+    fingerprint: &Fingerprint,
+) -> Result<Recorded, LogError> {
     let Some(bytes) = stores
         .commands
         .get(command_id.as_bytes())
@@ -610,13 +675,16 @@ fn recorded(stores: &Stores, service: Service, command_id: &str) -> Result<Optio
             source,
         })?
     else {
-        return Ok(None);
+        return Ok(Recorded::Unknown);
     };
     let record: CommandRecord = serde_json::from_slice(&bytes).map_err(|e| LogError::Corrupt {
         service: service.to_string(),
         seq: 0,
         reason: format!("command record {command_id:?} is unreadable: {e}"),
     })?;
+    if !record.admits(fingerprint) {
+        return Ok(Recorded::Reused);
+    }
     let raw = (record.first_seq..record.first_seq + record.count)
         .map(|seq| raw_at(stores, service, seq))
         .collect::<Result<Vec<_>, _>>()?;
@@ -625,7 +693,7 @@ fn recorded(stores: &Stores, service: Service, command_id: &str) -> Result<Optio
         .zip(record.first_seq..)
         .map(|(bytes, seq)| decode(service, seq, bytes))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(Appended {
+    Ok(Recorded::Same(Appended {
         events,
         duplicate: true,
         raw,

@@ -17,11 +17,17 @@ pub(crate) fn actor() -> Actor {
     }
 }
 
+/// The fingerprint of a test command that asks for `n` events on `stream`.
+pub(crate) fn fingerprint(stream: &str, n: usize, actor: &Actor) -> Fingerprint {
+    Fingerprint::new("test", stream, &json!({"n": n}), actor).expect("canonical")
+}
+
 pub(crate) fn req(stream: &str, expected: ExpectedVersion, command_id: &str, n: usize) -> AppendRequest {
     AppendRequest {
         stream: stream.into(),
         expected,
         command_id: command_id.into(),
+        fingerprint: fingerprint(stream, n, &actor()),
         actor: actor(),
         correlation_id: format!("corr-{command_id}"),
         causation_id: None,
@@ -254,9 +260,9 @@ fn a_retried_command_returns_the_first_result_also_after_reopen() {
                 .append(req("op-a", ExpectedVersion::NoStream, "cmd-1", 2))
                 .await
                 .expect("first");
-            // Same id again, even with another payload and expectation.
+            // The same request again, even with a stale expectation.
             let again = log
-                .append(req("op-a", ExpectedVersion::NoStream, "cmd-1", 5))
+                .append(req("op-a", ExpectedVersion::NoStream, "cmd-1", 2))
                 .await
                 .expect("again");
             assert!(again.duplicate);
@@ -267,13 +273,185 @@ fn a_retried_command_returns_the_first_result_also_after_reopen() {
     let log = open(&dir);
     rt().block_on(async {
         let again = log
-            .append(req("op-zzz", ExpectedVersion::Any, "cmd-1", 1))
+            .append(req("op-a", ExpectedVersion::Any, "cmd-1", 2))
             .await
             .expect("after reopen");
         assert!(again.duplicate);
         assert_eq!(again.events, first.events);
     });
+    assert_eq!(
+        log.recorded("cmd-1", &fingerprint("op-a", 2, &actor()))
+            .expect("lookup"),
+        Recorded::Same(Appended {
+            events: first.events.clone(),
+            duplicate: true,
+            raw: first.raw.clone(),
+        })
+    );
     assert_eq!(log.head().seq, 2, "nothing appended by the retries");
+}
+
+#[test]
+fn a_command_id_under_another_request_is_refused_and_reveals_nothing() {
+    let dir = TempDir::new().expect("tmp");
+    let mut other_actor = actor();
+    other_actor.role = Role::Liaison;
+    let others = || {
+        let mut by_other = req("op-a", ExpectedVersion::Any, "cmd-1", 1);
+        by_other.fingerprint = fingerprint("op-a", 1, &other_actor);
+        by_other.actor = other_actor.clone();
+        let mut other_command = req("op-a", ExpectedVersion::Any, "cmd-1", 1);
+        other_command.fingerprint = Fingerprint::new("other", "op-a", &json!({"n": 1}), &actor()).expect("canonical");
+        [
+            ("other data", req("op-a", ExpectedVersion::Any, "cmd-1", 2)),
+            ("other stream", req("op-b", ExpectedVersion::Any, "cmd-1", 1)),
+            ("other actor", by_other),
+            ("other command", other_command),
+        ]
+    };
+    {
+        let log = open(&dir);
+        rt().block_on(async {
+            log.append(req("op-a", ExpectedVersion::NoStream, "cmd-1", 1))
+                .await
+                .expect("first");
+            for (what, r) in others() {
+                let fp = r.fingerprint.clone();
+                match log.append(r).await {
+                    Err(e @ LogError::IdempotencyKeyReused) => {
+                        let said = e.to_string();
+                        assert!(!said.contains("op-a") && !said.contains("cmd-1"), "{what}: {said}");
+                    }
+                    other => panic!("{what}: {other:?}"),
+                }
+                assert_eq!(log.recorded("cmd-1", &fp).expect("lookup"), Recorded::Reused, "{what}");
+            }
+            assert_eq!(log.head().seq, 1, "nothing appended");
+        });
+    }
+    // The record is on disk: the refusal survives a reopen.
+    let log = open(&dir);
+    rt().block_on(async {
+        for (what, r) in others() {
+            assert!(
+                matches!(log.append(r).await, Err(LogError::IdempotencyKeyReused)),
+                "{what} after reopen"
+            );
+        }
+    });
+    assert_eq!(
+        log.recorded("unknown", &fingerprint("op-a", 1, &actor()))
+            .expect("lookup"),
+        Recorded::Unknown
+    );
+    assert_eq!(log.head().seq, 1);
+    assert_eq!(log.stream_version("op-b").expect("version"), 0);
+}
+
+#[test]
+fn another_request_racing_inside_one_group_commit_is_refused() {
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    let results = rt().block_on(async {
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(req("op-a", ExpectedVersion::Any, "same", 1 + i % 2)).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (i, t) in tasks.into_iter().enumerate() {
+            out.push((1 + i % 2, t.await.expect("task")));
+        }
+        out
+    });
+    // One request won (one event or two); every other append under its id
+    // is its retry or refused.
+    let count = log.stream_version("op-a").expect("version") as usize;
+    assert!(count == 1 || count == 2, "{count}");
+    assert_eq!(log.head().seq, count as u64);
+    for (n, r) in results {
+        match r {
+            Ok(a) => assert_eq!(n, count, "a retry of the winner: {a:?}"),
+            Err(LogError::IdempotencyKeyReused) => assert_ne!(n, count),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// A command record as releases before fingerprints wrote it.
+#[test]
+fn a_command_recorded_without_a_fingerprint_answers_any_request_under_its_id() {
+    let dir = TempDir::new().expect("tmp");
+    let first = {
+        let log = open(&dir);
+        let first = rt().block_on(async {
+            log.append(req("op-a", ExpectedVersion::NoStream, "old-1", 1))
+                .await
+                .expect("first")
+        });
+        log.inner
+            .stores
+            .commands
+            .insert(b"old-1", br#"{"first_seq":1,"count":1}"#)
+            .expect("rewrite the record");
+        log.inner.stores.db.persist(PersistMode::SyncAll).expect("persist");
+        first
+    };
+    let log = open(&dir);
+    rt().block_on(async {
+        let again = log
+            .append(req("op-b", ExpectedVersion::Any, "old-1", 3))
+            .await
+            .expect("not checkable, so a retry");
+        assert!(again.duplicate);
+        assert_eq!(again.events, first.events);
+    });
+    assert!(matches!(
+        log.recorded("old-1", &fingerprint("op-zzz", 7, &actor())),
+        Ok(Recorded::Same(_))
+    ));
+    assert_eq!(log.head().seq, 1);
+}
+
+#[test]
+fn a_fingerprint_must_be_the_append_s_own() {
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    let mut elsewhere = req("op-a", ExpectedVersion::Any, "c1", 1);
+    elsewhere.fingerprint = fingerprint("op-b", 1, &actor());
+    let mut someone_else = req("op-a", ExpectedVersion::Any, "c2", 1);
+    someone_else.actor.sub = "bob".into();
+    let mut unnamed = req("op-a", ExpectedVersion::Any, "c3", 1);
+    unnamed.fingerprint = Fingerprint::new("", "op-a", &json!({}), &actor()).expect("canonical");
+    rt().block_on(async {
+        for (r, want) in [
+            (elsewhere, "the fingerprint's stream is not the append's"),
+            (someone_else, "the fingerprint's actor is not the append's"),
+            (unnamed, "fingerprint.command is empty"),
+        ] {
+            match log.append(r).await {
+                Err(LogError::Invalid(e)) => assert_eq!(e.to_string(), want),
+                other => panic!("{want}: {other:?}"),
+            }
+        }
+    });
+    assert!(
+        Fingerprint::new("test", "op-a", &json!({"x": 1.5}), &actor()).is_err(),
+        "a float has no canonical form"
+    );
+    assert_eq!(
+        Fingerprint::new("test", "op-a", &json!({"a": 1, "b": 2}), &actor()).expect("fp"),
+        Fingerprint::new(
+            "test",
+            "op-a",
+            &serde_json::from_str(r#"{ "b":2,"a":1 }"#).expect("json"),
+            &actor()
+        )
+        .expect("fp"),
+        "the same data in another key order and spacing is the same request"
+    );
+    assert_eq!(log.head().seq, 0);
 }
 
 #[test]

@@ -18,6 +18,10 @@ pub enum InvalidAppend {
     IdTooLong { field: &'static str, len: usize },
     #[error("{field} holds control characters")]
     IdControlChar { field: &'static str },
+    /// A fingerprint names the append's own stream and actor: one that
+    /// does not would record a request other than the one appended.
+    #[error("the fingerprint's {field} is not the append's")]
+    FingerprintMismatch { field: &'static str },
     #[error("an append needs at least one event")]
     NoEvents,
     #[error("an append holds {count} events, the limit is {EVENTS_PER_APPEND_MAX}")]
@@ -45,6 +49,13 @@ pub(super) fn append(req: &AppendRequest) -> Result<Vec<Vec<u8>>, InvalidAppend>
     id("actor.sub", &req.actor.sub)?;
     if let Some(c) = &req.causation_id {
         id("causation_id", c)?;
+    }
+    id("fingerprint.command", &req.fingerprint.command)?;
+    if req.fingerprint.stream != req.stream {
+        return Err(InvalidAppend::FingerprintMismatch { field: "stream" });
+    }
+    if req.fingerprint.actor != req.actor {
+        return Err(InvalidAppend::FingerprintMismatch { field: "actor" });
     }
     if req.events.is_empty() {
         return Err(InvalidAppend::NoEvents);

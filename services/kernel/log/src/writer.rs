@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    APPENDS_PER_COMMIT_MAX, AppendRequest, Appended, CommandRecord, Head, LogError, Shared, Stores, recorded,
-    stream_key, stream_version,
+    APPENDS_PER_COMMIT_MAX, AppendRequest, Appended, CommandRecord, Fingerprint, Head, LogError, Recorded, Shared,
+    Stores, recorded, stream_key, stream_version,
 };
 use concord_core::chain::seal;
 use concord_core::envelope::{EventEnvelope, Hlc};
@@ -38,6 +38,18 @@ pub(super) struct Writer {
     pub head: Head,
     pub hlc: Hlc,
     pub versions: HashMap<String, u64>,
+}
+
+type Answer = oneshot::Sender<Result<Appended, LogError>>;
+
+/// An append under the id of one accepted earlier in the same batch,
+/// answered after the commit: if it fails, the first never happened.
+struct Echo {
+    reply: Answer,
+    /// The index of the first in the batch's pending appends.
+    first: usize,
+    /// The same request (a retry) rather than another under its id.
+    same: bool,
 }
 
 /// An append accepted into the current batch, answered after the fsync.
@@ -74,22 +86,29 @@ impl Writer {
         }
         let mut batch = self.stores.db.batch().durability(Some(PersistMode::SyncAll));
         let mut pending: Vec<Pending> = Vec::new();
-        // Retries of a command accepted earlier in this same batch.
-        let mut echoes: Vec<(oneshot::Sender<Result<Appended, LogError>>, usize)> = Vec::new();
-        let mut in_batch: HashMap<String, usize> = HashMap::new();
+        let mut echoes: Vec<Echo> = Vec::new();
+        let mut in_batch: HashMap<String, (usize, Fingerprint)> = HashMap::new();
         let mut batch_versions: HashMap<String, u64> = HashMap::new();
         let head_before = self.head.clone();
         let hlc_before = self.hlc;
 
         for Job { mut req, data, reply } in jobs.drain(..) {
-            if let Some(&i) = in_batch.get(&req.command_id) {
-                echoes.push((reply, i));
+            if let Some((i, fingerprint)) = in_batch.get(&req.command_id) {
+                echoes.push(Echo {
+                    reply,
+                    first: *i,
+                    same: *fingerprint == req.fingerprint,
+                });
                 continue;
             }
-            match self.recorded(&req.command_id) {
-                Ok(None) => {}
-                Ok(Some(first)) => {
+            match self.recorded(&req.command_id, &req.fingerprint) {
+                Ok(Recorded::Unknown) => {}
+                Ok(Recorded::Same(first)) => {
                     let _ = reply.send(Ok(first));
+                    continue;
+                }
+                Ok(Recorded::Reused) => {
+                    let _ = reply.send(Err(LogError::IdempotencyKeyReused));
                     continue;
                 }
                 Err(e) => {
@@ -128,12 +147,13 @@ impl Writer {
             let record = CommandRecord {
                 first_seq: events.first().map_or(0, |e| e.seq),
                 count: events.len() as u64,
+                fingerprint: Some(req.fingerprint.clone()),
             };
-            // A struct of two integers always serializes.
+            // Integers, strings and an actor (strings) always serialize.
             let record = serde_json::to_vec(&record).unwrap_or_default();
             batch.insert(&self.stores.commands, req.command_id.as_bytes(), record);
             batch_versions.insert(req.stream.clone(), actual + events.len() as u64);
-            in_batch.insert(req.command_id.clone(), pending.len());
+            in_batch.insert(req.command_id, (pending.len(), req.fingerprint));
             pending.push(Pending {
                 reply,
                 appended: Appended {
@@ -156,10 +176,14 @@ impl Writer {
                     self.versions.clear();
                 }
                 self.versions.extend(batch_versions);
-                for (reply, i) in echoes {
-                    let mut first = pending[i].appended.clone();
+                for echo in echoes {
+                    if !echo.same {
+                        let _ = echo.reply.send(Err(LogError::IdempotencyKeyReused));
+                        continue;
+                    }
+                    let mut first = pending[echo.first].appended.clone();
                     first.duplicate = true;
-                    let _ = reply.send(Ok(first));
+                    let _ = echo.reply.send(Ok(first));
                 }
                 for p in pending {
                     let _ = p.reply.send(Ok(p.appended));
@@ -176,8 +200,8 @@ impl Writer {
                 self.shared.poisoned.store(true, Ordering::Release);
                 self.head = head_before;
                 self.hlc = hlc_before;
-                for (reply, _) in echoes {
-                    let _ = reply.send(Err(self.shared.unavailable()));
+                for echo in echoes {
+                    let _ = echo.reply.send(Err(self.shared.unavailable()));
                 }
                 for p in pending {
                     let _ = p.reply.send(Err(self.shared.unavailable()));
@@ -186,9 +210,9 @@ impl Writer {
         }
     }
 
-    /// The first result of a command already on disk, if any.
-    fn recorded(&self, command_id: &str) -> Result<Option<Appended>, LogError> {
-        recorded(&self.stores, self.shared.service, command_id)
+    /// What the log holds under a command id already on disk.
+    fn recorded(&self, command_id: &str, fingerprint: &Fingerprint) -> Result<Recorded, LogError> {
+        recorded(&self.stores, self.shared.service, command_id, fingerprint)
     }
 
     fn version_of(&mut self, stream: &str) -> Result<u64, LogError> {

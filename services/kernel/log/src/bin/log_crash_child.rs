@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service};
-use concord_log::{AppendRequest, Log, NewEvent};
+use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
 use serde_json::json;
 
 const APPENDERS: usize = 8;
@@ -24,15 +24,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tokio::spawn(async move {
                     let pid = std::process::id();
                     for i in 0u64.. {
+                        let stream = format!("lead-{}", i % 5);
+                        let actor = Actor {
+                            sub: "crash-child".into(),
+                            role: Role::Liaison,
+                            country,
+                        };
+                        let fingerprint = match Fingerprint::new("post_lead", &stream, &json!({"i": i}), &actor) {
+                            Ok(f) => f,
+                            Err(e) => {
+                                eprintln!("fingerprint failed: {e}");
+                                return;
+                            }
+                        };
                         let req = AppendRequest {
-                            stream: format!("lead-{}", i % 5),
+                            fingerprint,
+                            stream,
                             expected: ExpectedVersion::Any,
                             command_id: format!("{pid}-{w}-{i}"),
-                            actor: Actor {
-                                sub: "crash-child".into(),
-                                role: Role::Liaison,
-                                country,
-                            },
+                            actor,
                             correlation_id: format!("corr-{w}-{i}"),
                             causation_id: None,
                             observed_hlc: None,
