@@ -1,8 +1,9 @@
 //! The deployments service over a real nats-server, beside real crisis and
 //! operations services: deployments only for an open crisis in the host
-//! country, and the choreography — down while a crisis closes, on restart
-//! it catches up and requests the stand-down of each linked, active
-//! deployment exactly once (also across a second restart).
+//! country, and the choreography — down while a crisis closes (its log
+//! still served), on restart it catches up and requests the stand-down of
+//! each linked, active deployment exactly once (also across a second
+//! restart).
 
 use std::time::Duration;
 
@@ -63,6 +64,30 @@ impl World {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             let _ = svc
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        (tx, done)
+    }
+
+    /// Serves the deployments log (`log.read/head`), and only that, while
+    /// the service is stopped; the handle ends when the log is closed.
+    async fn serve_deployments_log(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let cfg = concord_bus::service::Config {
+            log_dir: self.dir.path().join("deployments"),
+        };
+        let log = concord_bus::service::open_log(&cfg, Service::Deployments)
+            .await
+            .expect("deployments log");
+        let client = async_nats::connect(&self.url).await.expect("connect");
+        let server = concord_bus::logs::LogServer::bind(client, log)
+            .await
+            .expect("serve the log");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = server
                 .run(async move {
                     let _ = rx.await;
                 })
@@ -149,6 +174,11 @@ async fn stand_down_exactly_once_after_a_crisis_closed_while_down() {
 
     stop.send(()).expect("stop");
     stopped.await.expect("stopped");
+    // The crisis service never decides without learning where the
+    // deployments log stands, so the stopped service's log is still served
+    // (as a reader of it would): the service and its reaction are down,
+    // what it has written is not.
+    let (stop_log, log_served) = w.serve_deployments_log().await;
     let r = w
         .cmd(
             "crisis",
@@ -158,6 +188,8 @@ async fn stand_down_exactly_once_after_a_crisis_closed_while_down() {
         )
         .await;
     assert_eq!(r["ok"], true, "{r}");
+    stop_log.send(()).expect("stop serving");
+    log_served.await.expect("log server stopped");
 
     let (stop, stopped) = w.start_deployments().await;
     let mut got = Vec::new();

@@ -79,20 +79,27 @@ impl Followed {
         self.progress.borrow().seq
     }
 
-    /// Waits until the fold has applied the source's current head. When
-    /// the source does not answer, its log cannot move either: the view
-    /// as it is will do. `unavailable` when following stopped or lags too
-    /// long.
+    /// Waits until the fold has applied the source's current head.
+    /// `unavailable` when the source cannot say where its head is (it is
+    /// down, unreachable or slow: none of these means its log stands
+    /// still, and a decision on a view that may lag is the one thing this
+    /// wait exists to prevent), when following stopped, or when the fold
+    /// lags too long.
     pub async fn caught_up(&self) -> Result<(), NotCaughtUp> {
         let unavailable = NotCaughtUp;
         let source = self.source;
         let head = match tokio::time::timeout(HEAD_TIMEOUT, fetch_head(&self.client, source)).await {
             Ok(Ok(h)) => h.seq,
             Ok(Err(e)) => {
-                tracing::warn!(%source, error = %e, "head unknown; using the view as it is");
-                self.seq()
+                return Err(unavailable(format!(
+                    "cannot learn the head of the {source} log ({e}); retry when the {source} service answers"
+                )));
             }
-            Err(_) => self.seq(),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "the {source} log did not tell its head within {HEAD_TIMEOUT:?}; retry"
+                )));
+            }
         };
         let mut rx = self.progress.clone();
         match tokio::time::timeout(CATCH_UP_TIMEOUT, rx.wait_for(|p| p.seq >= head || p.failed.is_some())).await {
