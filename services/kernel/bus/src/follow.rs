@@ -5,8 +5,9 @@
 //! with the view never decides on a view that lags behind what a caller has
 //! already been told.
 //!
-//! Must not: hold a rule of the service (the fold is the caller's), or
-//! keep going after a log regression (it stops and says why).
+//! Must not: hold a rule of the service (the fold is the caller's), keep
+//! going after a log regression, or fold another log than the one it
+//! started with (it stops and says why).
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 use crate::consumer::{Consumer, ConsumerError, start_of_log};
 use crate::logs::fetch_head;
 use concord_core::envelope::{EventEnvelope, Service};
+use concord_log::LogIdentity;
 
 /// How long a command waits for a view to reach the source's head.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,6 +26,8 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Default)]
 struct Progress {
     seq: u64,
+    /// The source log the fold was made from, once known.
+    identity: Option<LogIdentity>,
     failed: Option<String>,
 }
 
@@ -63,7 +67,11 @@ impl Followed {
                 if let Err(why) = apply(&event) {
                     return fail(format!("{source} log seq {}: {why}", event.seq));
                 }
-                tx.send_modify(|p| p.seq = event.seq);
+                let identity = consumer.position().identity;
+                tx.send_modify(|p| {
+                    p.seq = event.seq;
+                    p.identity = identity;
+                });
             }
         });
         Ok(Followed {
@@ -89,7 +97,7 @@ impl Followed {
         let unavailable = NotCaughtUp;
         let source = self.source;
         let head = match tokio::time::timeout(HEAD_TIMEOUT, fetch_head(&self.client, source)).await {
-            Ok(Ok(h)) => h.seq,
+            Ok(Ok(h)) => h,
             Ok(Err(e)) => {
                 return Err(unavailable(format!(
                     "cannot learn the head of the {source} log ({e}); retry when the {source} service answers"
@@ -101,6 +109,19 @@ impl Followed {
                 )));
             }
         };
+        // The head of another log says nothing of this view (the follower
+        // task stops on it too, but perhaps not before this command).
+        let known = self.progress.borrow().identity;
+        if let Some(known) = known
+            && head.identity != Some(known)
+        {
+            let seen = head.identity.map_or_else(|| "none".to_owned(), |i| i.to_string());
+            return Err(unavailable(format!(
+                "the {source} log answering now (identity {seen}) is not the one this view was folded from ({known}); \
+                 one {source} instance must write one log"
+            )));
+        }
+        let head = head.seq;
         let mut rx = self.progress.clone();
         match tokio::time::timeout(CATCH_UP_TIMEOUT, rx.wait_for(|p| p.seq >= head || p.failed.is_some())).await {
             Ok(Ok(p)) => match &p.failed {

@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::follow::Followed;
 use crate::logs::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
+use crate::one_writer::{NotAlone, ensure_alone};
 use crate::schema::{self, SchemaError, Schemas};
 
 /// Streams whose folded state a service keeps in memory; past it the cache
@@ -43,6 +44,8 @@ pub enum RuntimeError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    #[error(transparent)]
+    NotAlone(#[from] NotAlone),
 }
 
 /// What a service brings besides its contract: the facts its followers
@@ -132,6 +135,7 @@ pub async fn bind_with_schemas<A: Aggregate>(
     let service = A::SERVICE;
     let commands = variant_names::<A::Command>();
     let queries = variant_names::<A::Query>();
+    ensure_alone(&client, &log).await?;
     // Registered with the NATS service protocol so standard tooling
     // (`nats micro ls/info/stats`) finds every instance and its endpoint
     // stats; the endpoints are plain queue subscriptions underneath.

@@ -26,6 +26,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use concord_core::chain::{BadEvent, ChainBreak, ChainVerifier, GENESIS_HASH, Link, inspect};
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
@@ -58,6 +59,7 @@ const KS_STREAMS: &str = "streams";
 const KS_COMMANDS: &str = "commands";
 const KS_META: &str = "meta";
 const META_SERVICE: &[u8] = b"service";
+const META_IDENTITY: &[u8] = b"identity";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -83,6 +85,29 @@ pub enum LogError {
         #[source]
         source: fjall::Error,
     },
+}
+
+/// Which log this is, as opposed to which service's: a log is made once,
+/// and two logs of one service (two data directories, a copy that went its
+/// own way) are two identities. A UUIDv7 made when the log is created (or,
+/// for a log of a release before identities, on its first open), stored in
+/// its `meta` keyspace. Rationale: a service's seq and hash say where a log
+/// stands, not whose it is; the identity lets an instance about to write
+/// and a consumer about to read tell a second log from the one they know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LogIdentity(Uuid);
+
+impl LogIdentity {
+    fn new() -> LogIdentity {
+        LogIdentity(Uuid::now_v7())
+    }
+}
+
+impl std::fmt::Display for LogIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// One append: the events one command produced for one stream.
@@ -194,6 +219,7 @@ struct CommandRecord {
 /// State both the writer thread and readers see.
 struct Shared {
     service: Service,
+    identity: LogIdentity,
     head: RwLock<Head>,
     poisoned: AtomicBool,
     poison_reason: RwLock<Option<String>>,
@@ -253,6 +279,7 @@ impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log")
             .field("service", &self.inner.shared.service)
+            .field("identity", &self.inner.shared.identity)
             .field("dir", &self.inner.dir)
             .finish()
     }
@@ -333,9 +360,26 @@ impl Log {
             }
             (None, None) => return Err(open_err("no Concord log here".into())),
         };
+        let identity = match meta.get(META_IDENTITY).map_err(|e| open_err(e.to_string()))? {
+            Some(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(|t| Uuid::parse_str(t).ok())
+                .map(LogIdentity)
+                .ok_or_else(|| open_err("the log identity in its metadata is not a uuid".into()))?,
+            None => {
+                // A new log, or one of a release before identities: it is
+                // given one now, durably, before anyone can be told it.
+                let made = LogIdentity::new();
+                meta.insert(META_IDENTITY, made.to_string())
+                    .and_then(|()| db.persist(PersistMode::SyncAll))
+                    .map_err(|e| open_err(format!("storing the log identity: {e}")))?;
+                made
+            }
+        };
         let (head, hlc) = recover_head(&stores, service)?;
         let shared = Arc::new(Shared {
             service,
+            identity,
             head: RwLock::new(head.clone()),
             poisoned: AtomicBool::new(false),
             poison_reason: RwLock::new(None),
@@ -365,6 +409,11 @@ impl Log {
 
     pub fn service(&self) -> Service {
         self.inner.shared.service
+    }
+
+    /// Which log this is: made when the log was created, stored with it.
+    pub fn identity(&self) -> LogIdentity {
+        self.inner.shared.identity
     }
 
     pub fn dir(&self) -> &Path {
