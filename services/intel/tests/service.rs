@@ -52,9 +52,7 @@ fn run_until_stopped<A: concord_core::decider::Aggregate>(svc: concord_bus::runt
 impl World {
     async fn start_operations(&self) {
         let ops = concord_operations::bind(
-            &concord_bus::service::Config {
-                log_dir: self.dir.path().join("operations"),
-            },
+            &concord_bus::service::Config::new(self.dir.path().join("operations")),
             async_nats::connect(&self.url).await.expect("connect"),
         )
         .await
@@ -75,9 +73,7 @@ impl World {
     /// has stopped.
     async fn start_intel(&self) -> Running {
         let svc = concord_intel::bind(
-            &concord_bus::service::Config {
-                log_dir: self.dir.path().join("intel"),
-            },
+            &concord_bus::service::Config::new(self.dir.path().join("intel")),
             async_nats::connect(&self.url).await.expect("connect"),
         )
         .await

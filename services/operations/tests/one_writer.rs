@@ -58,12 +58,8 @@ async fn head(client: &async_nats::Client) -> serde_json::Map<String, Value> {
 async fn a_second_operations_instance_on_another_log_refuses_to_start() {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
-    let one = Config {
-        log_dir: dir.path().join("one").join("operations"),
-    };
-    let two = Config {
-        log_dir: dir.path().join("two").join("operations"),
-    };
+    let one = Config::new(dir.path().join("one").join("operations"));
+    let two = Config::new(dir.path().join("two").join("operations"));
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let first = bind(&one, async_nats::connect(nats.url()).await.expect("connect"))
         .await

@@ -3,20 +3,23 @@
 //! order, once, to the caller's fold; [`Followed::caught_up`] waits until
 //! the fold has seen the source's current head, so a service that decides
 //! with the view never decides on a view that lags behind what a caller has
-//! already been told.
+//! already been told. Every folded event's clock stamp is handed to the
+//! follower's own log clock ([`Followed::feed`]), so what the service
+//! decides next is stamped after what it consumed.
 //!
 //! Must not: hold a rule of the service (the fold is the caller's), keep
 //! going after a log regression, or fold another log than the one it
 //! started with (it stops and says why).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::consumer::{Consumer, ConsumerError, start_of_log};
 use crate::logs::fetch_head;
-use concord_core::envelope::{EventEnvelope, Service};
-use concord_log::LogIdentity;
+use concord_core::envelope::{EventEnvelope, Hlc, Service};
+use concord_log::{HlcObserver, LogIdentity};
 
 /// How long a command waits for a view to reach the source's head.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,6 +34,24 @@ struct Progress {
     failed: Option<String>,
 }
 
+/// The stamps of the folded events, for the follower's own log clock: the
+/// newest so far, until that clock is attached, then each as it comes.
+#[derive(Default)]
+struct Stamps {
+    newest: Option<Hlc>,
+    clock: Option<HlcObserver>,
+}
+
+impl Stamps {
+    fn folded(stamps: &Mutex<Stamps>, hlc: Hlc) {
+        let mut s = stamps.lock().unwrap_or_else(PoisonError::into_inner);
+        s.newest = s.newest.max(Some(hlc));
+        if let Some(clock) = &s.clock {
+            clock.observe(hlc);
+        }
+    }
+}
+
 /// Why a view cannot be used to decide now: answered `unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -41,6 +62,7 @@ pub struct Followed {
     source: Service,
     client: async_nats::Client,
     progress: watch::Receiver<Progress>,
+    stamps: Arc<Mutex<Stamps>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -54,6 +76,8 @@ impl Followed {
     {
         let mut consumer = Consumer::start(client.clone(), source, start_of_log()).await?;
         let (tx, rx) = watch::channel(Progress::default());
+        let stamps = Arc::new(Mutex::new(Stamps::default()));
+        let folded = stamps.clone();
         let task = tokio::spawn(async move {
             let fail = |why: String| {
                 tracing::error!(%source, %why, "stopped following");
@@ -67,6 +91,9 @@ impl Followed {
                 if let Err(why) = apply(&event) {
                     return fail(format!("{source} log seq {}: {why}", event.seq));
                 }
+                // Observed before the seq is published: a command that
+                // waited for this seq is stamped after this event.
+                Stamps::folded(&folded, event.hlc);
                 let identity = consumer.position().identity;
                 tx.send_modify(|p| {
                     p.seq = event.seq;
@@ -78,8 +105,20 @@ impl Followed {
             source,
             client,
             progress: rx,
+            stamps,
             task,
         })
+    }
+
+    /// Hands every folded event's stamp, those folded already included, to
+    /// `clock` (the follower's own log): what the follower appends after
+    /// deciding with the view is stamped after what the view holds.
+    pub fn feed(&self, clock: HlcObserver) {
+        let mut s = self.stamps.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(newest) = s.newest {
+            clock.observe(newest);
+        }
+        s.clock = Some(clock);
     }
 
     /// The last source seq folded.
