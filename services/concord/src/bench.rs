@@ -250,9 +250,7 @@ pub fn ops(args: OpsBenchArgs) -> anyhow::Result<()> {
         let nats = concord_bus::nats_server::NatsServer::start_in(&dir.path().join("nats"))?;
         let svc_client = async_nats::connect(nats.url()).await?;
         let svc = concord_operations::bind(
-            &concord_bus::service::Config {
-                log_dir: dir.path().join("operations"),
-            },
+            &concord_bus::service::Config::new(dir.path().join("operations")),
             svc_client,
         )
         .await?;

@@ -181,33 +181,25 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let deployments_client = connect(&url, "concord-deployments").await?;
     let gw_client = connect(&url, "concord-gateway").await?;
     let ops = concord_operations::bind(
-        &concord_bus::service::Config {
-            log_dir: data.join(Service::Operations.as_str()),
-        },
+        &concord_bus::service::Config::in_data_dir(&data, Service::Operations),
         ops_client,
     )
     .await
     .context("starting the operations service")?;
     let intel = concord_intel::bind(
-        &concord_bus::service::Config {
-            log_dir: data.join(Service::Intel.as_str()),
-        },
+        &concord_bus::service::Config::in_data_dir(&data, Service::Intel),
         intel_client,
     )
     .await
     .context("starting the intel service")?;
     let crisis = concord_crisis::bind(
-        &concord_bus::service::Config {
-            log_dir: data.join(Service::Crisis.as_str()),
-        },
+        &concord_bus::service::Config::in_data_dir(&data, Service::Crisis),
         crisis_client,
     )
     .await
     .context("starting the crisis service")?;
     let deployments = concord_deployments::bind(
-        &concord_bus::service::Config {
-            log_dir: data.join(Service::Deployments.as_str()),
-        },
+        &concord_bus::service::Config::in_data_dir(&data, Service::Deployments),
         deployments_client,
     )
     .await
@@ -271,9 +263,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "operations" => {
             let client = connect(&url, "concord-operations").await?;
             let ops = concord_operations::bind(
-                &concord_bus::service::Config {
-                    log_dir: args.data.join(Service::Operations.as_str()),
-                },
+                &concord_bus::service::Config::in_data_dir(&args.data, Service::Operations),
                 client,
             )
             .await?;
@@ -286,9 +276,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "intel" => {
             let client = connect(&url, "concord-intel").await?;
             let intel = concord_intel::bind(
-                &concord_bus::service::Config {
-                    log_dir: args.data.join(Service::Intel.as_str()),
-                },
+                &concord_bus::service::Config::in_data_dir(&args.data, Service::Intel),
                 client,
             )
             .await?;
@@ -298,9 +286,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "crisis" => {
             let client = connect(&url, "concord-crisis").await?;
             let svc = concord_crisis::bind(
-                &concord_bus::service::Config {
-                    log_dir: args.data.join(Service::Crisis.as_str()),
-                },
+                &concord_bus::service::Config::in_data_dir(&args.data, Service::Crisis),
                 client,
             )
             .await?;
@@ -310,9 +296,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "deployments" => {
             let client = connect(&url, "concord-deployments").await?;
             let svc = concord_deployments::bind(
-                &concord_bus::service::Config {
-                    log_dir: args.data.join(Service::Deployments.as_str()),
-                },
+                &concord_bus::service::Config::in_data_dir(&args.data, Service::Deployments),
                 client,
             )
             .await?;

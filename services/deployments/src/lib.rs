@@ -14,7 +14,10 @@
 //!   deployment (`stand-down:<closing event id>:<deployment id>`, so a
 //!   repeated reaction answers the first result) and the contract decides
 //!   nothing for a stand-down already requested. Which deployments await
-//!   one it reads from an index folded from its own log.
+//!   one it reads from an index folded from its own log. Each command
+//!   carries the closing's clock stamp (`causation_hlc`), so the
+//!   stand-down is stamped after the closing whatever this service's
+//!   clock says.
 //!
 //! Must not: hold a rule (the contract has them all), call the crisis or
 //! operations service or depend on their runtimes, or lose a closing (the
@@ -35,7 +38,7 @@ use concord_core::country::SECRETARIAT;
 use concord_core::decider::Aggregate;
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::tagged::to_tagged;
-use concord_core::{Actor, CountryCode, Role, subjects};
+use concord_core::{Actor, CountryCode, Hlc, Role, subjects};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -96,10 +99,12 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Depl
 
 // ---------------------------------------------------------------- the choreography
 
-/// A crisis that closed: the id of its closing event keys the reaction.
+/// A crisis that closed: the id of its closing event keys the reaction,
+/// its clock stamp goes with the commands it causes.
 struct Closed {
     crisis_id: Uuid,
     event_id: String,
+    hlc: Hlc,
 }
 
 /// Every deployment's state, folded from the service's own log: the runtime
@@ -177,6 +182,7 @@ async fn read_closings(mut crisis_log: Consumer, closings: mpsc::Sender<Closed>)
         let closed = Closed {
             crisis_id,
             event_id: envelope.id.to_string(),
+            hlc: envelope.hlc,
         };
         if closings.send(closed).await.is_err() {
             return;
@@ -254,6 +260,9 @@ async fn request_stand_down(client: &async_nats::Client, c: &Closed, deployment_
         "issued_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "correlation_id": c.event_id,
         "causation_id": c.event_id,
+        // The stand-down is stamped after the closing, whatever this
+        // service's clock says.
+        "causation_hlc": c.hlc,
         "data": data,
     });
     let Ok(body) = serde_json::to_vec(&envelope) else {

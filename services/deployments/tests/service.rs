@@ -1,12 +1,16 @@
 //! The deployments service over a real nats-server, beside real crisis and
 //! operations services: deployments only for an open crisis in the host
-//! country, and the choreography — down while a crisis closes, on restart
-//! it catches up and requests the stand-down of each linked, active
-//! deployment exactly once (also across a second restart).
+//! country, and the choreography — down while a crisis closes (its log
+//! still served), on restart it catches up and requests the stand-down of
+//! each linked, active deployment exactly once (also across a second
+//! restart).
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use concord_bus::logs::{fetch_head, fetch_log};
+use concord_bus::service::WallClock;
 use concord_core::reply::Reply;
 use concord_core::{Service, subjects};
 use concord_testkit::NatsServer;
@@ -25,18 +29,14 @@ async fn world() -> World {
     let dir = tempfile::TempDir::new().expect("tmp");
     let url = nats.url();
     let ops = concord_operations::bind(
-        &concord_bus::service::Config {
-            log_dir: dir.path().join("operations"),
-        },
+        &concord_bus::service::Config::new(dir.path().join("operations")),
         async_nats::connect(&url).await.expect("connect"),
     )
     .await
     .expect("operations");
     tokio::spawn(ops.run(std::future::pending()));
     let crisis = concord_crisis::bind(
-        &concord_bus::service::Config {
-            log_dir: dir.path().join("crisis"),
-        },
+        &concord_bus::service::Config::new(dir.path().join("crisis")),
         async_nats::connect(&url).await.expect("connect"),
     )
     .await
@@ -52,17 +52,44 @@ async fn world() -> World {
 
 impl World {
     async fn start_deployments(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let svc = concord_deployments::bind(
-            &concord_bus::service::Config {
-                log_dir: self.dir.path().join("deployments"),
-            },
-            async_nats::connect(&self.url).await.expect("connect"),
-        )
-        .await
-        .expect("deployments");
+        self.start_deployments_on(WallClock::system()).await
+    }
+
+    /// Starts the deployments service with its log's time read from `clock`.
+    async fn start_deployments_on(
+        &self,
+        clock: WallClock,
+    ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let mut cfg = concord_bus::service::Config::new(self.dir.path().join("deployments"));
+        cfg.clock = clock;
+        let svc = concord_deployments::bind(&cfg, async_nats::connect(&self.url).await.expect("connect"))
+            .await
+            .expect("deployments");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             let _ = svc
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        (tx, done)
+    }
+
+    /// Serves the deployments log (`log.read/head`), and only that, while
+    /// the service is stopped; the handle ends when the log is closed.
+    async fn serve_deployments_log(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let cfg = concord_bus::service::Config::new(self.dir.path().join("deployments"));
+        let log = concord_bus::service::open_log(&cfg, Service::Deployments)
+            .await
+            .expect("deployments log");
+        let client = async_nats::connect(&self.url).await.expect("connect");
+        let server = concord_bus::logs::LogServer::bind(client, log)
+            .await
+            .expect("serve the log");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = server
                 .run(async move {
                     let _ = rx.await;
                 })
@@ -149,6 +176,11 @@ async fn stand_down_exactly_once_after_a_crisis_closed_while_down() {
 
     stop.send(()).expect("stop");
     stopped.await.expect("stopped");
+    // The crisis service never decides without learning where the
+    // deployments log stands, so the stopped service's log is still served
+    // (as a reader of it would): the service and its reaction are down,
+    // what it has written is not.
+    let (stop_log, log_served) = w.serve_deployments_log().await;
     let r = w
         .cmd(
             "crisis",
@@ -158,6 +190,8 @@ async fn stand_down_exactly_once_after_a_crisis_closed_while_down() {
         )
         .await;
     assert_eq!(r["ok"], true, "{r}");
+    stop_log.send(()).expect("stop serving");
+    log_served.await.expect("log server stopped");
 
     let (stop, stopped) = w.start_deployments().await;
     let mut got = Vec::new();
@@ -244,4 +278,72 @@ async fn deployments_need_an_open_crisis_in_the_host_country() {
         "rule_violated"
     );
     assert_eq!(fetch_head(&w.client, Service::Deployments).await.expect("head").seq, 0);
+}
+
+/// Causal order across services whose clocks disagree: the deployments
+/// service's clock runs 5 s behind the crisis service's, yet what it
+/// decides after folding a crisis event, and the stand-down a closing
+/// causes, are stamped after that crisis event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn causal_order_holds_with_the_deployments_clock_5_s_behind() {
+    let w = world().await;
+    let behind = WallClock::shifted(chrono::TimeDelta::seconds(-5));
+    let (_stop, _stopped) = w.start_deployments_on(behind).await;
+    let crisis = w.declare().await;
+    w.deploy(crisis).await;
+    // A copy of the choreography's command, as it goes on the bus.
+    let mut stand_down_commands = w
+        .client
+        .subscribe(subjects::command("deployments", "request_stand_down"))
+        .await
+        .expect("subscribe");
+    w.client.flush().await.expect("flush");
+    let r = w
+        .cmd(
+            "crisis",
+            "close_crisis",
+            "ES",
+            json!({"crisis_id": crisis, "summary": "over"}),
+        )
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let sent = tokio::time::timeout(Duration::from_secs(10), stand_down_commands.next())
+        .await
+        .expect("a stand-down command in time")
+        .expect("message");
+    let sent: Value = serde_json::from_slice(&sent.payload).expect("json");
+    for _ in 0..200 {
+        if !w.stand_downs().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let stamp = |read: &concord_bus::logs::LogRead, event_type: &str| {
+        read.events
+            .iter()
+            .find(|e| e.event_type == event_type)
+            .map(|e| e.hlc)
+            .unwrap_or_else(|| panic!("no {event_type}"))
+    };
+    let crises = fetch_log(&w.client, Service::Crisis, 1, 100).await.expect("crisis log");
+    let deployments = fetch_log(&w.client, Service::Deployments, 1, 100)
+        .await
+        .expect("deployments log");
+    let (declared, closed) = (stamp(&crises, "crisis.declared"), stamp(&crises, "crisis.closed"));
+    assert_eq!(
+        sent["causation_hlc"],
+        json!(closed),
+        "the stand-down command carries its cause's stamp: {sent}"
+    );
+    let requested = stamp(&deployments, "deployment.requested");
+    let stand_down = stamp(&deployments, "deployment.stand_down_requested");
+    assert!(
+        requested > declared,
+        "deployment.requested {requested:?} after crisis.declared {declared:?}"
+    );
+    assert!(
+        stand_down > closed,
+        "deployment.stand_down_requested {stand_down:?} after crisis.closed {closed:?}"
+    );
 }

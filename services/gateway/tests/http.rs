@@ -34,9 +34,7 @@ async fn world() -> World {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let cfg = concord_bus::service::Config {
-        log_dir: dir.path().join("operations"),
-    };
+    let cfg = concord_bus::service::Config::new(dir.path().join("operations"));
     let svc = concord_operations::bind(&cfg, client).await.expect("bind");
     tokio::spawn(svc.run(std::future::pending()));
     let addr = gateway(&nats, Duration::from_secs(5)).await;

@@ -10,55 +10,75 @@ use concord_testkit::NatsServer;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// A running service: the sender stops it, the handle says when it has.
+type Running = (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>);
+
 struct World {
     _nats: NatsServer,
     dir: tempfile::TempDir,
     url: String,
     client: async_nats::Client,
+    operations: std::sync::Mutex<Option<Running>>,
 }
 
 async fn world() -> World {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let ops = concord_operations::bind(
-        &concord_bus::service::Config {
-            log_dir: dir.path().join("operations"),
-        },
-        async_nats::connect(nats.url()).await.expect("connect"),
-    )
-    .await
-    .expect("operations");
-    tokio::spawn(ops.run(std::future::pending()));
-    World {
+    let w = World {
         url: nats.url(),
         _nats: nats,
         dir,
         client,
-    }
+        operations: std::sync::Mutex::new(None),
+    };
+    w.start_operations().await;
+    w
+}
+
+/// Runs a bound service until the returned sender fires.
+fn run_until_stopped<A: concord_core::decider::Aggregate>(svc: concord_bus::runtime::Bound<A>) -> Running {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        let _ = svc
+            .run(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (tx, done)
 }
 
 impl World {
+    async fn start_operations(&self) {
+        let ops = concord_operations::bind(
+            &concord_bus::service::Config::new(self.dir.path().join("operations")),
+            async_nats::connect(&self.url).await.expect("connect"),
+        )
+        .await
+        .expect("operations");
+        *self.operations.lock().expect("lock") = Some(run_until_stopped(ops));
+    }
+
+    /// Stops the operations service; NATS stays up.
+    async fn stop_operations(&self) {
+        let running = self.operations.lock().expect("lock").take();
+        if let Some((stop, stopped)) = running {
+            stop.send(()).expect("stop");
+            stopped.await.expect("stopped");
+        }
+    }
+
     /// Starts intel; the returned sender stops it, the handle says when it
     /// has stopped.
-    async fn start_intel(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    async fn start_intel(&self) -> Running {
         let svc = concord_intel::bind(
-            &concord_bus::service::Config {
-                log_dir: self.dir.path().join("intel"),
-            },
+            &concord_bus::service::Config::new(self.dir.path().join("intel")),
             async_nats::connect(&self.url).await.expect("connect"),
         )
         .await
         .expect("intel");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let done = tokio::spawn(async move {
-            let _ = svc
-                .run(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        (tx, done)
+        run_until_stopped(svc)
     }
 
     async fn raw(&self, service: &str, command: &str, body: Vec<u8>) -> Value {
@@ -216,4 +236,38 @@ async fn malformed_commands_get_invalid_and_append_nothing() {
         "invalid"
     );
     assert_eq!(fetch_head(&w.client, Service::Intel).await.expect("head").seq, 0);
+}
+
+/// Intel never decides on a view of operations it cannot prove current:
+/// with the operations service unreachable (NATS up), a lead to an
+/// operation closed just before is answered `unavailable`, never accepted;
+/// once operations answers again, so does intel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_operations_log_unreachable_intel_answers_unavailable() {
+    let w = world().await;
+    let op = Uuid::now_v7();
+    let open = json!({"operation_id": op, "title": "Op", "objective": "o", "lead_country": "FR", "countries": ["MC"]});
+    assert_eq!(w.cmd("operations", "open", "coordinator", "FR", open).await["ok"], true);
+    let _intel = w.start_intel().await;
+    assert_eq!(w.post_lead("MC", op, "prints").await["ok"], true);
+    let close = json!({"operation_id": op, "outcome": "done"});
+    assert_eq!(
+        w.cmd("operations", "close", "coordinator", "FR", close).await["ok"],
+        true
+    );
+
+    w.stop_operations().await;
+    let r = w.post_lead("MC", op, "late").await;
+    assert_eq!(code(&r), "unavailable", "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("operations"), "{message}");
+    assert_eq!(fetch_head(&w.client, Service::Intel).await.expect("head").seq, 1);
+
+    w.start_operations().await;
+    assert_eq!(code(&w.post_lead("MC", op, "late").await), "rule_violated");
+    let other = Uuid::now_v7();
+    let open =
+        json!({"operation_id": other, "title": "Op 2", "objective": "o", "lead_country": "FR", "countries": ["MC"]});
+    assert_eq!(w.cmd("operations", "open", "coordinator", "FR", open).await["ok"], true);
+    assert_eq!(w.post_lead("MC", other, "prints").await["ok"], true);
 }

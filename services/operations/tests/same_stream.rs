@@ -49,14 +49,9 @@ async fn many_clients_on_one_operation_get_no_conflict_and_read_their_writes() {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let svc_client = async_nats::connect(nats.url()).await.expect("connect");
-    let svc = bind(
-        &Config {
-            log_dir: dir.path().join("operations"),
-        },
-        svc_client,
-    )
-    .await
-    .expect("bind");
+    let svc = bind(&Config::new(dir.path().join("operations")), svc_client)
+        .await
+        .expect("bind");
     tokio::spawn(svc.run(std::future::pending()));
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let r = request(

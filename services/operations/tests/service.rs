@@ -20,14 +20,9 @@ async fn world() -> World {
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let svc = bind(
-        &Config {
-            log_dir: dir.path().join("operations"),
-        },
-        client.clone(),
-    )
-    .await
-    .expect("bind");
+    let svc = bind(&Config::new(dir.path().join("operations")), client.clone())
+        .await
+        .expect("bind");
     tokio::spawn(svc.run(std::future::pending()));
     World {
         _nats: nats,
@@ -205,9 +200,7 @@ async fn stored_events_are_read_through_the_contract_not_todays_schemas() {
     const NEWER: &str = "019ab0c4-5e00-7000-8000-0000000000c2";
     let nats = NatsServer::start().expect("nats-server");
     let dir = tempfile::TempDir::new().expect("tmp");
-    let cfg = Config {
-        log_dir: dir.path().join("operations"),
-    };
+    let cfg = Config::new(dir.path().join("operations"));
     // Written as an earlier release could have: a title of 300 characters
     // (today's schema allows 200), and an opening under schema_version 9.
     let long_title = "t".repeat(300);

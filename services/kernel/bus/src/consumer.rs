@@ -8,7 +8,11 @@
 //! that every event links to the previous one by hash, so it can never
 //! silently follow a different history: a source whose head is behind the
 //! checkpoint, or that serves another hash at an already-delivered seq, is a
-//! `Regression` and the consumer stops.
+//! `Regression` and the consumer stops. The checkpoint also keeps the
+//! source log's identity (learnt on first contact): when another log
+//! answers for the source (a second instance on another data directory, a
+//! replaced one), the consumer stops with `IdentityChanged` rather than
+//! mix two histories.
 //!
 //! Must not: apply anything itself. The caller applies each event and
 //! persists `position()` with its own state (atomically, where it can), then
@@ -23,7 +27,8 @@ use crate::logs::{BusError, fetch_head, fetch_log};
 use concord_core::chain::{GENESIS_HASH, inspect};
 use concord_core::envelope::{EventEnvelope, Service};
 use concord_core::subjects;
-use concord_log::{Head, READ_BATCH_EVENTS_MAX};
+use concord_log::{LogIdentity, READ_BATCH_EVENTS_MAX};
+use serde::{Deserialize, Serialize};
 
 /// How often a quiet consumer asks the source for its head. Bounds how long
 /// an event whose live message was lost waits to be delivered.
@@ -39,20 +44,50 @@ pub enum ConsumerError {
         at_seq: u64,
         what: String,
     },
+    #[error(
+        "the {source_log} log answering now is not the one this consumer follows (identity {seen}, not {known}): \
+         two {source_log} instances on different data directories, or a replaced one; refusing to mix two \
+         histories: keep the one {source_log} instance on log {known}, or restart this consumer to follow the other"
+    )]
+    IdentityChanged {
+        source_log: Service,
+        known: LogIdentity,
+        /// The identity now answering, or why there is none.
+        seen: String,
+    },
     #[error("bus: {0}")]
     Bus(#[from] BusError),
     #[error("the live subscription to {0} ended")]
     Closed(Service),
 }
 
-/// Where a consumer stands in one source log.
-pub type Checkpoint = Head;
+impl ConsumerError {
+    /// Whether following must stop: waiting cannot make it right.
+    fn is_final(&self) -> bool {
+        matches!(
+            self,
+            ConsumerError::Regression { .. } | ConsumerError::IdentityChanged { .. }
+        )
+    }
+}
+
+/// Where a consumer stands in one source log, and which log that is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    /// The source log's identity, once known: `None` before the first
+    /// contact, or while the source runs a release before log identities.
+    #[serde(default)]
+    pub identity: Option<LogIdentity>,
+}
 
 /// The checkpoint of a consumer that has delivered nothing yet.
 pub fn start_of_log() -> Checkpoint {
-    Head {
+    Checkpoint {
         seq: 0,
         hash: GENESIS_HASH.to_owned(),
+        identity: None,
     }
 }
 
@@ -133,7 +168,7 @@ impl Consumer {
                 }
             };
             if let Err(e) = step {
-                if matches!(e, ConsumerError::Regression { .. }) {
+                if e.is_final() {
                     return Err(e);
                 }
                 tracing::warn!(source = %self.source, error = %e, "consumer cannot reach its source yet; retrying");
@@ -156,19 +191,23 @@ impl Consumer {
                     self.known_head = self.known_head.max(self.at.seq + 1);
                     return Ok(None);
                 };
-                if event.seq == self.at.seq + 1 {
+                if self.misfit(&event, &raw).is_none() {
                     self.accept(&event, &raw)?;
                     self.known_head = self.known_head.max(event.seq);
                     return Ok(Some(event));
                 }
-                // Old (skip) or ahead of us (a gap the log read fills).
+                // Old (skip), ahead of us (a gap the log read fills), or
+                // the next seq but not linking to what was delivered: a
+                // live message proves nothing (it may come from another
+                // log, or from anyone on the bus), so the log read, which
+                // names its log, says what is really there.
                 self.known_head = self.known_head.max(event.seq);
                 Ok(None)
             }
             () = tokio::time::sleep(self.poll) => {
                 match self.check_head().await {
                     Ok(()) => Ok(None),
-                    Err(e @ ConsumerError::Regression { .. }) => Err(e),
+                    Err(e) if e.is_final() => Err(e),
                     Err(e) => {
                         tracing::warn!(source = %self.source, error = %e, "consumer cannot reach its source; retrying");
                         Ok(None)
@@ -187,15 +226,38 @@ impl Consumer {
         }
     }
 
+    /// Keeps the identity of the log first seen; any other answering is
+    /// another log.
+    fn same_log(&mut self, seen: Option<LogIdentity>) -> Result<(), ConsumerError> {
+        match (self.at.identity, seen) {
+            (None, seen) => {
+                self.at.identity = seen;
+                Ok(())
+            }
+            (Some(known), Some(seen)) if known == seen => Ok(()),
+            (Some(known), seen) => {
+                let seen = seen.map_or_else(|| "none: a release before log identities".to_owned(), |s| s.to_string());
+                tracing::error!(source = %self.source, %known, %seen, "another source log answers: consumer stops");
+                Err(ConsumerError::IdentityChanged {
+                    source_log: self.source,
+                    known,
+                    seen,
+                })
+            }
+        }
+    }
+
     /// Asks the source for its head; on first contact also checks that the
     /// event at our checkpoint is still the one we delivered.
     async fn check_head(&mut self) -> Result<(), ConsumerError> {
         let head = fetch_head(&self.client, self.source).await?;
+        self.same_log(head.identity)?;
         if head.seq < self.at.seq {
             return Err(self.regression(format!("the source's head is seq {}", head.seq)));
         }
         if !self.anchored && self.at.seq > 0 {
             let got = fetch_log(&self.client, self.source, self.at.seq, 1).await?;
+            self.same_log(got.identity)?;
             match got.events.first() {
                 Some(e) if e.seq == self.at.seq && e.hash == self.at.hash => {}
                 Some(e) => {
@@ -214,6 +276,7 @@ impl Consumer {
 
     async fn fill(&mut self) -> Result<(), ConsumerError> {
         let got = fetch_log(&self.client, self.source, self.at.seq + 1, READ_BATCH_EVENTS_MAX).await?;
+        self.same_log(got.identity)?;
         if got.head_seq < self.at.seq {
             return Err(self.regression(format!("the source's head is seq {}", got.head_seq)));
         }
@@ -227,26 +290,32 @@ impl Consumer {
         Ok(())
     }
 
-    /// Delivers `event` if it links to the last delivered one and its bytes
-    /// hash to what it claims.
-    fn accept(&mut self, event: &EventEnvelope, raw: &str) -> Result<(), ConsumerError> {
+    /// Why `event` cannot be delivered next, if it cannot: it must link to
+    /// the last delivered one and its bytes hash to what it claims.
+    fn misfit(&self, event: &EventEnvelope, raw: &str) -> Option<String> {
         if event.seq != self.at.seq + 1 {
-            return Err(self.regression(format!("seq {} does not follow", event.seq)));
+            return Some(format!("seq {} does not follow", event.seq));
         }
         if event.prev_hash != self.at.hash {
-            return Err(self.regression(format!(
+            return Some(format!(
                 "seq {} links to {} instead of the delivered {}",
                 event.seq, event.prev_hash, self.at.hash
-            )));
+            ));
         }
         match inspect(raw.as_bytes()) {
-            Ok(link) if link.computed == event.hash && link.stored == event.hash => {}
-            _ => return Err(self.regression(format!("seq {} does not hash to its stored hash", event.seq))),
+            Ok(link) if link.computed == event.hash && link.stored == event.hash => None,
+            _ => Some(format!("seq {} does not hash to its stored hash", event.seq)),
         }
-        self.at = Head {
-            seq: event.seq,
-            hash: event.hash.clone(),
-        };
+    }
+
+    /// Delivers `event` if it fits (see `misfit`); a log read that does not
+    /// is a regression.
+    fn accept(&mut self, event: &EventEnvelope, raw: &str) -> Result<(), ConsumerError> {
+        if let Some(what) = self.misfit(event, raw) {
+            return Err(self.regression(what));
+        }
+        self.at.seq = event.seq;
+        self.at.hash.clone_from(&event.hash);
         Ok(())
     }
 }

@@ -5,8 +5,9 @@
 //! calls that read it (`logs`), JSON Schemas compiled once (`schema`), the
 //! command/query runtime every writing service runs on (`runtime`), the
 //! consumer that follows another log in order, once (`consumer`), a view
-//! kept from another log (`follow`), and a nats-server child process
-//! (`nats_server`, for `concord up` and the testkit).
+//! kept from another log (`follow`), one writing instance per service log
+//! (`one_writer`), and a nats-server child process (`nats_server`, for
+//! `concord up` and the testkit).
 //!
 //! Must not: hold a domain rule (those are the contracts'), or acknowledge
 //! anything the log has not made durable.
@@ -15,6 +16,7 @@ pub mod consumer;
 pub mod follow;
 pub mod logs;
 pub mod nats_server;
+pub mod one_writer;
 pub mod runtime;
 pub mod schema;
 pub mod service;

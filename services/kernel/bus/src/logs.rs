@@ -1,8 +1,11 @@
 //! The kernel's NATS side: serving a log on `concord.log.<service>.read` and
-//! `.head`, and the client calls that read them.
+//! `.head`, and the client calls that read them. Every answer names the
+//! log's identity, so a reader can tell when another log answers.
 //!
-//! Must not: decide anything about a domain, or answer from anything but the
-//! durable log (a reader must only ever see acknowledged events).
+//! Must not: decide anything about a domain, answer from anything but the
+//! durable log (a reader must only ever see acknowledged events), or share
+//! a log's subjects in a queue group (a log has one writer, and every
+//! instance that answers for it must be heard).
 
 use std::future::Future;
 
@@ -13,7 +16,7 @@ use serde_json::value::RawValue;
 use concord_core::envelope::{EventEnvelope, Service};
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::subjects;
-use concord_log::{Head, Log, LogError, READ_BATCH_EVENTS_MAX};
+use concord_log::{Log, LogError, LogIdentity, READ_BATCH_EVENTS_MAX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -45,6 +48,19 @@ pub struct LogRead {
     pub events: Vec<EventEnvelope>,
     pub raw: Vec<String>,
     pub head_seq: u64,
+    /// Which log answered; `None` from a release before log identities.
+    pub identity: Option<LogIdentity>,
+}
+
+/// What `concord.log.<service>.head` answers: where the log stands and
+/// which log it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct LogHead {
+    pub seq: u64,
+    pub hash: String,
+    /// `None` from a release before log identities.
+    #[serde(default)]
+    pub identity: Option<LogIdentity>,
 }
 
 fn log_error_reply(e: &LogError) -> Reply {
@@ -74,7 +90,14 @@ async fn answer_read(log: &Log, payload: &[u8]) -> Vec<u8> {
     match read {
         Ok(Ok(batch)) => {
             let mut out = Vec::with_capacity(64 + batch.events.iter().map(|e| e.bytes.len() + 1).sum::<usize>());
-            out.extend_from_slice(format!("{{\"ok\":true,\"head_seq\":{},\"events\":[", batch.head_seq).as_bytes());
+            out.extend_from_slice(
+                format!(
+                    "{{\"ok\":true,\"head_seq\":{},\"identity\":\"{}\",\"events\":[",
+                    batch.head_seq,
+                    log.identity()
+                )
+                .as_bytes(),
+            );
             for (i, e) in batch.events.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
@@ -100,18 +123,17 @@ pub struct LogServer {
 impl LogServer {
     /// Subscribes `log.read` and `log.head` of `log`'s service; when this
     /// returns, the server has registered them (requests will be answered).
+    ///
+    /// Plain subscriptions, not a queue group: were a second instance ever
+    /// to serve another log of the service, a queue group would hand each
+    /// request to one of them at random, and a reader would see two
+    /// histories as one. Subscribed by all, every instance hears every
+    /// request, and the identity in its answer tells them apart.
     pub async fn bind(client: async_nats::Client, log: Log) -> Result<LogServer, BusError> {
         let service = log.service();
-        let group = subjects::queue_group(service.as_str());
         let nats = |e: async_nats::SubscribeError| BusError::Nats(e.to_string());
-        let reads = client
-            .queue_subscribe(subjects::log_read(service), group.clone())
-            .await
-            .map_err(nats)?;
-        let heads = client
-            .queue_subscribe(subjects::log_head(service), group)
-            .await
-            .map_err(nats)?;
+        let reads = client.subscribe(subjects::log_read(service)).await.map_err(nats)?;
+        let heads = client.subscribe(subjects::log_head(service)).await.map_err(nats)?;
         client.flush().await.map_err(|e| BusError::Nats(e.to_string()))?;
         Ok(LogServer {
             client,
@@ -136,7 +158,13 @@ impl LogServer {
                 msg = self.heads.next() => {
                     let Some(msg) = msg else { return Ok(()) };
                     let Some(reply) = msg.reply else { continue };
-                    let body = Reply::ok(self.log.head()).to_bytes();
+                    let head = self.log.head();
+                    let body = Reply::ok(LogHead {
+                        seq: head.seq,
+                        hash: head.hash,
+                        identity: Some(self.log.identity()),
+                    })
+                    .to_bytes();
                     let _ = self.client.publish(reply, body.into()).await;
                 }
             }
@@ -189,6 +217,8 @@ pub async fn fetch_log(
     #[derive(Deserialize)]
     struct Wire {
         head_seq: u64,
+        #[serde(default)]
+        identity: Option<LogIdentity>,
         events: Vec<Box<RawValue>>,
     }
     let subject = subjects::log_read(service);
@@ -234,11 +264,12 @@ pub async fn fetch_log(
         events,
         raw,
         head_seq: wire.head_seq,
+        identity: wire.identity,
     })
 }
 
-/// The head `{seq, hash}` of a peer's log.
-pub async fn fetch_head(client: &async_nats::Client, service: Service) -> Result<Head, BusError> {
+/// The head `{seq, hash, identity}` of a peer's log.
+pub async fn fetch_head(client: &async_nats::Client, service: Service) -> Result<LogHead, BusError> {
     let subject = subjects::log_head(service);
     let map = request(client, subject.clone(), b"{}".to_vec()).await?;
     serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| BusError::Malformed {

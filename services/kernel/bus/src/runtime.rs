@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::service::ServiceExt;
 use concord_core::decider::{Aggregate, Ctx, Rejection, Viewer, stream_id, stream_kind};
-use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Role};
+use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Role};
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::tagged::{from_tagged, to_tagged, variant_names};
 use concord_core::{CountryCode, subjects};
@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::follow::Followed;
 use crate::logs::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
+use crate::one_writer::{NotAlone, ensure_alone};
 use crate::schema::{self, SchemaError, Schemas};
 
 /// Streams whose folded state a service keeps in memory; past it the cache
@@ -52,6 +53,8 @@ pub enum RuntimeError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    #[error(transparent)]
+    NotAlone(#[from] NotAlone),
 }
 
 /// What a service brings besides its contract: the facts its followers
@@ -86,6 +89,9 @@ struct CommandEnvelope {
     causation_id: Option<String>,
     #[serde(default)]
     expected_version: Option<u64>,
+    /// The clock stamp of the event that caused the command (a reaction's).
+    #[serde(default)]
+    causation_hlc: Option<Hlc>,
     data: Value,
 }
 
@@ -173,6 +179,10 @@ pub async fn bind_with_schemas<A: Aggregate>(
     let service = A::SERVICE;
     let commands = variant_names::<A::Command>();
     let queries = variant_names::<A::Query>();
+    ensure_alone(&client, &log).await?;
+    for followed in &host.followed {
+        followed.feed(log.hlc_observer());
+    }
     // Registered with the NATS service protocol so standard tooling
     // (`nats micro ls/info/stats`) finds every instance and its endpoint
     // stats; the endpoints are plain queue subscriptions underneath.
@@ -584,7 +594,7 @@ impl<A: Aggregate> Runtime<A> {
                 actor: ctx.actor.clone(),
                 correlation_id: env.correlation_id.clone(),
                 causation_id: env.causation_id.clone(),
-                observed_hlc: None,
+                observed_hlc: env.causation_hlc,
                 events: new_events,
             };
             match self.log.append(req).await {

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use concord_core::decider::Aggregate;
 use concord_core::envelope::{EventEnvelope, Service};
+pub use concord_log::WallClock;
 use concord_log::{Log, LogError};
 
 use crate::consumer::ConsumerError;
@@ -22,14 +23,23 @@ use crate::runtime::{self, Bound, Host, RuntimeError, read_event};
 pub struct Config {
     /// The service's own log directory (`<data>/<service>`).
     pub log_dir: PathBuf,
+    /// Where its log reads the time: the system clock (tests shift it to
+    /// play a service whose clock runs off).
+    pub clock: WallClock,
 }
 
 impl Config {
+    /// The service's log in `log_dir`, on the system clock.
+    pub fn new(log_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            log_dir: log_dir.into(),
+            clock: WallClock::system(),
+        }
+    }
+
     /// The service's log in the data directory `data`.
     pub fn in_data_dir(data: &Path, service: Service) -> Config {
-        Config {
-            log_dir: data.join(service.as_str()),
-        }
+        Config::new(data.join(service.as_str()))
     }
 }
 
@@ -49,7 +59,8 @@ pub enum Error {
 /// recovery reads the journal, which must not stall the async runtime.
 pub async fn open_log(cfg: &Config, service: Service) -> Result<Log, Error> {
     let dir = cfg.log_dir.clone();
-    tokio::task::spawn_blocking(move || Log::open(&dir, service))
+    let clock = cfg.clock;
+    tokio::task::spawn_blocking(move || Log::open_with_clock(&dir, service, clock))
         .await
         .map_err(|e| Error::Interrupted(e.to_string()))?
         .map_err(Error::from)

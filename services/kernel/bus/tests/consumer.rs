@@ -147,6 +147,7 @@ async fn a_source_that_went_back_in_history_stops_the_consumer() {
     let ahead = Checkpoint {
         seq: 500,
         hash: "ab".repeat(32),
+        identity: None,
     };
     match consumer(&nats, ahead).await.next().await {
         Err(ConsumerError::Regression { at_seq, what, .. }) => {
@@ -160,6 +161,7 @@ async fn a_source_that_went_back_in_history_stops_the_consumer() {
     let altered = Checkpoint {
         seq: 10,
         hash: "cd".repeat(32),
+        identity: None,
     };
     match consumer(&nats, altered).await.next().await {
         Err(ConsumerError::Regression { at_seq, what, .. }) => {

@@ -21,12 +21,13 @@ pub fn events_of(service: Service) -> String {
     format!("{ROOT}.evt.{service}.>")
 }
 
-/// `concord.log.<service>.read`: `{from_seq, max_events}` → events and `head_seq`.
+/// `concord.log.<service>.read`: `{from_seq, max_events}` → events,
+/// `head_seq` and the log's `identity`.
 pub fn log_read(service: Service) -> String {
     format!("{ROOT}.log.{service}.read")
 }
 
-/// `concord.log.<service>.head`: → `{seq, hash}`.
+/// `concord.log.<service>.head`: → `{seq, hash, identity}`.
 pub fn log_head(service: Service) -> String {
     format!("{ROOT}.log.{service}.head")
 }

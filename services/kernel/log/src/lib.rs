@@ -7,6 +7,10 @@
 //! caller's blocking context; async callers use `append` and
 //! `tokio::task::spawn_blocking` for reads).
 //!
+//! Its hybrid logical clock stamps every event after every stamp the log
+//! has observed: those of the events its service consumed (`observe`) and
+//! of the event that caused the command (`AppendRequest::observed_hlc`).
+//!
 //! Architecture invariant: an `append` answers `Ok` only after the fjall batch
 //! holding its events was committed with `PersistMode::SyncAll` (fsync).
 //! Rationale: fjall's default `Buffer` mode survives a process crash but not a
@@ -19,7 +23,7 @@ mod writer;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -27,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use concord_core::chain::{
     BadEvent, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
@@ -55,12 +60,19 @@ pub const APPENDS_PER_COMMIT_MAX: usize = 1024;
 /// Appends that may wait for the writer before `append` itself waits
 /// (backpressure instead of unbounded memory).
 pub const APPEND_QUEUE_DEPTH: usize = 8192;
+/// How far ahead of this log's wall clock an observed stamp may be and
+/// still be merged. Rationale: a merged stamp never leaves the clock, so
+/// one from a clock gone wrong (or forged on the bus) would drag every
+/// later event of this log to its time; a minute is far beyond the skew of
+/// clocks kept by NTP, and such a stamp is logged and left out instead.
+pub const OBSERVED_HLC_AHEAD_MAX_MS: u64 = 60_000;
 
 const KS_EVENTS: &str = "events";
 const KS_STREAMS: &str = "streams";
 const KS_COMMANDS: &str = "commands";
 const KS_META: &str = "meta";
 const META_SERVICE: &[u8] = b"service";
+const META_IDENTITY: &[u8] = b"identity";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -91,6 +103,87 @@ pub enum LogError {
         #[source]
         source: fjall::Error,
     },
+}
+
+/// Which log this is, as opposed to which service's: a log is made once,
+/// and two logs of one service (two data directories, a copy that went its
+/// own way) are two identities. A UUIDv7 made when the log is created (or,
+/// for a log of a release before identities, on its first open), stored in
+/// its `meta` keyspace. Rationale: a service's seq and hash say where a log
+/// stands, not whose it is; the identity lets an instance about to write
+/// and a consumer about to read tell a second log from the one they know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LogIdentity(Uuid);
+
+impl LogIdentity {
+    fn new() -> LogIdentity {
+        LogIdentity(Uuid::now_v7())
+    }
+}
+
+impl std::fmt::Display for LogIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a log reads the time: `recorded_at` and the wall part of its
+/// clock. The system clock; only code (a test playing a service whose
+/// clock runs off) can shift it, never a request or a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    offset: chrono::TimeDelta,
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        WallClock::system()
+    }
+}
+
+impl WallClock {
+    pub fn system() -> WallClock {
+        WallClock {
+            offset: chrono::TimeDelta::zero(),
+        }
+    }
+
+    /// The system clock shifted by `offset` (negative: running behind).
+    pub fn shifted(offset: chrono::TimeDelta) -> WallClock {
+        WallClock { offset }
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let now = chrono::Utc::now();
+        now.checked_add_signed(self.offset).unwrap_or(now)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.now().timestamp_millis()).unwrap_or(0)
+    }
+}
+
+/// A handle that merges stamps into a log's clock without appending and
+/// without keeping the log open (a follower of another log holds one).
+#[derive(Clone)]
+pub struct HlcObserver {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for HlcObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HlcObserver")
+            .field("service", &self.shared.service)
+            .finish()
+    }
+}
+
+impl HlcObserver {
+    /// The next event this log appends is stamped after `hlc`.
+    pub fn observe(&self, hlc: Hlc) {
+        self.shared.observe(hlc);
+    }
 }
 
 /// One append: the events one command produced for one stream.
@@ -253,12 +346,43 @@ impl CommandRecord {
 /// State both the writer thread and readers see.
 struct Shared {
     service: Service,
+    identity: LogIdentity,
+    clock: WallClock,
+    /// The newest stamp observed from elsewhere: the writer ticks past it.
+    observed: Mutex<Hlc>,
     head: RwLock<Head>,
     poisoned: AtomicBool,
     poison_reason: RwLock<Option<String>>,
 }
 
 impl Shared {
+    /// Whether `hlc` may be merged into the clock at `now_ms` (see
+    /// `OBSERVED_HLC_AHEAD_MAX_MS`).
+    fn admissible(&self, hlc: Hlc, now_ms: u64) -> bool {
+        let ok = hlc.wall_ms <= now_ms.saturating_add(OBSERVED_HLC_AHEAD_MAX_MS);
+        if !ok {
+            tracing::warn!(
+                service = %self.service,
+                observed_wall_ms = hlc.wall_ms,
+                now_ms,
+                "an observed clock stamp is too far ahead of this log's clock; not merged"
+            );
+        }
+        ok
+    }
+
+    fn observe(&self, hlc: Hlc) {
+        if !self.admissible(hlc, self.clock.now_ms()) {
+            return;
+        }
+        let mut seen = self.observed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *seen = (*seen).max(hlc);
+    }
+
+    fn observed(&self) -> Hlc {
+        *self.observed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn unavailable(&self) -> LogError {
         let reason = self
             .poison_reason
@@ -312,6 +436,7 @@ impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log")
             .field("service", &self.inner.shared.service)
+            .field("identity", &self.inner.shared.identity)
             .field("dir", &self.inner.dir)
             .finish()
     }
@@ -320,12 +445,17 @@ impl std::fmt::Debug for Log {
 impl Log {
     /// Opens (or creates) the log of `service` in `dir`, recovering its head.
     pub fn open(dir: impl AsRef<Path>, service: Service) -> Result<Log, LogError> {
+        Self::open_with_clock(dir, service, WallClock::system())
+    }
+
+    /// `open`, with the time read from `clock`.
+    pub fn open_with_clock(dir: impl AsRef<Path>, service: Service, clock: WallClock) -> Result<Log, LogError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| LogError::Open {
             path: dir.clone(),
             reason: e.to_string(),
         })?;
-        Self::open_inner(dir, Some(service))
+        Self::open_inner(dir, Some(service), clock)
     }
 
     /// Opens a log that must already exist, whatever its service (for tools
@@ -344,10 +474,10 @@ impl Log {
                 reason: "the directory is empty: no log here".into(),
             });
         }
-        Self::open_inner(dir, None)
+        Self::open_inner(dir, None, WallClock::system())
     }
 
-    fn open_inner(dir: PathBuf, want: Option<Service>) -> Result<Log, LogError> {
+    fn open_inner(dir: PathBuf, want: Option<Service>, clock: WallClock) -> Result<Log, LogError> {
         let open_err = |reason: String| LogError::Open {
             path: dir.clone(),
             reason,
@@ -392,9 +522,28 @@ impl Log {
             }
             (None, None) => return Err(open_err("no Concord log here".into())),
         };
+        let identity = match meta.get(META_IDENTITY).map_err(|e| open_err(e.to_string()))? {
+            Some(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(|t| Uuid::parse_str(t).ok())
+                .map(LogIdentity)
+                .ok_or_else(|| open_err("the log identity in its metadata is not a uuid".into()))?,
+            None => {
+                // A new log, or one of a release before identities: it is
+                // given one now, durably, before anyone can be told it.
+                let made = LogIdentity::new();
+                meta.insert(META_IDENTITY, made.to_string())
+                    .and_then(|()| db.persist(PersistMode::SyncAll))
+                    .map_err(|e| open_err(format!("storing the log identity: {e}")))?;
+                made
+            }
+        };
         let (head, hlc) = recover_head(&stores, service)?;
         let shared = Arc::new(Shared {
             service,
+            identity,
+            clock,
+            observed: Mutex::new(Hlc::default()),
             head: RwLock::new(head.clone()),
             poisoned: AtomicBool::new(false),
             poison_reason: RwLock::new(None),
@@ -424,6 +573,25 @@ impl Log {
 
     pub fn service(&self) -> Service {
         self.inner.shared.service
+    }
+
+    /// Which log this is: made when the log was created, stored with it.
+    pub fn identity(&self) -> LogIdentity {
+        self.inner.shared.identity
+    }
+
+    /// Merges a stamp seen elsewhere (an event of another log this service
+    /// consumed) into the clock without appending: the next event is
+    /// stamped after it.
+    pub fn observe(&self, hlc: Hlc) {
+        self.inner.shared.observe(hlc);
+    }
+
+    /// A handle that observes for this log (see `observe`).
+    pub fn hlc_observer(&self) -> HlcObserver {
+        HlcObserver {
+            shared: self.inner.shared.clone(),
+        }
     }
 
     pub fn dir(&self) -> &Path {

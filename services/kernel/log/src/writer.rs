@@ -230,12 +230,16 @@ impl Writer {
     /// Turns an accepted append into sealed envelopes and their stored bytes,
     /// advancing the writer's head and clock.
     fn build(&mut self, req: &mut AppendRequest, data: &[Vec<u8>], actual: u64) -> Vec<(EventEnvelope, Vec<u8>)> {
-        let now = chrono::Utc::now();
+        let now = self.shared.clock.now();
         let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let recorded_at = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        // After what caused this command and after everything the service
+        // consumed before deciding it.
+        let cause = req.observed_hlc.filter(|h| self.shared.admissible(*h, now_ms));
+        let observed = cause.max(Some(self.shared.observed()));
         let mut out = Vec::with_capacity(req.events.len());
         for (i, (e, data)) in req.events.iter_mut().zip(data).enumerate() {
-            self.hlc = self.hlc.tick(now_ms, req.observed_hlc);
+            self.hlc = self.hlc.tick(now_ms, observed);
             let mut env = EventEnvelope {
                 id: Uuid::now_v7(),
                 service: self.shared.service,
