@@ -237,7 +237,15 @@ pub struct OpsBenchArgs {
     /// real operation has tens of tasks, not thousands)
     #[arg(long, default_value_t = 100)]
     tasks_per_operation: usize,
+    /// All commands in flight on ONE operation (decided one at a time),
+    /// moving to a fresh operation every `SAME_STREAM_TASKS` tasks
+    #[arg(long)]
+    same_stream: bool,
 }
+
+/// Tasks one operation takes in `--same-stream` before the workers move to
+/// a fresh one: below the contract's limit of 1,000 tasks an operation.
+const SAME_STREAM_TASKS: usize = 900;
 
 /// `concord bench ops`: `assign_task` commands over NATS request-reply,
 /// through the whole service path (schema validation, state, decide,
@@ -260,13 +268,23 @@ pub fn ops(args: OpsBenchArgs) -> anyhow::Result<()> {
         }));
         let load = async_nats::connect(nats.url()).await?;
         println!(
-            "# concord bench ops: assign_task over NATS request-reply (nats-server, service and load on this machine)"
+            "# concord bench ops: assign_task over NATS request-reply (nats-server, service and load on this machine){}",
+            if args.same_stream {
+                ", every command in flight on one operation"
+            } else {
+                ""
+            }
         );
         println!();
         println!("| in flight | commands/s | p50 µs | p99 µs | commands |");
         println!("|---:|---:|---:|---:|---:|");
         for &n in &args.in_flight {
-            let r = drive(&load, n, Duration::from_secs(args.seconds), args.tasks_per_operation).await?;
+            let run = Duration::from_secs(args.seconds);
+            let r = if args.same_stream {
+                drive_one_stream(&load, n, run).await?
+            } else {
+                drive(&load, n, run, args.tasks_per_operation).await?
+            };
             println!("| {n} | {:.0} | {} | {} | {} |", r.per_sec, r.p50_us, r.p99_us, r.count);
             std::io::stdout().flush().ok();
         }
@@ -302,6 +320,44 @@ async fn open_operation(client: &async_nats::Client) -> anyhow::Result<uuid::Uui
         "lead_country": "FR", "countries": ["DE", "ES"]});
     ops_command(client, "open", data).await?;
     Ok(id)
+}
+
+/// Every worker assigns tasks to the one current operation; the worker
+/// that finds it full opens the next while the others wait.
+async fn drive_one_stream(client: &async_nats::Client, workers: usize, run: Duration) -> anyhow::Result<Latency> {
+    let start = Instant::now();
+    let deadline = start + run;
+    let current = Arc::new(tokio::sync::Mutex::new((open_operation(client).await?, 0usize)));
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let client = client.clone();
+            let current = Arc::clone(&current);
+            tokio::spawn(async move {
+                let mut us = Vec::new();
+                while Instant::now() < deadline {
+                    let op = {
+                        let mut current = current.lock().await;
+                        if current.1 == SAME_STREAM_TASKS {
+                            *current = (open_operation(&client).await?, 0);
+                        }
+                        current.1 += 1;
+                        current.0
+                    };
+                    let data = json!({"operation_id": op, "task_id": uuid::Uuid::now_v7(),
+                        "assignee_country": "DE", "title": "trace the boat", "details": "port of Hamburg"});
+                    let t = Instant::now();
+                    ops_command(&client, "assign_task", data).await?;
+                    us.push(t.elapsed().as_micros());
+                }
+                anyhow::Ok(us)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(summarize(all, start.elapsed()))
 }
 
 async fn drive(client: &async_nats::Client, workers: usize, run: Duration, per_op: usize) -> anyhow::Result<Latency> {
