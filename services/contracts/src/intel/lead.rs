@@ -304,7 +304,9 @@ pub(super) fn decide_amend(
     if lead.status == LeadStatus::Retracted {
         return Err(Rejection::RuleViolated("lead is retracted".into()));
     }
-    operation_not_closed(ops, lead.operation_id)?;
+    // Write access follows current membership: a country removed from the
+    // operation is answered as one that never took part.
+    ops.open_operation_seen_by(lead.operation_id, actor)?;
     owner_liaison_only(lead, actor, "amend the lead")?;
     required_text("reason", &cmd.reason, REASON_CHARS_MAX)?;
     if cmd.summary.is_none() && cmd.details.is_none() && cmd.subject.is_none() && cmd.grading.is_none() {
@@ -347,7 +349,11 @@ pub(super) fn decide_retract(
     if lead.status == LeadStatus::Retracted {
         return Err(Rejection::RuleViolated("lead is already retracted".into()));
     }
-    // No check that the operation is open: see the contract's choices.
+    // No check that the operation is open (see the contract's choices), but
+    // write access follows current membership, as for an amendment.
+    if !ops.takes_part(lead.operation_id, actor.country) && actor.role != Role::Auditor {
+        return Err(Rejection::NotFound("operation not found".into()));
+    }
     owner_liaison_only(lead, actor, "retract the lead")?;
     required_text("reason", &cmd.reason, REASON_CHARS_MAX)?;
     Ok(vec![Event::LeadRetracted(LeadRetracted {
@@ -361,17 +367,6 @@ fn lead_seen_by<'a>(state: &'a State, ops: &OperationsView, actor: &Actor) -> Re
     match state {
         State::Lead(lead) if seen_by(state, ops, &viewer(actor)) => Ok(lead),
         _ => Err(Rejection::NotFound("lead not found".into())),
-    }
-}
-
-/// Step 2 for a lead: its operation is still open. An operation intel does
-/// not know cannot be checked, so it is refused too (the runtime brings the
-/// view up to date before deciding, so this does not happen).
-fn operation_not_closed(ops: &OperationsView, id: Uuid) -> Result<(), Rejection> {
-    match ops.get(id) {
-        Some(op) if !op.closed => Ok(()),
-        Some(_) => Err(Rejection::RuleViolated("operation is closed".into())),
-        None => Err(Rejection::RuleViolated(format!("operation {id} is unknown to intel"))),
     }
 }
 

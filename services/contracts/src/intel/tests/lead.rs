@@ -386,6 +386,30 @@ fn a_lead_of_a_closed_operation_is_not_amended_but_may_be_retracted() {
         .then([retracted()]);
 }
 
+/// Write access follows current membership: once its country is removed
+/// from the operation, an owner is refused exactly as a country that never
+/// took part (it still sees its own lead).
+#[test]
+fn a_country_removed_from_the_operation_no_longer_amends_or_retracts_its_leads() {
+    for cmd in [amend(), retract()] {
+        given(lead())
+            .with_facts(ops_without("DE"))
+            .when(cmd, liaison("DE"))
+            .then_rejected(ErrorCode::NotFound, "operation not found");
+    }
+    // Taken back in, it may again.
+    let mut back = ops_without("DE");
+    fold(
+        &mut back,
+        OP,
+        OpsEvent::ParticipantAdded(ParticipantAdded { country: cc("DE") }),
+    );
+    given(lead())
+        .with_facts(back)
+        .when(retract(), liaison("DE"))
+        .then([retracted()]);
+}
+
 #[test]
 fn an_amendment_has_a_reason_and_changes_something_valid() {
     let with = |f: &dyn Fn(&mut AmendLead)| {
