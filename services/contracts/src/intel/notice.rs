@@ -416,8 +416,12 @@ pub(super) fn decide_review(
             notice.status
         )));
     }
-    if actor.role != Role::Reviewer {
-        return Err(Rejection::Forbidden("only a reviewer can review a notice".into()));
+    // The secretariat reviews (docs/design.md, Users): a reviewer of any
+    // other country is refused, as any other role is.
+    if actor.role != Role::Reviewer || !actor.country.is_secretariat() {
+        return Err(Rejection::Forbidden(
+            "only a reviewer of the secretariat (GS) can review a notice".into(),
+        ));
     }
     if actor.country == notice.requesting_country {
         return Err(Rejection::Forbidden(format!(
