@@ -39,6 +39,22 @@ use crate::problem::Problem;
 /// Largest request body accepted (413 beyond). Commands are small; the
 /// biggest event a log takes is 64 KiB of data.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Connections served at once; past it the listener accepts no more until
+/// one closes (the kernel's backlog holds them). Rationale: each holds a
+/// task and buffers; unbounded, idle or slow clients exhaust memory and
+/// file descriptors for everyone.
+pub const CONNECTIONS_MAX: usize = 1024;
+/// How long a client may take to send a request's headers; then the
+/// connection is closed. Rationale: a client holding headers open (70 s
+/// was accepted) holds a connection slot for nothing.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take from its headers to its answer (reading
+/// its body included); then it is answered 408. Rationale: a body sent a
+/// byte at a time holds a slot as long as headers held open would; the
+/// longest honest request is a NATS round trip (`call::REQUEST_TIMEOUT`).
+pub const REQUEST_TIMEOUT_TOTAL: Duration = Duration::from_secs(30);
+/// Most request headers one request may carry (431 beyond).
+pub const HEADERS_MAX: usize = 64;
 /// How long `/readyz` waits for each service's `$SRV.PING`.
 pub const READY_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -50,6 +66,11 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The services `/readyz` expects to answer.
     pub services: Vec<Service>,
+    /// Limits of the HTTP edge (the constants above unless a test sets
+    /// others).
+    pub connections_max: usize,
+    pub header_read_timeout: Duration,
+    pub request_timeout_total: Duration,
 }
 
 impl Config {
@@ -58,6 +79,9 @@ impl Config {
             secret,
             request_timeout: call::REQUEST_TIMEOUT,
             services,
+            connections_max: CONNECTIONS_MAX,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout_total: REQUEST_TIMEOUT_TOTAL,
         }
     }
 }
@@ -108,27 +132,97 @@ pub static OWN: &[Own] = &[
 ];
 
 pub fn router(client: async_nats::Client, config: Config) -> Router {
+    let timeout = config.request_timeout_total;
     let state: AppState = Arc::new(Gateway { client, config });
     OWN.iter()
         .fold(handler::routes(), |router, own| router.route(own.path, (own.methods)()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(move |req, next| within(timeout, req, next)))
+        .layer(axum::middleware::from_fn(no_store))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
+/// Nothing the API answers may be kept by a cache between the caller and
+/// the gateway: it is police data, and what a country may see changes.
+async fn no_store(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+/// The request answered within `limit`, or a 408 problem.
+async fn within(limit: Duration, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => Problem::http(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request took longer than {limit:?}"),
+        )
+        .into_response(),
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves; requests in
-/// flight are finished first.
+/// flight are finished first. HTTP/1.1, at most `connections_max`
+/// connections at once, headers within `header_read_timeout`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     client: async_nats::Client,
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(client, config))
-        .with_graceful_shutdown(shutdown)
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.connections_max));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_headers(HEADERS_MAX);
+    let app = router(client, config);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, not die.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Requests in flight finish; idle connections close.
+    if tokio::time::timeout(REQUEST_TIMEOUT_TOTAL, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {REQUEST_TIMEOUT_TOTAL:?}; stopping anyway");
+    }
+    Ok(())
 }
 
 async fn not_found() -> Problem {

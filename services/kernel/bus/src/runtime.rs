@@ -331,6 +331,42 @@ fn invalid_input(what: &str, violations: Vec<schema::Violation>) -> Reply {
     )
 }
 
+/// Every text of a command is plain text: no control character but the
+/// line feed and the tab (NUL, escapes and C1 controls hide or forge what a
+/// reader sees, in a log, a terminal or an export), and none is made of
+/// white space alone (a blank that looks like a value). `at` is the JSON
+/// pointer of `value`.
+fn plain_text(at: &str, value: &Value) -> Result<(), String> {
+    match value {
+        Value::String(s) => {
+            if let Some(c) = s.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
+                return Err(format!(
+                    "{}: control character U+{:04X} is not allowed in a text",
+                    if at.is_empty() { "/" } else { at },
+                    u32::from(c)
+                ));
+            }
+            if !s.is_empty() && s.trim().is_empty() {
+                return Err(format!(
+                    "{}: a text of white space only is not allowed",
+                    if at.is_empty() { "/" } else { at }
+                ));
+            }
+            Ok(())
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| plain_text(&format!("{at}/{i}"), v)),
+        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| {
+            // A JSON pointer escapes `~` and `/` in a key.
+            let key = k.replace('~', "~0").replace('/', "~1");
+            plain_text(&format!("{at}/{key}"), v)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
 fn log_reply(e: &LogError) -> Reply {
     match e {
         LogError::Invalid(_) => Reply::error(ErrorCode::Invalid, e.to_string()),
@@ -483,6 +519,9 @@ impl<A: Aggregate> Runtime<A> {
             Ok(Ok(())) => {}
             Ok(Err(v)) => return invalid_input(&format!("{name} data"), v),
             Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
+        }
+        if let Err(why) = plain_text("", &env.data) {
+            return Reply::error(ErrorCode::Invalid, format!("{name} data is invalid: {why}"));
         }
         let command: A::Command = match from_tagged(name, &env.data) {
             Ok(c) => c,
@@ -813,6 +852,40 @@ impl<A: Aggregate> Runtime<A> {
         match answered {
             Ok(v) => Reply::ok(v),
             Err(r) => refused(&r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::plain_text;
+
+    #[test]
+    fn texts_are_plain_and_not_blank() {
+        assert_eq!(
+            plain_text(
+                "",
+                &json!({"a": "line one\nline two\ttab", "b": "", "n": [1, null, true]})
+            ),
+            Ok(())
+        );
+        for (value, why) in [
+            (json!({"title": "a\u{0}b"}), "/title: control character U+0000"),
+            (json!({"title": "bell\u{7}"}), "/title: control character U+0007"),
+            (
+                json!({"x": {"y": ["ok", "esc\u{1b}[31m"]}}),
+                "/x/y/1: control character U+001B",
+            ),
+            (json!({"t": "carriage\rreturn"}), "/t: control character U+000D"),
+            (json!({"t": "del\u{7f}"}), "/t: control character U+007F"),
+            (json!({"t": "c1\u{85}"}), "/t: control character U+0085"),
+            (json!({"summary": " \n\t "}), "/summary: a text of white space only"),
+            (json!({"a/b~c": " "}), "/a~1b~0c: a text of white space only"),
+        ] {
+            let err = plain_text("", &value).expect_err("refused");
+            assert!(err.starts_with(why), "{err} (wanted {why})");
         }
     }
 }

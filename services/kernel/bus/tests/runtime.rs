@@ -683,3 +683,33 @@ async fn requests_beyond_the_bound_are_refused_at_once() {
     }
     assert_eq!(one.log.head().seq, 3);
 }
+
+/// A text with a control character (but line feed and tab) or of white
+/// space only is refused with the field's path, and nothing is appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_with_control_characters_or_only_blanks_are_refused() {
+    let w = world().await;
+    for (name, want) in [
+        ("nul\u{0}byte", "/name: control character U+0000"),
+        ("\u{1b}[2Jcleared", "/name: control character U+001B"),
+        ("   ", "/name: a text of white space only"),
+    ] {
+        let r = cmd(
+            &w,
+            "create",
+            envelope(&format!("t-{name}"), json!({"id": "a", "name": name})),
+        )
+        .await;
+        assert_eq!(r["error"]["code"], json!("invalid"), "{r}");
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(want), "{message} (wanted {want})");
+    }
+    assert_eq!(w.log.head().seq, 0, "nothing appended");
+    let r = cmd(
+        &w,
+        "create",
+        envelope("t-ok", json!({"id": "a", "name": "two\nlines\tand a tab"})),
+    )
+    .await;
+    assert_eq!(r["ok"], json!(true), "{r}");
+}
