@@ -35,6 +35,9 @@ pub(super) struct Job {
 pub(super) struct Writer {
     pub stores: Stores,
     pub shared: Arc<Shared>,
+    /// Wakes the high-water mark thread after a commit (no IO here: the
+    /// mark is never on the acknowledgement path).
+    pub mark: Arc<super::mark::Signal>,
     pub head: Head,
     pub hlc: Hlc,
     pub versions: HashMap<String, u64>,
@@ -172,6 +175,7 @@ impl Writer {
                 if let Ok(mut h) = self.shared.head.write() {
                     *h = self.head.clone();
                 }
+                self.mark.poke();
                 if self.versions.len() + batch_versions.len() > STREAM_CACHE_MAX {
                     self.versions.clear();
                 }
