@@ -36,7 +36,7 @@ enum Cmd {
     Serve(system::ServeArgs),
     /// Print a signed token (the JWT alone on the last line).
     Token(TokenArgs),
-    /// Inspect a service's event log on disk (the service must be stopped).
+    /// Inspect, back up and restore a service's event log.
     Log {
         #[command(subcommand)]
         command: LogCmd,
@@ -107,12 +107,21 @@ fn run_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<Exit
 
 #[derive(Subcommand)]
 enum LogCmd {
-    /// Walk the whole hash chain; exit 1 and name the first bad seq if it breaks.
+    /// Walk the whole hash chain and check the log extends to its
+    /// high-water mark (and to --head); exit 1 naming what is wrong.
+    /// Reads a private copy: never changes a byte of DIR.
     Verify {
         /// The log directory, e.g. data/operations
         dir: PathBuf,
+        /// A head the log must extend to, with this hash at this seq (as a
+        /// consumer or an auditor recorded it): SEQ:HASH
+        #[arg(long, value_parser = logcmd::parse_head)]
+        head: Option<concord_log::Head>,
     },
     /// Print events as JSON Lines, one envelope per line, exactly as stored.
+    /// Reads a private copy: never changes a byte of DIR. A log that cannot
+    /// be read to its end exits 1, the last line on stderr saying from
+    /// which seq the export is incomplete.
     Export {
         dir: PathBuf,
         /// First seq to print
@@ -137,7 +146,7 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => run_async(system::serve(args)),
         Cmd::Token(args) => token(args),
         Cmd::Log { command } => match command {
-            LogCmd::Verify { dir } => logcmd::verify(&dir),
+            LogCmd::Verify { dir, head } => logcmd::verify(&dir, head.as_ref()),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
         },
         Cmd::Bench { command } => match command {

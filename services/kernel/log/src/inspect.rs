@@ -49,11 +49,9 @@ impl Copy {
             Ok(f) => match f.try_lock_shared() {
                 Ok(()) => Some(f),
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(err(
-                        "the log is in use by a running service: stop it first, or back up \
-                         the running service's log with `concord log backup`"
-                            .into(),
-                    ));
+                    return Err(LogError::InUse {
+                        path: original.to_path_buf(),
+                    });
                 }
                 Err(std::fs::TryLockError::Error(e)) => return Err(err(format!("locking it for reading: {e}"))),
             },

@@ -39,7 +39,7 @@ use concord_core::chain::{
     BadEvent, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
 };
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
-pub use mark::{MARK_FILE, MARK_INTERVAL, Mark, MarkError};
+pub use mark::{MARK_FILE, MARK_INTERVAL, Mark, MarkError, read as read_mark};
 pub use validate::InvalidAppend;
 
 /// Largest `data` of one event, in canonical JSON bytes. Rationale: events
@@ -99,6 +99,13 @@ pub enum LogError {
     Corrupt { service: String, seq: u64, reason: String },
     #[error("cannot open log at {path}: {reason}")]
     Open { path: PathBuf, reason: String },
+    /// A tool's read-only open of a log a service holds: its files change
+    /// under a copy.
+    #[error(
+        "cannot open log at {path}: the log is in use by a running service: stop it first, or back up the \
+         running service's log with `concord log backup`"
+    )]
+    InUse { path: PathBuf },
     /// The store could not give back what it holds. Says once which log,
     /// which seqs and what the store answered (its own error flattened
     /// into `reason`, not chained: a chain printed the same damage three
@@ -131,8 +138,8 @@ pub enum LogError {
 /// What to do about a log that lost acknowledged history: said wherever
 /// it is refused.
 pub const RESTORE_ADVICE: &str = "Keep this directory as evidence (move it aside), then restore the log from a \
-     replica, or from a backup made with `concord log backup`: `concord log restore --from BACKUP --data DATA_DIR` \
-     rebuilds it, verifying its chain (see docs/reliability.md)";
+     replica, or from a backup made with `concord log backup`: `concord log restore --from BACKUP LOG_DIR` \
+     rebuilds the directory from it, verifying its chain (see docs/reliability.md)";
 
 /// A log named for an operator: its service, directory and identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +240,8 @@ fn describe(e: &fjall::Error) -> String {
         fjall::Error::Storage(lsm_tree) => {
             let text = format!("{lsm_tree:?}");
             if text.starts_with("ChecksumMismatch") {
-                format!("the stored bytes fail their checksum ({text})")
+                // The two checksum values tell an operator nothing.
+                "the stored bytes fail their checksum: a block of a table file is damaged".to_owned()
             } else {
                 text
             }
@@ -901,17 +909,26 @@ impl Log {
         let mut events = Vec::new();
         let mut bytes = 0usize;
         let from = from_seq.max(1);
+        // No further than `max_events` can reach: a scan never touches
+        // (or fails on) a block past what it returns.
+        let last = head_seq.min(from.saturating_add(max_events as u64 - 1));
         if from <= head_seq {
-            for item in self
-                .inner
-                .stores
-                .events
-                .range(from.to_be_bytes()..=head_seq.to_be_bytes())
-            {
-                let (k, v) = item.into_inner().map_err(|e| {
-                    let last_read = events.last().map_or(from - 1, |r: &RawEvent| r.seq);
-                    self.storage_after("reading events", last_read, &e)
-                })?;
+            for item in self.inner.stores.events.range(from.to_be_bytes()..=last.to_be_bytes()) {
+                let (k, v) = match item.into_inner() {
+                    Ok(kv) => kv,
+                    Err(e) => {
+                        // A scan fails as a whole, sometimes on a block
+                        // past the seqs it is at: the events before the
+                        // damage are read one by one and returned, the
+                        // error comes with the read that starts at it.
+                        let last_read = events.last().map_or(from - 1, |r: &RawEvent| r.seq);
+                        self.salvage(last_read + 1, last, max_events, &mut events, &mut bytes);
+                        if events.is_empty() {
+                            return Err(self.storage_after("reading events", last_read, &e));
+                        }
+                        break;
+                    }
+                };
                 let seq = key_seq(&k).ok_or_else(|| self.corrupt(0, "event key is not 8 bytes"))?;
                 if !events.is_empty() && bytes + v.len() > READ_BATCH_BYTES_MAX {
                     break;
@@ -924,6 +941,21 @@ impl Log {
             }
         }
         Ok(ReadBatch { events, head_seq })
+    }
+
+    /// Point reads from `from` to `last` into `events` until one fails or
+    /// a bound of `read_from` is reached.
+    fn salvage(&self, from: u64, last: u64, max_events: usize, events: &mut Vec<RawEvent>, bytes: &mut usize) {
+        for seq in from..=last {
+            let Ok(Some(v)) = self.inner.stores.events.get(seq.to_be_bytes()) else {
+                return;
+            };
+            if events.len() >= max_events || (!events.is_empty() && *bytes + v.len() > READ_BATCH_BYTES_MAX) {
+                return;
+            }
+            *bytes += v.len();
+            events.push(RawEvent { seq, bytes: v.to_vec() });
+        }
     }
 
     /// Decoded events from `from_seq` on (see `read_from`).
