@@ -6,6 +6,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod backup;
 mod bench;
 mod logcmd;
 mod secret;
@@ -128,6 +129,29 @@ enum LogCmd {
         #[arg(long, default_value_t = 1)]
         from: u64,
     },
+    /// Write a verified copy of a log (every event to its head, and which
+    /// log and head it is) to a new directory OUT. Reads the log from disk
+    /// when no service holds it, else from the running service over NATS.
+    Backup {
+        /// The log directory, e.g. data/operations
+        dir: PathBuf,
+        /// The backup directory to create
+        #[arg(long)]
+        out: PathBuf,
+        /// NATS of the running service (default: NATS_URL, else
+        /// nats://127.0.0.1:4222)
+        #[arg(long)]
+        nats: Option<String>,
+    },
+    /// Rebuild a log directory from a backup, verifying its chain: the log
+    /// keeps its identity and its high-water mark is the backup's head.
+    Restore {
+        /// The backup directory (made by `concord log backup`)
+        #[arg(long)]
+        from: PathBuf,
+        /// The log directory to create, e.g. data/operations
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +172,8 @@ fn main() -> ExitCode {
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir, head } => logcmd::verify(&dir, head.as_ref()),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
+            LogCmd::Backup { dir, out, nats } => backup::backup(&dir, &out, nats),
+            LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
         },
         Cmd::Bench { command } => match command {
             BenchCmd::Log(args) => bench::log(args).map(|()| ExitCode::SUCCESS),

@@ -19,6 +19,7 @@
 
 mod inspect;
 mod mark;
+mod restore;
 mod validate;
 mod writer;
 
@@ -40,6 +41,7 @@ use concord_core::chain::{
 };
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
 pub use mark::{MARK_FILE, MARK_INTERVAL, Mark, MarkError, read as read_mark};
+pub use restore::{RestoreError, restore};
 pub use validate::InvalidAppend;
 
 /// Largest `data` of one event, in canonical JSON bytes. Rationale: events
