@@ -235,11 +235,25 @@ fn a_flipped_journal_byte_is_refused_by_open_verify_and_export_and_they_change_n
             "{what}: verify and export changed the directory"
         );
 
+        let damaged_journal = std::fs::read(dir.join("0.jnl")).expect("journal");
         match Log::open(&dir, Service::Operations) {
-            Err(LogError::BehindMark { breach, .. }) => assert!(
-                matches!(&*breach, MarkBreach::Missing { head_seq: 11, expected } if *expected == head),
-                "{what}: {breach:?}"
-            ),
+            Err(e @ LogError::BehindMark { .. }) => {
+                let text = e.to_string();
+                let LogError::BehindMark { breach, evidence, .. } = e else {
+                    unreachable!()
+                };
+                assert!(
+                    matches!(&*breach, MarkBreach::Missing { head_seq: 11, expected } if *expected == head),
+                    "{what}: {breach:?}"
+                );
+                // fjall's recovery cut the journal in place; the bytes it
+                // dropped are kept, and the error says where.
+                let evidence = evidence.expect("the journal before the open is kept");
+                assert!(text.contains(&evidence.display().to_string()), "{what}: {text}");
+                let kept = std::fs::read(evidence.join("0.jnl")).expect("kept journal");
+                std::fs::remove_dir_all(&evidence).expect("clean up");
+                assert_eq!(kept, damaged_journal, "{what}: the journal as it was before the open");
+            }
             other => panic!("{what}: a writing open must be refused, got {other:?}"),
         }
     }
@@ -296,6 +310,14 @@ fn a_service_never_starts_on_a_log_below_its_mark() {
     ] {
         assert!(stderr.contains(want), "{want:?} not in {stderr}");
     }
+    let kept = stderr
+        .split("are kept in ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|p| PathBuf::from(p.trim_end_matches('.')))
+        .expect("the error says where the journal before the open is kept");
+    assert!(kept.join("0.jnl").is_file(), "{}", kept.display());
+    std::fs::remove_dir_all(&kept).expect("clean up");
     let out = concord(&["log", "verify", s(&dir)]);
     assert_eq!(
         out.status.code(),

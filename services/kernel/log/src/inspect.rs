@@ -72,6 +72,28 @@ impl Copy {
     }
 }
 
+/// A copy of the journal files (`*.jnl`) of the log in `dir`, in a new
+/// temporary directory, or `None` when it has none.
+pub fn copy_journals(dir: &Path) -> std::io::Result<Option<tempfile::TempDir>> {
+    let mut copy = None;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_file() && path.extension().is_some_and(|e| e == "jnl") {
+            let to = match &copy {
+                Some(t) => t,
+                None => copy.insert(
+                    tempfile::Builder::new()
+                        .prefix("concord-journal-before-open-")
+                        .tempdir()?,
+                ),
+            };
+            copy_file(&path, &to.path().join(entry.file_name()))?;
+        }
+    }
+    Ok(copy)
+}
+
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

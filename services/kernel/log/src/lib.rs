@@ -124,9 +124,17 @@ pub enum LogError {
     /// take a lost one's seq, so it is not opened.
     #[error(
         "{log} was not opened: {breach}. Nothing was appended to it, so no new event can take the place of a \
-         lost one. {RESTORE_ADVICE}"
+         lost one.{} {RESTORE_ADVICE}",
+        evidence_note(.evidence.as_deref())
     )]
-    BehindMark { log: Box<LogName>, breach: Box<MarkBreach> },
+    BehindMark {
+        log: Box<LogName>,
+        breach: Box<MarkBreach>,
+        /// Where the journal as it was before this open is kept: fjall's
+        /// recovery has already cut what it could not read in the log's
+        /// own directory.
+        evidence: Option<PathBuf>,
+    },
     /// The high-water mark file cannot be read: whether history was lost
     /// cannot be told, so the log is not opened for writing.
     #[error("{log} was not opened: its high-water mark cannot be used: {source}. {RESTORE_ADVICE}")]
@@ -142,6 +150,16 @@ pub enum LogError {
 pub const RESTORE_ADVICE: &str = "Keep this directory as evidence (move it aside), then restore the log from a \
      replica, or from a backup made with `concord log backup`: `concord log restore --from BACKUP LOG_DIR` \
      rebuilds the directory from it, verifying its chain (see docs/reliability.md)";
+
+fn evidence_note(evidence: Option<&Path>) -> String {
+    evidence.map_or_else(String::new, |p| {
+        format!(
+            " fjall's recovery dropped the part of its journal it could not read; the journal files as they were \
+             before this open are kept in {}.",
+            p.display()
+        )
+    })
+}
 
 /// A log named for an operator: its service, directory and identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -675,6 +693,18 @@ impl Log {
             path: shown_dir.clone(),
             reason,
         };
+        // fjall's recovery cuts, in place, the part of the journal it cannot
+        // read. For a log held to a mark, the journal files are copied
+        // first (their data bytes only): should the open be refused, the
+        // bytes fjall dropped are kept as evidence. Best effort: without a
+        // copy the refusal still stands.
+        let journals = match mode {
+            Mode::Write if dir.join(MARK_FILE).exists() => inspect::copy_journals(&dir)
+                .inspect_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "journal not copied before open"))
+                .ok()
+                .flatten(),
+            _ => None,
+        };
         let db = Database::builder(&dir).open().map_err(|e| match e {
             fjall::Error::Locked => open_err("the log is in use by another process".into()),
             other => open_err(describe(&other)),
@@ -751,6 +781,7 @@ impl Log {
                     return Err(LogError::BehindMark {
                         log: Box::new(name),
                         breach: Box::new(breach.clone()),
+                        evidence: journals.map(tempfile::TempDir::keep),
                     });
                 }
                 MarkCheck::Unusable(_) => {

@@ -47,6 +47,19 @@ fn append_n(log: &Log, from: usize, n: usize) {
     });
 }
 
+/// A writing open that must be refused; the journal copy a refusal keeps
+/// (in the temp dir) is removed.
+fn refused(dir: &Path) -> LogError {
+    let e = Log::open(dir, Service::Operations).expect_err("refused");
+    if let LogError::BehindMark {
+        evidence: Some(kept), ..
+    } = &e
+    {
+        std::fs::remove_dir_all(kept).expect("remove the kept journal");
+    }
+    e
+}
+
 fn read_mark(dir: &Path) -> Mark {
     serde_json::from_slice(&std::fs::read(dir.join(MARK_FILE)).expect("head.json")).expect("a mark")
 }
@@ -135,7 +148,7 @@ fn a_log_below_its_mark_is_not_opened_and_the_error_says_what_is_missing_and_wha
     mark.seq = 9;
     mark.hash = "ab".repeat(32);
     write_mark(dir.path(), &mark);
-    let e = Log::open(dir.path(), Service::Operations).expect_err("refused");
+    let e = refused(dir.path());
     match &e {
         LogError::BehindMark { breach, .. } => assert_eq!(
             **breach,
@@ -181,7 +194,7 @@ fn another_event_at_the_mark_s_seq_or_another_log_s_mark_is_refused() {
     diverged.seq = 4;
     diverged.hash = "cd".repeat(32);
     write_mark(dir.path(), &diverged);
-    let e = Log::open(dir.path(), Service::Operations).expect_err("refused");
+    let e = refused(dir.path());
     assert!(
         matches!(&e, LogError::BehindMark { breach, .. } if matches!(**breach, MarkBreach::Diverged { .. })),
         "{e:?}"
@@ -193,11 +206,11 @@ fn another_event_at_the_mark_s_seq_or_another_log_s_mark_is_refused() {
     let mut foreign = good.clone();
     foreign.identity = other_identity;
     write_mark(dir.path(), &foreign);
-    let e = Log::open(dir.path(), Service::Operations).expect_err("refused");
+    let e = refused(dir.path());
     assert!(e.to_string().contains("that of another log"), "{e}");
 
     std::fs::write(dir.path().join(MARK_FILE), b"{\"seq\":").expect("torn by hand");
-    let e = Log::open(dir.path(), Service::Operations).expect_err("refused");
+    let e = refused(dir.path());
     assert!(matches!(e, LogError::Mark { .. }), "{e:?}");
     assert!(e.to_string().contains("is not a high-water mark"), "{e}");
 
