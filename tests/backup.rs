@@ -36,7 +36,11 @@ async fn serve(data: &Path, nats: &NatsServer, client: &async_nats::Client) -> C
         .spawn()
         .expect("concord serve");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while client.request("$SRV.PING.operations", "".into()).await.is_err() {
+    // Up when its log answers (its command endpoint may answer first).
+    while concord_bus::logs::fetch_head(client, Service::Operations)
+        .await
+        .is_err()
+    {
         assert!(tokio::time::Instant::now() < deadline, "concord serve did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -784,16 +784,10 @@ impl Log {
                         evidence: journals.map(tempfile::TempDir::keep),
                     });
                 }
-                MarkCheck::Unusable(_) => {
+                MarkCheck::Unusable(reason) => {
                     return Err(LogError::Mark {
                         log: Box::new(name),
-                        source: match mark::read(&dir) {
-                            Err(e) => e,
-                            Ok(_) => MarkError::Unreadable {
-                                path: dir.join(MARK_FILE),
-                                reason: "changed while opening".into(),
-                            },
-                        },
+                        source: MarkError::Unusable(reason.clone()),
                     });
                 }
                 MarkCheck::Absent => {
@@ -1279,7 +1273,10 @@ fn check_mark(stores: &Stores, service: Service, identity: LogIdentity, dir: &Pa
     match held_to(stores, service, head, &mark.head()) {
         Ok(None) => MarkCheck::Holds(mark.head()),
         Ok(Some(breach)) => MarkCheck::Breach(breach),
-        Err(e) => MarkCheck::Unusable(format!("the event at its seq {} cannot be read: {e}", mark.seq)),
+        Err(e) => MarkCheck::Unusable(format!(
+            "the event at its seq {} cannot be read to compare: {e}",
+            mark.seq
+        )),
     }
 }
 

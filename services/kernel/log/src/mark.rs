@@ -82,6 +82,10 @@ pub enum MarkError {
     },
     #[error("{path} is not a high-water mark: {reason}")]
     Unreadable { path: PathBuf, reason: String },
+    /// Found when the mark was checked at open (a read or parse error
+    /// above, or the event at its seq unreadable), said as it was found.
+    #[error("{0}")]
+    Unusable(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
