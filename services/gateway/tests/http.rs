@@ -336,6 +336,26 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
     .expect("http");
     problem(&raw, 400, "invalid");
     problem(&w.post("/v1/operations", &fr, json!([1, 2])).await, 400, "invalid");
+    // A duplicate key: serde_json would keep the last title, another
+    // parser the first; refused, naming it.
+    let raw = request(
+        &w.addr,
+        "POST",
+        "/v1/operations",
+        &[
+            ("Authorization", &format!("Bearer {fr}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(br#"{"title":"Op A","objective":"o","lead_country":"FR","countries":[],"title":"Op B"}"#),
+    )
+    .await
+    .expect("http");
+    let p = problem(&raw, 400, "invalid");
+    assert_eq!(
+        p["detail"],
+        r#"body is refused: duplicate key "title" in the object at $ (parsers disagree on which one counts)"#,
+        "{p}"
+    );
     let r = w
         .send(
             "POST",
