@@ -7,13 +7,18 @@
 //! to the gateway and another to a verifier or a consumer written in another
 //! language. RFC 8785 (the canonical form of `chain`) and I-JSON (RFC 7493)
 //! forbid duplicate names; Concord refuses them at every input, naming the
-//! key and where it is.
+//! key and where it is. Likewise a number with an integer value beyond
+//! ±(2^53−1) (`chain::INTEGER_MAX`), however it is written: a parser that
+//! holds numbers as IEEE doubles (JavaScript's, RFC 8785's) would read
+//! another number.
 
 use std::cell::RefCell;
 use std::fmt;
 
-use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+
+use crate::chain::INTEGER_MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
@@ -22,6 +27,8 @@ pub enum JsonError {
     Syntax(String),
     #[error("duplicate key {key:?} in the object at {path} (parsers disagree on which one counts)")]
     DuplicateKey { path: String, key: String },
+    #[error("number {number} at {path} is an integer beyond ±(2^53−1) (send it as a string)")]
+    IntegerOutOfRange { path: String, number: String },
     /// Valid JSON of another shape than the one expected.
     #[error("{0}")]
     Shape(String),
@@ -46,8 +53,13 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
 /// nothing for it.
 #[derive(Default)]
 struct Failure {
-    duplicate: Option<String>,
+    refused: Option<Refusal>,
     path: Vec<Segment>,
+}
+
+enum Refusal {
+    Duplicate(String),
+    Integer(String),
 }
 
 enum Segment {
@@ -57,19 +69,18 @@ enum Segment {
 
 impl Failure {
     fn into_error(self, e: serde_json::Error) -> JsonError {
-        let Some(key) = self.duplicate else {
-            return JsonError::Syntax(e.to_string());
-        };
-        JsonError::DuplicateKey {
-            path: path_text(&self.path),
-            key,
+        let path = path_text(&self.path);
+        match self.refused {
+            None => JsonError::Syntax(e.to_string()),
+            Some(Refusal::Duplicate(key)) => JsonError::DuplicateKey { path, key },
+            Some(Refusal::Integer(number)) => JsonError::IntegerOutOfRange { path, number },
         }
     }
 
     /// Records the segment of the value that failed, when the failure is
     /// ours (a syntax error needs no path: serde_json names line and column).
     fn passing(&mut self, segment: Segment) {
-        if self.duplicate.is_some() {
+        if self.refused.is_some() {
             self.path.push(segment);
         }
     }
@@ -95,6 +106,17 @@ fn path_text(innermost_first: &[Segment]) -> String {
 #[derive(Clone, Copy)]
 struct Strict<'a>(&'a RefCell<Failure>);
 
+impl Strict<'_> {
+    fn refuse<E: serde::de::Error>(self, refusal: Refusal) -> E {
+        let message = match &refusal {
+            Refusal::Duplicate(key) => format!("duplicate key {key:?}"),
+            Refusal::Integer(number) => format!("integer {number} out of range"),
+        };
+        self.0.borrow_mut().refused = Some(refusal);
+        E::custom(message)
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for Strict<'_> {
     type Value = Value;
 
@@ -118,15 +140,28 @@ impl<'de> Visitor<'de> for Strict<'_> {
         Ok(Value::Bool(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        if v.unsigned_abs() > INTEGER_MAX {
+            return Err(self.refuse(Refusal::Integer(v.to_string())));
+        }
         Ok(Value::from(v))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        if v > INTEGER_MAX {
+            return Err(self.refuse(Refusal::Integer(v.to_string())));
+        }
         Ok(Value::from(v))
     }
 
+    /// serde_json reads an integer beyond u64, and any number with a
+    /// fraction or an exponent, as a double: one with an integer value
+    /// beyond the range is refused like an integer (`1e20` is one).
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        // 2^53 − 1 is exact as a double.
+        if v.fract() == 0.0 && v.abs() > INTEGER_MAX as f64 {
+            return Err(self.refuse(Refusal::Integer(v.to_string())));
+        }
         serde_json::Number::from_f64(v)
             .map(Value::Number)
             .ok_or_else(|| E::custom("a number must be finite"))
@@ -158,9 +193,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                let message = format!("duplicate key {key:?}");
-                self.0.borrow_mut().duplicate = Some(key);
-                return Err(A::Error::custom(message));
+                return Err(self.refuse(Refusal::Duplicate(key)));
             }
             match map.next_value_seed(self) {
                 Ok(v) => {
@@ -217,6 +250,30 @@ mod tests {
             e.to_string(),
             r#"duplicate key "a" in the object at $["odd key"] (parsers disagree on which one counts)"#
         );
+    }
+
+    #[test]
+    fn refuses_integers_beyond_2_pow_53_however_written() {
+        let max = json!({"n": [9_007_199_254_740_991_i64, -9_007_199_254_740_991_i64]});
+        assert_eq!(parse(br#"{"n":[9007199254740991,-9007199254740991]}"#), Ok(max));
+        for (text, number) in [
+            (&br#"{"n":[0,9007199254740992]}"#[..], "9007199254740992"),
+            (br#"{"n":[0,-9007199254740992]}"#, "-9007199254740992"),
+            (br#"{"n":[0,18446744073709551616]}"#, "18446744073709552000"),
+            (br#"{"n":[0,1e16]}"#, "10000000000000000"),
+        ] {
+            assert_eq!(
+                parse(text),
+                Err(JsonError::IntegerOutOfRange {
+                    path: "$.n[1]".into(),
+                    number: number.into()
+                }),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // Fractions are no integers: the schema or the log decides on them.
+        assert_eq!(parse(b"[2.5, -0.5]"), Ok(json!([2.5, -0.5])));
     }
 
     #[test]

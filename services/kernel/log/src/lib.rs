@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use concord_core::chain::{
-    BadEvent, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
+    BadEvent, BadRecord, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
 };
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
 pub use validate::InvalidAppend;
@@ -724,7 +724,7 @@ impl Log {
     /// (`chain::inspect` needs no other record). Linking stays sequential.
     pub fn verify(&self) -> Result<VerifyReport, LogError> {
         const CHUNK_EVENTS: usize = 4096;
-        type Chunk = Vec<(Option<u64>, Result<Link, ChainBreak>)>;
+        type Chunk = Vec<(Option<u64>, Result<Link, BadRecord>)>;
         let mut verifier = ChainVerifier::new();
         let mut first_bad = None;
         let scan = std::thread::scope(|scope| -> Result<(), LogError> {
@@ -742,7 +742,10 @@ impl Log {
                 for (key, record) in chunk {
                     let record = match key {
                         Some(_) => record,
-                        None => Err(ChainBreak::Unreadable("event key is not 8 bytes".into())),
+                        None => Err(BadRecord {
+                            seq: None,
+                            reason: ChainBreak::Unreadable("event key is not 8 bytes".into()),
+                        }),
                     };
                     if let Err(bad) = verifier.link(key, record) {
                         return Some(BadEventReport::from(bad));
