@@ -8,8 +8,8 @@ usage: verify_export.py [FILE] [--from N --anchor HASH]
 FILE (default: standard input) is read as bytes. --from and --anchor
 verify a partial export (`concord log export --from N`): its first line
 must be seq N and link to HASH, the hash of seq N-1 known from elsewhere.
-Exit 0 and print "ok N events" when every line is canonical and the chain
-holds; exit 1 and print "BROKEN at seq S: why", S being the seq found in
+Exit 0 and print "ok N events" when every line is canonical, every data
+present has its data_digest and the chain holds; exit 1 and print "BROKEN at seq S: why", S being the seq found in
 the first bad line (the seq expected there when it has none)."""
 import argparse, hashlib, json, sys
 
@@ -69,6 +69,10 @@ def verify(data, first=1, anchor="0" * 64):
             return seq, f"expected seq {expected}, found seq {seq}"
         if event.get("prev_hash") != prev:
             return seq, "prev_hash does not match the previous event's hash"
+        if "data" in event:  # an erased event has none, and still links
+            digest = hashlib.sha256(canonical(event.pop("data")).encode("utf-8")).hexdigest()
+            if digest != event.get("data_digest"):
+                return seq, f"data_digest {event.get('data_digest')} != digest of the data {digest}"
         stored = event.pop("hash", None)
         computed = hashlib.sha256((prev + canonical(event)).encode("utf-8")).hexdigest()
         if computed != stored:

@@ -232,6 +232,21 @@ fn the_independent_verifier_refuses_non_canonical_lines_and_checks_a_partial_exp
         assert_eq!(code, Some(1), "{what}: {text}");
         assert!(text.starts_with(want), "{what}: {text}");
     }
+    // The data covered by its digest, the digest by the hash: other data
+    // of the same length is named; data erased (the member left out, as
+    // a redaction will) still verifies.
+    let (code, text) = verify_export_py(export.replacen("n°1", "n°7", 1).as_bytes(), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.starts_with("BROKEN at seq 2: data_digest "), "{text}");
+    let mut erased: serde_json::Value = serde_json::from_str(lines[1]).expect("json");
+    erased.as_object_mut().expect("object").remove("data");
+    let erased_line =
+        String::from_utf8(concord_core::chain::canonical_json(&erased).expect("canonical")).expect("utf-8");
+    assert_eq!(
+        verify_export_py(with_line(1, erased_line).as_bytes(), &[]),
+        (Some(0), "ok 4 events".into())
+    );
+
     let mut invalid_utf8 = export.clone().into_bytes();
     let at = invalid_utf8.iter().position(|b| *b == 0xc3).expect("é");
     invalid_utf8[at] = 0xff;

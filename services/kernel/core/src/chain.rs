@@ -14,6 +14,12 @@ use sha2::{Digest, Sha256};
 
 use crate::envelope::EventEnvelope;
 
+/// The chain format this release writes and reads. 1: the hash covered
+/// each event's `data` itself (`format1`). 2: it covers the SHA-256 digest
+/// of the data (`data_digest`), so a payload can be erased while the chain
+/// still verifies. A log records its format (`concord-log`).
+pub const CHAIN_FORMAT: u32 = 2;
+
 /// `prev_hash` of the first event of every log.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -164,24 +170,33 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Canonical bytes of an envelope: the envelope object without its `hash`.
-pub fn canonical_envelope(envelope: &Value) -> Result<Vec<u8>, CanonicalError> {
+/// Lowercase hex SHA-256 of a `data`'s canonical bytes: what the chain
+/// covers of it (`data_digest`), so the data can be erased and the chain
+/// still verifies.
+pub fn data_digest(data_canonical: &[u8]) -> String {
+    hex::encode(Sha256::digest(data_canonical))
+}
+
+/// Canonical bytes an event's hash covers: the envelope without `hash` and
+/// without `data` (whose `data_digest` stays).
+pub fn hash_input(envelope: &Value) -> Result<Vec<u8>, CanonicalError> {
     let map = envelope.as_object().ok_or(CanonicalError::NotAnObject)?;
     let mut without = map.clone();
     without.remove("hash");
+    without.remove("data");
     canonical_json(&Value::Object(without))
 }
 
-/// `hex(SHA-256(prev_hash as ASCII ‖ canonical bytes))`.
-pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
+/// `hex(SHA-256(prev_hash as ASCII ‖ hash input))`.
+pub fn chain_hash(prev_hash: &str, hash_input: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
-    h.update(canonical);
+    h.update(hash_input);
     hex::encode(h.finalize())
 }
 
-/// Seals an envelope: computes its hash (overwriting `envelope.hash`) and
-/// returns the bytes to store, which are its canonical JSON *with* the hash.
+/// Seals an envelope: sets its `data_digest` and its hash and returns the
+/// bytes to store, which are its canonical JSON with both.
 ///
 /// `data_canonical` must be `canonical_json(&envelope.data)` (the log
 /// computes it once while validating). Writing the fixed fields by hand,
@@ -189,10 +204,11 @@ pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
 /// writer thread cheap; `tests::sealed_bytes_are_the_generic_canonical_form`
 /// proves both give the same bytes.
 pub fn seal(envelope: &mut EventEnvelope, data_canonical: &[u8]) -> Vec<u8> {
-    // Keys in code point order: actor, causation_id, command_id,
-    // correlation_id, data, [hash], hlc, id, prev_hash, recorded_at,
-    // schema_version, seq, service, stream, type, version.
+    // Keys in RFC 8785 order (all ASCII): actor, causation_id, command_id,
+    // correlation_id, [data], data_digest, [hash], hlc, id, prev_hash,
+    // recorded_at, schema_version, seq, service, stream, type, version.
     let e = &*envelope;
+    let digest = data_digest(data_canonical);
     let mut head = Vec::with_capacity(256 + data_canonical.len());
     head.extend_from_slice(b"{\"actor\":{\"country\":");
     write_string(e.actor.country.as_str(), &mut head);
@@ -209,8 +225,7 @@ pub fn seal(envelope: &mut EventEnvelope, data_canonical: &[u8]) -> Vec<u8> {
     write_string(&e.command_id, &mut head);
     head.extend_from_slice(b",\"correlation_id\":");
     write_string(&e.correlation_id, &mut head);
-    head.extend_from_slice(b",\"data\":");
-    head.extend_from_slice(data_canonical);
+    head.push(b',');
 
     let mut tail = Vec::with_capacity(400);
     tail.extend_from_slice(
@@ -239,18 +254,24 @@ pub fn seal(envelope: &mut EventEnvelope, data_canonical: &[u8]) -> Vec<u8> {
     write_string(&e.event_type, &mut tail);
     tail.extend_from_slice(format!(",\"version\":{}}}", e.version).as_bytes());
 
+    let digest_member = format!("\"data_digest\":\"{digest}\",");
     let mut h = Sha256::new();
     h.update(e.prev_hash.as_bytes());
     h.update(&head);
-    h.update(b",");
+    h.update(digest_member.as_bytes());
     h.update(&tail);
     let hash = hex::encode(h.finalize());
 
     let mut stored = head;
-    stored.extend_from_slice(b",\"hash\":\"");
+    stored.extend_from_slice(b"\"data\":");
+    stored.extend_from_slice(data_canonical);
+    stored.push(b',');
+    stored.extend_from_slice(digest_member.as_bytes());
+    stored.extend_from_slice(b"\"hash\":\"");
     stored.extend_from_slice(hash.as_bytes());
     stored.extend_from_slice(b"\",");
     stored.extend_from_slice(&tail);
+    envelope.data_digest = digest;
     envelope.hash = hash;
     stored
 }
@@ -275,6 +296,10 @@ pub enum ChainBreak {
     PrevHashMismatch { expected: String, found: String },
     #[error("stored hash {stored} does not match the computed hash {computed}")]
     HashMismatch { stored: String, computed: String },
+    /// The data was altered (the envelope's hash, which covers the digest
+    /// only, may still match).
+    #[error("data_digest {stored} does not match the digest of the data, {computed}")]
+    DataDigestMismatch { stored: String, computed: String },
 }
 
 /// The first bad record of a chain and why. `seq` is the seq that record
@@ -400,6 +425,8 @@ pub struct Link {
 /// The record is parsed strictly (`json::parse`: no duplicate keys) and
 /// must be byte for byte its own canonical form: then every parser reads
 /// it alike, and its hash input (schemas/README.md) is a part of its bytes.
+/// Its `data`, when present (an erased event has none), must have the
+/// digest `data_digest` says.
 pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
     let unreadable = |seq, what: String| BadRecord {
         seq,
@@ -431,14 +458,28 @@ pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
     };
     let prev = hex64("prev_hash")?;
     let stored = hex64("hash")?;
-    // The hash input is the canonical form without the `hash` member: the
-    // record's own bytes with that member (and its comma) left out.
+    let digest = hex64("data_digest")?;
+    if let Some((_, span)) = spans.iter().find(|(key, _)| *key == "data") {
+        let data = &bytes[span.start + b"\"data\":".len()..span.end];
+        let computed = data_digest(data);
+        if computed != digest {
+            return Err(BadRecord {
+                seq: Some(seq),
+                reason: ChainBreak::DataDigestMismatch {
+                    stored: digest.to_owned(),
+                    computed,
+                },
+            });
+        }
+    }
+    // The hash input is the canonical form without the `hash` and `data`
+    // members: the record's own bytes with those members left out.
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(b"{");
     let mut first = true;
     for (key, span) in spans {
-        if key == "hash" {
+        if key == "hash" || key == "data" {
             continue;
         }
         if !first {
@@ -454,6 +495,70 @@ pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
         stored: stored.to_owned(),
         computed: hex::encode(h.finalize()),
     })
+}
+
+/// Chain format 1, of releases before the data digest: the hash covered
+/// the whole record, `data` included, and the form was not checked. Kept
+/// only so `concord log migrate` verifies an old log before rewriting it.
+pub mod format1 {
+    use sha2::{Digest, Sha256};
+
+    use super::{BadRecord, ChainBreak, Link};
+
+    /// `,"hash":"` — the member a stored record carries between `data` and `hlc`.
+    const HASH_MEMBER: &[u8] = b",\"hash\":\"";
+    /// `,"hash":"<64 hex>"`
+    const HASH_MEMBER_BYTES: usize = HASH_MEMBER.len() + 64 + 1;
+
+    /// Finds `,"<name>":` after the `data` member (the last occurrence: every
+    /// member after `data` holds only Concord-formatted values, so user text
+    /// inside `data` cannot shadow it).
+    fn member_after_data<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        let pat = format!(",\"{name}\":");
+        let at = memchr::memmem::rfind(bytes, pat.as_bytes())?;
+        Some(&bytes[at + pat.len()..])
+    }
+
+    fn hex64_string(after: &[u8]) -> Option<&str> {
+        let rest = after.strip_prefix(b"\"")?;
+        let hex = rest.get(..64)?;
+        (rest.get(64) == Some(&b'"') && hex.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)))
+            .then(|| std::str::from_utf8(hex).ok())
+            .flatten()
+    }
+
+    /// A format 1 record's chain fields, and the hash of its bytes without
+    /// the `hash` member.
+    pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
+        let unreadable = |what: &str| BadRecord {
+            seq: None,
+            reason: ChainBreak::Unreadable(what.to_owned()),
+        };
+        if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+            return Err(unreadable("not a JSON object"));
+        }
+        let seq = member_after_data(bytes, "seq")
+            .and_then(|rest| {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                std::str::from_utf8(&rest[..digits]).ok()?.parse::<u64>().ok()
+            })
+            .ok_or_else(|| unreadable("no integer seq"))?;
+        let prev = member_after_data(bytes, "prev_hash")
+            .and_then(hex64_string)
+            .ok_or_else(|| unreadable("no prev_hash"))?;
+        let at = memchr::memmem::rfind(bytes, HASH_MEMBER).ok_or_else(|| unreadable("no hash"))?;
+        let stored = hex64_string(&bytes[at + HASH_MEMBER.len() - 1..]).ok_or_else(|| unreadable("no hash"))?;
+        let mut h = Sha256::new();
+        h.update(prev.as_bytes());
+        h.update(&bytes[..at]);
+        h.update(&bytes[at + HASH_MEMBER_BYTES..]);
+        Ok(Link {
+            seq,
+            prev_hash: prev.to_owned(),
+            stored: stored.to_owned(),
+            computed: hex::encode(h.finalize()),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -533,12 +638,12 @@ mod tests {
     }
 
     #[test]
-    fn envelope_canonical_form_leaves_out_the_hash_only() {
-        let v = json!({"seq": 1, "hash": "ff", "prev_hash": GENESIS_HASH, "data": {"hash": 1}});
-        let c = String::from_utf8(canonical_envelope(&v).expect("ok")).expect("utf-8");
+    fn the_hash_input_leaves_out_the_hash_and_the_data_only() {
+        let v = json!({"seq": 1, "hash": "ff", "prev_hash": GENESIS_HASH, "data": {"hash": 1}, "data_digest": "dd"});
+        let c = String::from_utf8(hash_input(&v).expect("ok")).expect("utf-8");
         assert_eq!(
             c,
-            format!(r#"{{"data":{{"hash":1}},"prev_hash":"{GENESIS_HASH}","seq":1}}"#)
+            format!(r#"{{"data_digest":"dd","prev_hash":"{GENESIS_HASH}","seq":1}}"#)
         );
     }
 
@@ -579,6 +684,7 @@ mod tests {
             correlation_id: "corr-1".into(),
             causation_id: causation,
             data,
+            data_digest: String::new(),
             prev_hash: "ab".repeat(32),
             hash: String::new(),
         };
@@ -603,8 +709,10 @@ mod tests {
             // Stored bytes are themselves canonical JSON.
             proptest::prop_assert_eq!(&canonical_json(&value).expect("integers"), &stored);
             // The hash is the generic one, and the verifier's.
-            let generic = chain_hash(&env.prev_hash, &canonical_envelope(&value).expect("object"));
+            let generic = chain_hash(&env.prev_hash, &hash_input(&value).expect("object"));
             proptest::prop_assert_eq!(&generic, &env.hash);
+            let digest = data_digest(&canonical_json(&value["data"]).expect("integers"));
+            proptest::prop_assert_eq!(&digest, &env.data_digest);
             let link = inspect(&stored).expect("canonical");
             proptest::prop_assert_eq!(&link.computed, &env.hash);
             // And the stored bytes parse back into the same envelope.
@@ -651,7 +759,7 @@ mod tests {
         forged[at + 5] = b'9';
         let err = v.check(Some(1), &forged).expect_err("edited");
         assert_eq!(err.seq, 1);
-        assert!(matches!(err.reason, ChainBreak::HashMismatch { .. }), "{err}");
+        assert!(matches!(err.reason, ChainBreak::DataDigestMismatch { .. }), "{err}");
 
         // An export that skips seq 2: the first bad seq is the one found.
         let mut v = ChainVerifier::new();
@@ -687,13 +795,19 @@ mod tests {
     fn verifier_refuses_a_non_canonical_record_even_when_its_hash_matches() {
         let (records, _) = chain_of(1);
         let good = String::from_utf8(records[0].clone()).expect("utf-8");
-        // Rehash over the record's own bytes without its hash member, as
+        // Re-digest the data and rehash the record from its own bytes, as
         // a verifier that does not check the form would.
         let rehashed = |text: &str| -> Vec<u8> {
-            let at = text.find(",\"hash\":\"").expect("hash member");
-            let cut = format!("{}{}", &text[..at], &text[at + 74..]);
-            let hash = chain_hash(GENESIS_HASH, cut.as_bytes());
-            format!("{}{}{}", &text[..at + 9], hash, &text[at + 73..]).into_bytes()
+            let d0 = text.find("\"data\":").expect("data member");
+            let d1 = text.find(",\"data_digest\":\"").expect("digest member");
+            let h0 = d1 + text[d1..].find(",\"hash\":\"").expect("hash member");
+            let (head, data, rest) = (&text[..d0], &text[d0 + 7..d1], &text[h0 + 74..]);
+            let digest = data_digest(data.as_bytes());
+            let hash = chain_hash(
+                GENESIS_HASH,
+                format!("{head}\"data_digest\":\"{digest}\"{rest}").as_bytes(),
+            );
+            format!("{head}\"data\":{data},\"data_digest\":\"{digest}\",\"hash\":\"{hash}\"{rest}").into_bytes()
         };
         assert_eq!(rehashed(&good), records[0], "the rehash is the sealing hash");
         for (what, text, why) in [
@@ -726,6 +840,38 @@ mod tests {
         }
     }
 
+    /// The chain covers the data's digest, not the data: a record whose data
+    /// is erased (the member left out) still links and verifies, and data
+    /// that does not match its digest is named as such.
+    #[test]
+    fn an_erased_payload_still_verifies_and_an_altered_one_is_named() {
+        let (records, head) = chain_of(3);
+        let erase = |record: &[u8]| -> Vec<u8> {
+            let text = String::from_utf8(record.to_vec()).expect("utf-8");
+            let d0 = text.find("\"data\":").expect("data member");
+            let d1 = text.find("\"data_digest\":").expect("digest member");
+            format!("{}{}", &text[..d0], &text[d1..]).into_bytes()
+        };
+        let erased = erase(&records[1]);
+        assert!(!String::from_utf8_lossy(&erased).contains("note 2"));
+        let mut v = ChainVerifier::new();
+        for r in [&records[0], &erased, &records[2]] {
+            v.check(None, r).expect("verifies without the data");
+        }
+        assert_eq!(v.head_hash(), head);
+
+        // Data replaced by other data of the same length: only its digest
+        // says so (the hash covers the digest).
+        let altered = String::from_utf8(records[1].clone())
+            .expect("utf-8")
+            .replacen("note 2", "note 7", 1);
+        let mut v = ChainVerifier::new();
+        v.check(None, &records[0]).expect("first");
+        let err = v.check(None, altered.as_bytes()).expect_err("altered data");
+        assert_eq!(err.seq, 2);
+        assert!(matches!(err.reason, ChainBreak::DataDigestMismatch { .. }), "{err}");
+    }
+
     /// The worked example of schemas/README.md: if this fails, the README
     /// and every third-party verifier disagree with the code.
     #[test]
@@ -755,20 +901,26 @@ mod tests {
             correlation_id: "req-1".into(),
             causation_id: None,
             data: data.clone(),
+            data_digest: String::new(),
             prev_hash: GENESIS_HASH.into(),
             hash: String::new(),
         };
-        let stored = seal(&mut env, &canonical_json(&data).expect("integers"));
+        let data_canonical = canonical_json(&data).expect("integers");
+        let stored = seal(&mut env, &data_canonical);
         let value: Value = serde_json::from_slice(&stored).expect("json");
-        let canonical = String::from_utf8(canonical_envelope(&value).expect("object")).expect("utf-8");
-        assert!(
-            readme.contains(&canonical),
-            "README's canonical line differs from {canonical}"
-        );
+        let input = String::from_utf8(hash_input(&value).expect("object")).expect("utf-8");
+        for (what, text) in [
+            ("canonical data", String::from_utf8(data_canonical).expect("utf-8")),
+            ("data digest", env.data_digest.clone()),
+            ("hash input", input),
+            ("hash", env.hash.clone()),
+            ("stored line", String::from_utf8(stored).expect("utf-8")),
+        ] {
+            assert!(readme.contains(&text), "the README's {what} differs from {text}");
+        }
         assert_eq!(
             env.hash,
-            "abe8d5e5912c83ada6792705e5ab2f529bce4d84782e499755c393ced3e8b9e8"
+            "e1a25f9f69f25a2047bc677ed6338c1d9f174c46c7fe1543ccce9efc6aaa20ca"
         );
-        assert!(readme.contains(&env.hash));
     }
 }

@@ -17,6 +17,7 @@
 //! power cut, and every later step (publish, reply) trusts that the event is
 //! on disk.
 
+mod format;
 mod validate;
 mod writer;
 
@@ -37,6 +38,7 @@ use concord_core::chain::{
     BadEvent, BadRecord, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
 };
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
+pub use format::{Migration, migrate};
 pub use validate::InvalidAppend;
 
 /// Largest `data` of one event, in canonical JSON bytes. Rationale: events
@@ -96,6 +98,26 @@ pub enum LogError {
     Corrupt { service: String, seq: u64, reason: String },
     #[error("cannot open log at {path}: {reason}")]
     Open { path: PathBuf, reason: String },
+    /// Every hash differs between chain formats, so a log of the previous
+    /// one is refused rather than reported broken (see `format`).
+    #[error(
+        "the {service} log at {path} is in chain format {found}, and this release reads chain format {current} only: \
+         stop its services and run `concord log migrate --data-dir {data_dir}` once \
+         (it re-hashes every event in the new format and keeps each one)",
+        current = concord_core::chain::CHAIN_FORMAT
+    )]
+    OldChainFormat {
+        service: String,
+        path: PathBuf,
+        data_dir: PathBuf,
+        found: u32,
+    },
+    #[error(
+        "the {service} log at {path} is in chain format {found}, written by a newer release; \
+         this release reads chain format {current} only",
+        current = concord_core::chain::CHAIN_FORMAT
+    )]
+    NewerChainFormat { service: String, path: PathBuf, found: u32 },
     #[error("{service} log: storage error while {doing}: {source}")]
     Storage {
         service: String,
@@ -522,6 +544,7 @@ impl Log {
             }
             (None, None) => return Err(open_err("no Concord log here".into())),
         };
+        format::check(&dir, service, &db, &meta, &stores.events)?;
         let identity = match meta.get(META_IDENTITY).map_err(|e| open_err(e.to_string()))? {
             Some(v) => std::str::from_utf8(&v)
                 .ok()

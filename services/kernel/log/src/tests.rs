@@ -607,7 +607,7 @@ fn verify_names_an_edited_event() {
     let bad = report.first_bad.expect("detected");
     assert_eq!(bad.seq, 5);
     assert!(
-        bad.reason.contains("does not match the computed hash"),
+        bad.reason.contains("does not match the digest of the data"),
         "{}",
         bad.reason
     );
