@@ -51,10 +51,15 @@ pub(crate) fn check(
 }
 
 fn old(dir: &Path, service: Service, found: u32) -> LogError {
+    // A log lives in `<data dir>/<service>`; `operations` alone is in `.`.
+    let data_dir = match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
     LogError::OldChainFormat {
         service: service.to_string(),
         path: dir.to_path_buf(),
-        data_dir: dir.parent().unwrap_or(dir).to_path_buf(),
+        data_dir: data_dir.to_path_buf(),
         found,
     }
 }
