@@ -116,9 +116,17 @@ enum LogCmd {
     /// Print events as JSON Lines, one envelope per line, exactly as stored.
     Export {
         dir: PathBuf,
-        /// First seq to print
+        /// First seq to print (its prev_hash, the hash of seq FROM-1, is the
+        /// partial export's anchor: schemas/README.md)
         #[arg(long, default_value_t = 1)]
         from: u64,
+    },
+    /// One-off: rewrite every service log under a data directory from an
+    /// older chain format into the current one (services stopped).
+    Migrate {
+        /// The data directory, e.g. data (holding data/operations, …)
+        #[arg(long)]
+        data_dir: PathBuf,
     },
 }
 
@@ -142,6 +150,7 @@ fn main() -> ExitCode {
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir } => logcmd::verify(&dir),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
+            LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
         },
         Cmd::Bench { command } => match command {
             BenchCmd::Log(args) => bench::log(args).map(|()| ExitCode::SUCCESS),

@@ -497,7 +497,7 @@ impl<A: Aggregate> Runtime<A> {
                 format!("unknown command {name} of the {service} service"),
             );
         };
-        let body: Value = match serde_json::from_slice(payload) {
+        let body: Value = match concord_core::json::parse(payload) {
             Ok(v) => v,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("command is not JSON: {e}")),
         };
@@ -812,7 +812,7 @@ impl<A: Aggregate> Runtime<A> {
                 format!("unknown query {name} of the {service} service"),
             );
         };
-        let body: Value = match serde_json::from_slice(payload) {
+        let body: Value = match concord_core::json::parse(payload) {
             Ok(v) => v,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("query is not JSON: {e}")),
         };

@@ -17,6 +17,7 @@
 //! power cut, and every later step (publish, reply) trusts that the event is
 //! on disk.
 
+mod format;
 mod validate;
 mod writer;
 
@@ -33,9 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use concord_core::chain::{
-    BadEvent, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
+    BadEvent, BadRecord, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
 };
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
+pub use format::{Migration, migrate};
 pub use validate::InvalidAppend;
 
 /// Largest `data` of one event, in canonical JSON bytes. Rationale: events
@@ -98,6 +100,26 @@ pub enum LogError {
     Corrupt { service: String, seq: u64, reason: String },
     #[error("cannot open log at {path}: {reason}")]
     Open { path: PathBuf, reason: String },
+    /// Every hash differs between chain formats, so a log of the previous
+    /// one is refused rather than reported broken (see `format`).
+    #[error(
+        "the {service} log at {path} is in chain format {found}, and this release reads chain format {current} only: \
+         stop its services and run `concord log migrate --data-dir {data_dir}` once \
+         (it re-hashes every event in the new format and keeps each one)",
+        current = concord_core::chain::CHAIN_FORMAT
+    )]
+    OldChainFormat {
+        service: String,
+        path: PathBuf,
+        data_dir: PathBuf,
+        found: u32,
+    },
+    #[error(
+        "the {service} log at {path} is in chain format {found}, written by a newer release; \
+         this release reads chain format {current} only",
+        current = concord_core::chain::CHAIN_FORMAT
+    )]
+    NewerChainFormat { service: String, path: PathBuf, found: u32 },
     #[error("{service} log: storage error while {doing}: {source}")]
     Storage {
         service: String,
@@ -526,6 +548,7 @@ impl Log {
             }
             (None, None) => return Err(open_err("no Concord log here".into())),
         };
+        format::check(&dir, service, &db, &meta, &stores.events)?;
         let identity = match meta.get(META_IDENTITY).map_err(|e| open_err(e.to_string()))? {
             Some(v) => std::str::from_utf8(&v)
                 .ok()
@@ -752,7 +775,7 @@ impl Log {
     /// (`chain::inspect` needs no other record). Linking stays sequential.
     pub fn verify(&self) -> Result<VerifyReport, LogError> {
         const CHUNK_EVENTS: usize = 4096;
-        type Chunk = Vec<(Option<u64>, Result<Link, ChainBreak>)>;
+        type Chunk = Vec<(Option<u64>, Result<Link, BadRecord>)>;
         let mut verifier = ChainVerifier::new();
         let mut first_bad = None;
         let scan = std::thread::scope(|scope| -> Result<(), LogError> {
@@ -770,7 +793,10 @@ impl Log {
                 for (key, record) in chunk {
                     let record = match key {
                         Some(_) => record,
-                        None => Err(ChainBreak::Unreadable("event key is not 8 bytes".into())),
+                        None => Err(BadRecord {
+                            seq: None,
+                            reason: ChainBreak::Unreadable("event key is not 8 bytes".into()),
+                        }),
                     };
                     if let Err(bad) = verifier.link(key, record) {
                         return Some(BadEventReport::from(bad));

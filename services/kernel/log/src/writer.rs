@@ -275,6 +275,7 @@ impl Writer {
                 correlation_id: req.correlation_id.clone(),
                 causation_id: req.causation_id.clone(),
                 data: std::mem::take(&mut e.data),
+                data_digest: String::new(),
                 prev_hash: std::mem::take(&mut self.head.hash),
                 hash: String::new(),
             };
