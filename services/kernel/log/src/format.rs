@@ -124,13 +124,9 @@ pub fn migrate(dir: &Path) -> Result<Migration, LogError> {
         .map_err(|e| open_err(e.to_string()))?
         .and_then(|v| Service::parse(&String::from_utf8_lossy(&v)))
         .ok_or_else(|| open_err("no Concord log here".into()))?;
-    let storage = |doing: &'static str| {
-        move |source| LogError::Storage {
-            service: service.to_string(),
-            doing,
-            source,
-        }
-    };
+    // A store error of this offline tool says which log and what it was
+    // doing; the tool stops there and the log is as it was.
+    let storage = |doing: &'static str| move |e: fjall::Error| open_err(format!("{doing}: {e}"));
     let corrupt = |seq: u64, reason: String| LogError::Corrupt {
         service: service.to_string(),
         seq,
