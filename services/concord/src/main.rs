@@ -7,6 +7,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod benchmem;
 mod logcmd;
 mod secret;
 mod system;
@@ -136,6 +137,8 @@ enum BenchCmd {
     Log(bench::LogBenchArgs),
     /// assign_task commands over NATS request-reply with 1, 16, 64 in flight.
     Ops(bench::OpsBenchArgs),
+    /// Memory and start time of the services over a long history
+    Memory(benchmem::MemoryBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
         Cmd::Bench { command } => match command {
             BenchCmd::Log(args) => bench::log(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Ops(args) => bench::ops(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Memory(args) => benchmem::memory(args).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {

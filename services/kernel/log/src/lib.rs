@@ -21,7 +21,6 @@ mod format;
 mod validate;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -73,6 +72,9 @@ const KS_EVENTS: &str = "events";
 const KS_STREAMS: &str = "streams";
 const KS_COMMANDS: &str = "commands";
 const KS_META: &str = "meta";
+/// What the service folded from other logs, kept beside its own log (see
+/// `Log::keep_view`).
+const KS_VIEWS: &str = "views";
 const META_SERVICE: &[u8] = b"service";
 const META_IDENTITY: &[u8] = b"identity";
 
@@ -431,6 +433,7 @@ struct Inner {
     dir: PathBuf,
     shared: Arc<Shared>,
     stores: Stores,
+    views: Keyspace,
     tx: Option<mpsc::Sender<writer::Job>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -513,6 +516,7 @@ impl Log {
                 .map_err(|e| open_err(format!("opening keyspace {name}: {e}")))
         };
         let meta = ks(KS_META)?;
+        let views = ks(KS_VIEWS)?;
         let stores = Stores {
             events: ks(KS_EVENTS)?,
             streams: ks(KS_STREAMS)?,
@@ -577,7 +581,7 @@ impl Log {
             shared: shared.clone(),
             head,
             hlc,
-            versions: HashMap::new(),
+            versions: writer::versions(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("log-{service}"))
@@ -588,6 +592,7 @@ impl Log {
                 dir,
                 shared,
                 stores,
+                views,
                 tx: Some(tx),
                 writer: Some(handle),
             }),
@@ -619,6 +624,29 @@ impl Log {
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Keeps `bytes` under `name` beside the log, replacing what was kept
+    /// there, in one atomic write: a view the service folded from another
+    /// log together with where it stands in that log, so that the service
+    /// resumes from there at its next start instead of refolding that whole
+    /// log. Not part of the log: not hashed, not exported, not fsynced on
+    /// its own (a view lost in a power cut is refolded from its source,
+    /// which still has every event). Blocking: call it off the async threads.
+    pub fn keep_view(&self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
+        self.inner
+            .views
+            .insert(name, bytes)
+            .map_err(self.storage("keeping a view"))
+    }
+
+    /// What `keep_view` kept under `name`, if anything. Blocking.
+    pub fn kept_view(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
+        self.inner
+            .views
+            .get(name)
+            .map(|v| v.map(|b| b.to_vec()))
+            .map_err(self.storage("reading a kept view"))
     }
 
     /// Appends one command's events, durably. See the module doc.
