@@ -15,7 +15,7 @@ use serde_json::Value;
 use concord_core::chain::{self, CHAIN_FORMAT, ChainVerifier, canonical_json, seal};
 use concord_core::envelope::{EventEnvelope, Service};
 
-use super::{KS_EVENTS, KS_META, LogError, META_SERVICE, key_seq};
+use super::{KS_EVENTS, KS_META, KS_VIEWS, LogError, META_SERVICE, key_seq};
 
 /// `meta` key of the chain format a log is written in (decimal text).
 /// Absent in logs of releases before format 2, which are format 1.
@@ -94,7 +94,9 @@ pub enum Migration {
 /// every event keeps its seq, id, stream, version, command id, time and
 /// data; its `data_digest` is added and `prev_hash` and `hash` are
 /// recomputed. The log's identity, stream index and command records stay
-/// as they are. The old chain is verified first (a log that does not
+/// as they are. The views its service kept of other logs are dropped: they
+/// hold checkpoints (seq and hash) in those logs' old chain, which would
+/// no longer match once those are migrated too; they are refolded. The old chain is verified first (a log that does not
 /// verify is not migrated: that would launder the damage), and everything
 /// is written in one fsynced batch, so a crash leaves the old log or the
 /// new one, never a mix. The whole log passes through memory once: meant
@@ -124,13 +126,9 @@ pub fn migrate(dir: &Path) -> Result<Migration, LogError> {
         .map_err(|e| open_err(e.to_string()))?
         .and_then(|v| Service::parse(&String::from_utf8_lossy(&v)))
         .ok_or_else(|| open_err("no Concord log here".into()))?;
-    let storage = |doing: &'static str| {
-        move |source| LogError::Storage {
-            service: service.to_string(),
-            doing,
-            source,
-        }
-    };
+    // A store error of this offline tool says which log and what it was
+    // doing; the tool stops there and the log is as it was.
+    let storage = |doing: &'static str| move |e: fjall::Error| open_err(format!("{doing}: {e}"));
     let corrupt = |seq: u64, reason: String| LogError::Corrupt {
         service: service.to_string(),
         seq,
@@ -172,6 +170,11 @@ pub fn migrate(dir: &Path) -> Result<Migration, LogError> {
         let bytes = seal(&mut env, &data);
         prev = env.hash;
         batch.insert(&events, k.clone(), bytes);
+    }
+    let views = ks(KS_VIEWS)?;
+    for item in views.iter() {
+        let key = item.key().map_err(storage("reading kept views"))?;
+        batch.remove(&views, key);
     }
     batch.insert(&meta, META_CHAIN_FORMAT, CHAIN_FORMAT.to_string());
     batch.commit().map_err(storage("writing the migrated log"))?;

@@ -84,6 +84,14 @@ fn a_log_of_the_previous_chain_format_is_refused_until_migrated() {
             .map(|kv| serde_json::from_slice(&kv.into_inner().expect("kv").1).expect("json"))
             .collect()
     };
+    {
+        // A view the service kept of another log, at a checkpoint in that
+        // log's old chain.
+        let db = fjall::Database::builder(&data).open().expect("raw");
+        let views = db.keyspace("views", fjall::KeyspaceCreateOptions::default).expect("ks");
+        views.insert("operations:membership", b"{}".as_slice()).expect("keep");
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
     let Ok(Migration::Migrated {
         events: 7,
         old_head,
@@ -108,6 +116,11 @@ fn a_log_of_the_previous_chain_format_is_refused_until_migrated() {
     assert_eq!(
         (report.events_verified, report.first_bad, report.head.hash.as_str()),
         (7, None, new_head.as_str())
+    );
+    assert_eq!(
+        log.kept_view("operations:membership").expect("read"),
+        None,
+        "dropped, to be refolded"
     );
     let new = log.read_events(1, 100).expect("read");
     for (before, after) in old.iter().zip(&new) {
