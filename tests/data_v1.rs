@@ -1,5 +1,6 @@
 //! Black-box: a data directory written by the release before the typed
-//! contracts (committed in tests/fixtures/v1, made by make_v1.py) still
+//! contracts (committed in tests/fixtures/v1, made by make_v1.py, in chain
+//! format 1) is refused until `concord log migrate` rewrites it; then it
 //! verifies with `concord log verify`, and `concord up` on it answers every
 //! object exactly as that release did; an old stream takes a new command;
 //! a command recorded then still answers its retry.
@@ -41,10 +42,46 @@ fn fixture_copy(dir: &Path) -> std::path::PathBuf {
     data
 }
 
+/// `concord log migrate --data-dir DATA`, which must succeed.
+fn migrate(data: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["log", "migrate", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("concord log migrate");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
 #[test]
-fn every_log_of_the_old_release_verifies() {
+fn every_log_of_the_old_release_is_refused_then_migrated_and_verifies() {
     let dir = tempfile::TempDir::new().expect("tmp");
     let data = fixture_copy(dir.path());
+    let out = Command::new(BIN)
+        .args(["log", "verify"])
+        .arg(data.join("operations"))
+        .output()
+        .expect("concord log verify");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is in chain format 1")
+            && stderr.contains(&format!("concord log migrate --data-dir {}", data.display())),
+        "{stderr}"
+    );
+
+    let text = migrate(&data);
+    for (service, events) in SERVICES.into_iter().zip([7, 8, 5, 4]) {
+        assert!(
+            text.contains(&format!("migrated: {service} log, {events} events")),
+            "{text}"
+        );
+    }
+    assert!(
+        migrate(&data).contains("operations log: already in the current chain format (7 events)"),
+        "a second run changes nothing"
+    );
     for (service, events) in SERVICES.into_iter().zip([7, 8, 5, 4]) {
         let out = Command::new(BIN)
             .args(["log", "verify"])
@@ -68,6 +105,7 @@ fn every_log_of_the_old_release_verifies() {
 async fn the_old_release_s_data_answers_as_it_did() {
     let dir = tempfile::TempDir::new().expect("tmp");
     let data = fixture_copy(dir.path());
+    migrate(&data);
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(Path::new(FIXTURE).join("expected.json")).expect("expected"))
             .expect("expected.json");

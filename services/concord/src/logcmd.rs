@@ -1,6 +1,6 @@
-//! `concord log verify|export`: offline tools over one log directory.
+//! `concord log verify|export|migrate`: offline tools over log directories.
 //!
-//! Both read a private copy of the directory (`Log::open_read_only`): they
+//! verify and export read a private copy of the directory (`Log::open_read_only`): they
 //! never change a byte of what they inspect, so running them after an
 //! incident keeps the evidence. A log that holds less than its high-water
 //! mark is reported, never taken for a shorter good log.
@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use concord_log::{Head, Log, LogError, MarkBreach, MarkCheck, READ_BATCH_EVENTS_MAX};
+use concord_core::Service;
+use concord_log::{Head, Log, LogError, MarkBreach, MarkCheck, Migration, READ_BATCH_EVENTS_MAX};
 
 /// Exit code of a log found damaged or short (an export cut short).
 const EXIT_BROKEN: u8 = 1;
@@ -157,4 +158,35 @@ pub fn export(dir: &Path, from: u64) -> anyhow::Result<ExitCode> {
 fn incomplete(from_seq: u64, written: u64, why: &str) -> ExitCode {
     eprintln!("export incomplete from seq {from_seq}: {written} events written, {why}");
     ExitCode::from(EXIT_BROKEN)
+}
+
+/// Migrates the log of every service found under `data_dir` (see
+/// `concord_log::migrate`); one line per log.
+pub fn migrate(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let dirs: Vec<_> = Service::ALL
+        .into_iter()
+        .map(|s| data_dir.join(s.as_str()))
+        .filter(|d| d.is_dir())
+        .collect();
+    if dirs.is_empty() {
+        anyhow::bail!(
+            "no service log under {} (expected {})",
+            data_dir.display(),
+            Service::ALL.map(|s| s.as_str()).join(", ")
+        );
+    }
+    for dir in dirs {
+        match concord_log::migrate(&dir)? {
+            Migration::Current { service, events } => {
+                println!("{service} log: already in the current chain format ({events} events), nothing to do");
+            }
+            Migration::Migrated {
+                service,
+                events,
+                old_head,
+                new_head,
+            } => println!("migrated: {service} log, {events} events, head hash {old_head} is now {new_head}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod backup;
 mod bench;
+mod benchmem;
 mod logcmd;
 mod secret;
 mod system;
@@ -125,7 +126,8 @@ enum LogCmd {
     /// which seq the export is incomplete.
     Export {
         dir: PathBuf,
-        /// First seq to print
+        /// First seq to print (its prev_hash, the hash of seq FROM-1, is the
+        /// partial export's anchor: schemas/README.md)
         #[arg(long, default_value_t = 1)]
         from: u64,
     },
@@ -152,6 +154,13 @@ enum LogCmd {
         /// The log directory to create, e.g. data/operations
         dir: PathBuf,
     },
+    /// One-off: rewrite every service log under a data directory from an
+    /// older chain format into the current one (services stopped).
+    Migrate {
+        /// The data directory, e.g. data (holding data/operations, …)
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +170,8 @@ enum BenchCmd {
     Log(bench::LogBenchArgs),
     /// assign_task commands over NATS request-reply with 1, 16, 64 in flight.
     Ops(bench::OpsBenchArgs),
+    /// Memory and start time of the services over a long history
+    Memory(benchmem::MemoryBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -174,10 +185,12 @@ fn main() -> ExitCode {
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
             LogCmd::Backup { dir, out, nats } => backup::backup(&dir, &out, nats),
             LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
+            LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
         },
         Cmd::Bench { command } => match command {
             BenchCmd::Log(args) => bench::log(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Ops(args) => bench::ops(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Memory(args) => benchmem::memory(args).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {

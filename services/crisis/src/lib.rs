@@ -13,7 +13,7 @@
 use std::sync::{Arc, RwLock};
 
 use concord_bus::runtime::{Bound, Host};
-use concord_bus::service::{self, Config, Error, follow};
+use concord_bus::service::{self, Config, Error, Part, follow};
 use concord_contracts::deployments::teams::TeamsView;
 use concord_contracts::deployments::{self, Deployments};
 
@@ -22,10 +22,15 @@ pub use concord_contracts::crisis::Crisis;
 /// Starts following the deployments log and binds the crisis subjects;
 /// they answer when this returns.
 pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Crisis>, Error> {
+    let log = service::open::<Crisis>(cfg).await?;
     let teams = Arc::new(RwLock::new(TeamsView::default()));
-    let deployments_log = follow::<Deployments, _, _>(client.clone(), teams.clone(), |teams, envelope, event| {
-        teams.apply(deployments::STREAM.id_of(&envelope.stream)?, &event)
-    })
+    let deployments_log = follow::<Deployments, _, _, _>(
+        client.clone(),
+        &log,
+        teams.clone(),
+        Part::whole("teams"),
+        |teams, envelope, event| teams.apply(deployments::STREAM.id_of(&envelope.stream)?, &event),
+    )
     .await?;
     let host = Host {
         facts: teams,
@@ -33,5 +38,5 @@ pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Cris
         tasks: Vec::new(),
         ..Host::default()
     };
-    service::bind(cfg, client, host).await
+    service::bind_log(log, client, host).await
 }

@@ -30,7 +30,8 @@ use std::time::Duration;
 use concord_bus::consumer::{Consumer, start_of_log};
 use concord_bus::follow::Followed;
 use concord_bus::runtime::{Bound, Host, read_event};
-use concord_bus::service::{self, Config, Error, follow};
+use concord_bus::service::{self, Config, Error, Log, Part, follow};
+
 use concord_contracts::crisis::{self, Crisis};
 use concord_contracts::deployments::{self, Command, DeploymentsFacts, RequestStandDown, State};
 use concord_contracts::operations::{self, Operations};
@@ -72,26 +73,41 @@ pub const CLOSINGS_QUEUED_MAX: usize = 64;
 /// deployments subjects and starts the choreography; the subjects answer
 /// when this returns.
 pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Deployments>, Error> {
+    let log = service::open::<Deployments>(cfg).await?;
     let facts = Arc::new(RwLock::new(DeploymentsFacts::default()));
-    let crisis_log = follow::<Crisis, _, _>(client.clone(), facts.clone(), |facts, envelope, event| {
-        facts.crises.apply(crisis::STREAM.id_of(&envelope.stream)?, &event)
-    })
+    let crisis_log = follow::<Crisis, _, _, _>(
+        client.clone(),
+        &log,
+        facts.clone(),
+        Part {
+            name: "crises",
+            get: |f: &DeploymentsFacts| &f.crises,
+            get_mut: |f: &mut DeploymentsFacts| &mut f.crises,
+        },
+        |crises, envelope, event| crises.apply(crisis::STREAM.id_of(&envelope.stream)?, &event),
+    )
     .await?;
-    let operations_log = follow::<Operations, _, _>(client.clone(), facts.clone(), |facts, envelope, event| {
-        facts
-            .operations
-            .apply(operations::STREAM.id_of(&envelope.stream)?, &event)
-    })
+    let operations_log = follow::<Operations, _, _, _>(
+        client.clone(),
+        &log,
+        facts.clone(),
+        Part {
+            name: "membership",
+            get: |f: &DeploymentsFacts| &f.operations,
+            get_mut: |f: &mut DeploymentsFacts| &mut f.operations,
+        },
+        |operations, envelope, event| operations.apply(operations::STREAM.id_of(&envelope.stream)?, &event),
+    )
     .await?;
     let (bound, started) = oneshot::channel();
-    let reactor = choreography(client.clone(), facts.clone(), started).await?;
+    let reactor = choreography(client.clone(), &log, facts.clone(), started).await?;
     let host = Host {
         facts,
         followed: vec![crisis_log, operations_log],
         tasks: vec![reactor],
         ..Host::default()
     };
-    let service = service::bind(cfg, client, host).await?;
+    let service = service::bind_log(log, client, host).await?;
     // Its stand-downs are commands to the subjects just bound.
     let _ = bound.send(());
     Ok(service)
@@ -128,16 +144,23 @@ struct Reactor {
 /// service was not bound.
 async fn choreography(
     client: async_nats::Client,
+    log: &Log,
     facts: Arc<RwLock<DeploymentsFacts>>,
     started: oneshot::Receiver<()>,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
     let index: Arc<RwLock<Index>> = Arc::default();
-    let own_log = follow::<Deployments, _, _>(client.clone(), index.clone(), |index, envelope, event| {
-        let id = deployments::STREAM.id_of(&envelope.stream)?;
-        let state = index.remove(&id).unwrap_or_default();
-        index.insert(id, Deployments::evolve(state, &event)?);
-        Ok(())
-    })
+    let own_log = follow::<Deployments, _, _, _>(
+        client.clone(),
+        log,
+        index.clone(),
+        Part::whole("stand-down index"),
+        |index, envelope, event| {
+            let id = deployments::STREAM.id_of(&envelope.stream)?;
+            let state = index.remove(&id).unwrap_or_default();
+            index.insert(id, Deployments::evolve(state, &event)?);
+            Ok(())
+        },
+    )
     .await?;
     let crisis_log = Consumer::start(client.clone(), Crisis::SERVICE, start_of_log()).await?;
     Ok(tokio::spawn(async move {

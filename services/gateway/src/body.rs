@@ -6,6 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
+use concord_core::json::JsonError;
 use concord_core::reply::ErrorCode;
 use serde_json::{Map, Value};
 
@@ -49,10 +50,11 @@ impl FromRequest<AppState> for JsonObject {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
+        match concord_core::json::parse(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
             Ok(_) => Err(Problem::new(ErrorCode::Invalid, "body must be a JSON object")),
-            Err(e) => Err(Problem::new(ErrorCode::Invalid, format!("body is not JSON: {e}"))),
+            Err(e @ JsonError::Syntax(_)) => Err(Problem::new(ErrorCode::Invalid, format!("body is not JSON: {e}"))),
+            Err(e) => Err(Problem::new(ErrorCode::Invalid, format!("body is refused: {e}"))),
         }
     }
 }

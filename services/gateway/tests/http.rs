@@ -336,6 +336,45 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
     .expect("http");
     problem(&raw, 400, "invalid");
     problem(&w.post("/v1/operations", &fr, json!([1, 2])).await, 400, "invalid");
+    // A duplicate key: serde_json would keep the last title, another
+    // parser the first; refused, naming it.
+    let raw = request(
+        &w.addr,
+        "POST",
+        "/v1/operations",
+        &[
+            ("Authorization", &format!("Bearer {fr}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(br#"{"title":"Op A","objective":"o","lead_country":"FR","countries":[],"title":"Op B"}"#),
+    )
+    .await
+    .expect("http");
+    let p = problem(&raw, 400, "invalid");
+    assert_eq!(
+        p["detail"],
+        r#"body is refused: duplicate key "title" in the object at $ (parsers disagree on which one counts)"#,
+        "{p}"
+    );
+    // An integer a JavaScript or RFC 8785 verifier cannot hold exactly.
+    let raw = request(
+        &w.addr,
+        "POST",
+        &format!("/v1/operations/{op}/participants"),
+        &[
+            ("Authorization", &format!("Bearer {fr}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(br#"{"country":"IT","n":9007199254740993}"#),
+    )
+    .await
+    .expect("http");
+    let p = problem(&raw, 400, "invalid");
+    assert_eq!(
+        p["detail"],
+        "body is refused: number 9007199254740993 at $.n is an integer beyond ±(2^53−1) (send it as a string)",
+        "{p}"
+    );
     let r = w
         .send(
             "POST",

@@ -14,7 +14,7 @@
 use std::sync::{Arc, RwLock};
 
 use concord_bus::runtime::{Bound, Host};
-use concord_bus::service::{self, Config, Error};
+use concord_bus::service::{self, Config, Error, Part};
 use concord_contracts::operations::membership::OperationsView;
 use concord_contracts::operations::{self, Operations};
 
@@ -23,17 +23,21 @@ pub use concord_contracts::intel::Intel;
 /// Starts following the operations log and binds the intel subjects; they
 /// answer when this returns.
 pub async fn bind(cfg: &Config, client: async_nats::Client) -> Result<Bound<Intel>, Error> {
+    let log = service::open::<Intel>(cfg).await?;
     let facts = Arc::new(RwLock::new(OperationsView::default()));
-    let followed =
-        service::follow::<Operations, OperationsView, _>(client.clone(), facts.clone(), |view, envelope, event| {
-            view.apply(operations::STREAM.id_of(&envelope.stream)?, &event)
-        })
-        .await?;
+    let followed = service::follow::<Operations, _, _, _>(
+        client.clone(),
+        &log,
+        facts.clone(),
+        Part::whole("membership"),
+        |view, envelope, event| view.apply(operations::STREAM.id_of(&envelope.stream)?, &event),
+    )
+    .await?;
     let host = Host {
         facts,
         followed: vec![followed],
         tasks: vec![],
         ..Host::default()
     };
-    service::bind(cfg, client, host).await
+    service::bind_log(log, client, host).await
 }

@@ -271,3 +271,80 @@ async fn with_the_operations_log_unreachable_intel_answers_unavailable() {
     assert_eq!(w.cmd("operations", "open", "coordinator", "FR", open).await["ok"], true);
     assert_eq!(w.post_lead("MC", other, "prints").await["ok"], true);
 }
+
+/// The `from_seq` of every read of the operations log seen on `reads`: at
+/// least one (waiting for it), then all that follow within a short pause.
+async fn read_froms(reads: &mut async_nats::Subscriber) -> Vec<u64> {
+    use futures::StreamExt;
+    let from = |m: async_nats::Message| {
+        serde_json::from_slice::<Value>(&m.payload).expect("read request")["from_seq"]
+            .as_u64()
+            .expect("from_seq")
+    };
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), reads.next())
+        .await
+        .expect("intel reads the operations log")
+        .expect("subscription");
+    let mut froms = vec![from(first)];
+    while let Ok(Some(m)) = tokio::time::timeout(std::time::Duration::from_millis(300), reads.next()).await {
+        froms.push(from(m));
+    }
+    froms
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_intel_resumes_its_kept_view_instead_of_refolding_the_operations_log() {
+    let w = world().await;
+    let op = Uuid::now_v7();
+    let open =
+        json!({"operation_id": op, "title": "Op", "objective": "o", "lead_country": "FR", "countries": ["MC", "ES"]});
+    assert_eq!(w.cmd("operations", "open", "coordinator", "FR", open).await["ok"], true);
+    for i in 0..20 {
+        let task = json!({"operation_id": op, "task_id": Uuid::now_v7(), "assignee_country": "MC", "title": format!("t{i}"), "details": ""});
+        let r = w.cmd("operations", "assign_task", "coordinator", "FR", task).await;
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let remove = json!({"operation_id": op, "country": "ES"});
+    assert_eq!(
+        w.cmd("operations", "remove_participant", "coordinator", "FR", remove)
+            .await["ok"],
+        true
+    );
+    let head = fetch_head(&w.client, Service::Operations).await.expect("head").seq;
+    assert_eq!(head, 22);
+
+    let (stop, stopped) = w.start_intel().await;
+    assert_eq!(w.post_lead("MC", op, "prints").await["ok"], true);
+    stop.send(()).expect("stop");
+    stopped.await.expect("stopped");
+
+    // Sniff intel's reads of the operations log across its restart.
+    let mut reads = w
+        .client
+        .subscribe(subjects::log_read(Service::Operations))
+        .await
+        .expect("subscribe");
+    w.client.flush().await.expect("flush");
+    let _running = w.start_intel().await;
+
+    // The view it resumed decides as the one it kept...
+    assert_eq!(w.post_lead("MC", op, "more prints").await["ok"], true);
+    assert_eq!(
+        code(&w.post_lead("ES", op, "x").await),
+        "not_found",
+        "removed before the restart"
+    );
+    // ...and it goes on following from there.
+    let close = json!({"operation_id": op, "outcome": "done"});
+    assert_eq!(
+        w.cmd("operations", "close", "coordinator", "FR", close).await["ok"],
+        true
+    );
+    assert_eq!(code(&w.post_lead("MC", op, "late").await), "rule_violated");
+
+    let froms = read_froms(&mut reads).await;
+    assert!(
+        froms.iter().all(|f| *f >= head),
+        "intel read the operations log from {froms:?}, not from where its kept view stood (seq {head})"
+    );
+}

@@ -14,7 +14,7 @@ use super::Event;
 use crate::tag_of;
 
 /// One crisis as another service knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CrisisInfo {
     /// Where the crisis is: the only possible host of its deployments.
     pub country: CountryCode,
@@ -23,7 +23,7 @@ pub struct CrisisInfo {
 
 /// What another service knows of crises, folded from the crisis service's
 /// events (it never calls that service).
-#[derive(Default, Clone, Debug)]
+#[derive(Default, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CrisesView {
     crises: BTreeMap<Uuid, CrisisInfo>,
 }

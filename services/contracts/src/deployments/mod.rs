@@ -438,7 +438,7 @@ impl fmt::Display for DeploymentStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deployment {
     pub id: Uuid,
     pub team: Team,
@@ -472,7 +472,7 @@ impl Deployment {
 /// The state of one stream: `Empty` (the default) until its first event.
 // One state per command, rebuilt and dropped; boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Default, Clone, Debug, PartialEq, Eq)]
+#[derive(Default, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum State {
     #[default]
     Empty,

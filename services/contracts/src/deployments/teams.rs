@@ -15,7 +15,7 @@ use super::{DeploymentStatus, Event};
 use crate::tag_of;
 
 /// One deployment as another service knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentInfo {
     /// `None` for a deployment to an operation.
     pub crisis_id: Option<Uuid>,
@@ -25,7 +25,7 @@ pub struct DeploymentInfo {
 
 /// What another service knows of deployments, folded from the deployments
 /// service's events (it never calls that service).
-#[derive(Default, Clone, Debug)]
+#[derive(Default, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TeamsView {
     deployments: BTreeMap<Uuid, DeploymentInfo>,
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::Event;
 
 /// One operation as another service knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperationInfo {
     pub lead_country: CountryCode,
     /// Current participants, lead excluded.
@@ -31,7 +31,7 @@ impl OperationInfo {
 
 /// What another service knows of operations, folded from the operations
 /// service's events (it never calls that service).
-#[derive(Default, Clone, Debug)]
+#[derive(Default, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct OperationsView {
     operations: BTreeMap<Uuid, OperationInfo>,
 }

@@ -148,7 +148,8 @@ impl Consumer {
     ///
     /// Waits through a source or bus that is down (retrying every poll
     /// interval); returns an error only for a regression or a closed
-    /// subscription.
+    /// subscription. Cancel-safe: every change to the consumer happens
+    /// between its awaits, so a dropped call loses no event.
     pub async fn next(&mut self) -> Result<EventEnvelope, ConsumerError> {
         loop {
             if let Some((event, raw)) = self.pending.pop_front() {

@@ -7,24 +7,89 @@
 //! follower's own log clock ([`Followed::feed`]), so what the service
 //! decides next is stamped after what it consumed.
 //!
+//! A follower whose view is kept ([`Keep`]) stores it, with the checkpoint
+//! it was folded to and the newest stamp folded, in one write beside its
+//! own log (`Log::keep_view`): once a burst of events is over, at least
+//! every [`KEEP_EVENTS_MAX`] events or [`KEEP_INTERVAL`] while events keep
+//! coming, and when it stops. It then starts from there ([`Resume`]) instead of refolding
+//! the source from seq 1, so starting takes the same time whatever the
+//! source's length. View and checkpoint are one value, so a crash can
+//! never leave a view with an event applied twice or skipped.
+//!
 //! Must not: hold a rule of the service (the fold is the caller's), keep
 //! going after a log regression, or fold another log than the one it
 //! started with (it stops and says why).
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::consumer::{Consumer, ConsumerError, start_of_log};
+use crate::consumer::{Checkpoint, Consumer, ConsumerError, start_of_log};
 use crate::logs::fetch_head;
 use concord_core::envelope::{EventEnvelope, Hlc, Service};
-use concord_log::{HlcObserver, LogIdentity};
+use concord_log::{HlcObserver, Log, LogIdentity};
 
 /// How long a command waits for a view to reach the source's head.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long asking the source for its head may take.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most events folded between two keepings of a view while catching up.
+/// Rationale: bounds what a restart refolds; a keeping writes the whole
+/// view, so keeping after every event would cost a view per event.
+pub const KEEP_EVENTS_MAX: u64 = 10_000;
+/// How long stopping waits for the view to be kept.
+pub const STOP_KEEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time between two keepings of a changed view.
+pub const KEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How long without a new event before a changed view is kept: a burst is
+/// kept once, just after it, not once per event.
+pub const KEEP_QUIET_AFTER: Duration = Duration::from_millis(100);
+
+/// Where a follower starts: the checkpoint its view was folded to and the
+/// newest stamp it folded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resume {
+    pub at: Checkpoint,
+    pub newest: Option<Hlc>,
+}
+
+impl Resume {
+    /// Nothing folded yet: from the first event of the source.
+    pub fn from_start() -> Resume {
+        Resume {
+            at: start_of_log(),
+            newest: None,
+        }
+    }
+}
+
+/// Writes a view with the `Resume` it stands at.
+pub type Snapshot = Arc<dyn Fn(&Resume) -> Result<Vec<u8>, String> + Send + Sync>;
+
+/// How a follower keeps its view: `snapshot` writes the view with the
+/// `Resume` it stands at (it runs on a blocking thread while the follower
+/// waits, so the view does not move under it); the bytes are kept under
+/// `name` beside `log`.
+pub struct Keep {
+    pub log: Log,
+    pub name: String,
+    pub snapshot: Snapshot,
+}
+
+impl Keep {
+    async fn keep(&self, resume: Resume) -> Result<(), String> {
+        let log = self.log.clone();
+        let name = self.name.clone();
+        let snapshot = self.snapshot.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = snapshot(&resume)?;
+            log.keep_view(&name, &bytes).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 struct Progress {
@@ -63,30 +128,84 @@ pub struct Followed {
     client: async_nats::Client,
     progress: watch::Receiver<Progress>,
     stamps: Arc<Mutex<Stamps>>,
-    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+enum Step {
+    Event(Box<Result<EventEnvelope, ConsumerError>>),
+    /// No event for `KEEP_QUIET_AFTER` with some folded since the last keeping.
+    Quiet,
+    Stop,
 }
 
 impl Followed {
-    /// Starts following `source` from its first event; `apply` folds each
-    /// event and returns an error for one it cannot apply (following then
-    /// stops: the view would be wrong).
-    pub async fn start<F>(client: async_nats::Client, source: Service, mut apply: F) -> Result<Followed, ConsumerError>
+    /// Starts following `source` after `from` (the start of the log, or
+    /// where a kept view stands); `apply` folds each event and returns an
+    /// error for one it cannot apply (following then stops: the view would
+    /// be wrong). With `keep`, the view is kept as it grows (module doc).
+    pub async fn start<F>(
+        client: async_nats::Client,
+        source: Service,
+        from: Resume,
+        mut apply: F,
+        keep: Option<Keep>,
+    ) -> Result<Followed, ConsumerError>
     where
         F: FnMut(&EventEnvelope) -> Result<(), String> + Send + 'static,
     {
-        let mut consumer = Consumer::start(client.clone(), source, start_of_log()).await?;
-        let (tx, rx) = watch::channel(Progress::default());
-        let stamps = Arc::new(Mutex::new(Stamps::default()));
+        let mut consumer = Consumer::start(client.clone(), source, from.at.clone()).await?;
+        let (tx, rx) = watch::channel(Progress {
+            seq: from.at.seq,
+            identity: from.at.identity,
+            failed: None,
+        });
+        let stamps = Arc::new(Mutex::new(Stamps {
+            newest: from.newest,
+            clock: None,
+        }));
         let folded = stamps.clone();
+        let (stop, mut stopping) = watch::channel(false);
         let task = tokio::spawn(async move {
             let fail = |why: String| {
                 tracing::error!(%source, %why, "stopped following");
                 tx.send_modify(|p| p.failed = Some(why));
             };
+            let mut newest = from.newest;
+            let mut unkept = 0u64;
+            let mut kept_at = Instant::now();
             loop {
-                let event = match consumer.next().await {
-                    Ok(e) => e,
-                    Err(e) => return fail(e.to_string()),
+                // `Consumer::next` is cancel-safe: a quiet pause or a stop
+                // in the middle of it loses no event.
+                let next = tokio::select! {
+                    e = consumer.next() => Step::Event(Box::new(e)),
+                    () = tokio::time::sleep(KEEP_QUIET_AFTER), if unkept > 0 => Step::Quiet,
+                    _ = stopping.wait_for(|s| *s) => Step::Stop,
+                };
+                let event = match next {
+                    Step::Event(e) => match *e {
+                        Ok(e) => e,
+                        Err(e) => return fail(e.to_string()),
+                    },
+                    Step::Quiet | Step::Stop => {
+                        if let Some(keep) = &keep
+                            && unkept > 0
+                        {
+                            let resume = Resume {
+                                at: consumer.position().clone(),
+                                newest,
+                            };
+                            match keep.keep(resume).await {
+                                Ok(()) => unkept = 0,
+                                Err(why) => tracing::warn!(%source, %why, "cannot keep the view"),
+                            }
+                            kept_at = Instant::now();
+                        }
+                        if matches!(next, Step::Stop) {
+                            return;
+                        }
+                        continue;
+                    }
                 };
                 if let Err(why) = apply(&event) {
                     return fail(format!("{source} log seq {}: {why}", event.seq));
@@ -94,11 +213,27 @@ impl Followed {
                 // Observed before the seq is published: a command that
                 // waited for this seq is stamped after this event.
                 Stamps::folded(&folded, event.hlc);
+                newest = newest.max(Some(event.hlc));
                 let identity = consumer.position().identity;
                 tx.send_modify(|p| {
                     p.seq = event.seq;
                     p.identity = identity;
                 });
+                let Some(keep) = &keep else { continue };
+                unkept += 1;
+                if unkept >= KEEP_EVENTS_MAX || kept_at.elapsed() >= KEEP_INTERVAL {
+                    let resume = Resume {
+                        at: consumer.position().clone(),
+                        newest,
+                    };
+                    match keep.keep(resume).await {
+                        Ok(()) => unkept = 0,
+                        // The view in memory is right; only a restart
+                        // refolds more. Tried again soon.
+                        Err(why) => tracing::warn!(%source, %why, "cannot keep the view"),
+                    }
+                    kept_at = Instant::now();
+                }
             }
         });
         Ok(Followed {
@@ -106,7 +241,8 @@ impl Followed {
             client,
             progress: rx,
             stamps,
-            task,
+            stop,
+            task: Mutex::new(Some(task)),
         })
     }
 
@@ -119,6 +255,20 @@ impl Followed {
             clock.observe(newest);
         }
         s.clock = Some(clock);
+    }
+
+    /// Stops following, keeping the view first (at most `STOP_KEEP_TIMEOUT`):
+    /// the next start resumes exactly where this one ended.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(task) = task {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(STOP_KEEP_TIMEOUT, task).await.is_err() {
+                tracing::warn!(source = %self.source, "the view was not kept in time; the next start refolds more");
+                abort.abort();
+            }
+        }
     }
 
     /// The last source seq folded.
@@ -177,6 +327,8 @@ impl Followed {
 
 impl Drop for Followed {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            task.abort();
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! Must not: hold a domain rule (those are the contracts'), or acknowledge
 //! anything the log has not made durable.
 
+mod cache;
 pub mod consumer;
 pub mod follow;
 pub mod logs;

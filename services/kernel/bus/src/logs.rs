@@ -75,7 +75,7 @@ fn log_error_reply(e: &LogError) -> Reply {
 /// Answers a read request; the events go into the reply as they are stored
 /// (no re-serialization, so a reader can re-verify the chain byte for byte).
 async fn answer_read(log: &Log, payload: &[u8]) -> Vec<u8> {
-    let req: LogReadRequest = match serde_json::from_slice(payload) {
+    let req: LogReadRequest = match concord_core::json::from_slice(payload) {
         Ok(r) => r,
         Err(e) => {
             return Reply::error(
@@ -240,7 +240,13 @@ pub async fn fetch_log(
         subject: subject.clone(),
         reason,
     };
-    let wire: Wire = match serde_json::from_slice(&msg.payload) {
+    // Checked by the strict parser first (duplicate keys), then read with
+    // the events kept as their raw bytes, which the strict parser's values
+    // cannot give.
+    let wire = concord_core::json::parse(&msg.payload)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<Wire>(&msg.payload).map_err(|e| e.to_string()));
+    let wire = match wire {
         Ok(w) => w,
         Err(e) => {
             return match Reply::parse(&msg.payload) {
@@ -249,7 +255,7 @@ pub async fn fetch_log(
                     code: err.code,
                     message: err.message,
                 }),
-                _ => Err(malformed(e.to_string())),
+                _ => Err(malformed(e)),
             };
         }
     };

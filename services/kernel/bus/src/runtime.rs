@@ -29,14 +29,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use crate::cache::{Entry, STATE_CACHE_BYTES_MAX, StateCache, json_bytes};
 use crate::follow::Followed;
 use crate::logs::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
 use crate::one_writer::{NotAlone, ensure_alone};
 use crate::schema::{self, SchemaError, Schemas};
 
-/// Streams whose folded state a service keeps in memory; past it the cache
-/// is dropped and refilled from the log.
-const STATE_CACHE_MAX: usize = 10_000;
 /// Commands and queries one service works on at once; beyond it a request
 /// is answered `unavailable` at once. Rationale: each holds a task, its
 /// state and a place in the log's queue; unbounded, a burst grows memory
@@ -104,16 +102,13 @@ struct WireActor {
     country: String,
 }
 
-/// stream → (version, folded state at that version).
-type StateCache<S> = HashMap<String, (u64, Arc<S>)>;
-
 struct Runtime<A: Aggregate> {
     log: Log,
     client: async_nats::Client,
     schemas: Schemas,
     commands: &'static [&'static str],
     queries: &'static [&'static str],
-    cache: Mutex<StateCache<A::State>>,
+    cache: StateCache<A::State>,
     /// One turn per stream being decided: commands to one stream are
     /// decided one at a time (load, decide, append, remember), so a command
     /// without an expected version never fails because of another one;
@@ -223,7 +218,7 @@ pub async fn bind_with_schemas<A: Aggregate>(
             schemas,
             commands,
             queries,
-            cache: Mutex::new(HashMap::new()),
+            cache: StateCache::new(STATE_CACHE_BYTES_MAX),
             turns: Mutex::new(HashMap::new()),
             facts: host.facts,
             followed: host.followed,
@@ -300,6 +295,10 @@ impl<A: Aggregate> Bound<A> {
         }
         for t in &tasks {
             t.abort();
+        }
+        // Kept as they stand, so the next start resumes from here.
+        for f in &rt.followed {
+            f.stop().await;
         }
         let _ = stop_tx.send(true);
         let _ = log_task.await;
@@ -498,7 +497,7 @@ impl<A: Aggregate> Runtime<A> {
                 format!("unknown command {name} of the {service} service"),
             );
         };
-        let body: Value = match serde_json::from_slice(payload) {
+        let body: Value = match concord_core::json::parse(payload) {
             Ok(v) => v,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("command is not JSON: {e}")),
         };
@@ -550,8 +549,8 @@ impl<A: Aggregate> Runtime<A> {
         // the one retry below is for a log changed behind the runtime's
         // back (it cannot be, with one writer), never for another command.
         for attempt in 0..2 {
-            let (version, state) = match self.load(&stream, attempt > 0).await {
-                Ok(s) => s,
+            let (version, state, bytes) = match self.load(&stream, attempt > 0).await {
+                Ok(e) => (e.version, e.state, e.bytes),
                 Err(e) => return e,
             };
             if let Some(expected) = env.expected_version
@@ -639,7 +638,8 @@ impl<A: Aggregate> Runtime<A> {
             match self.log.append(req).await {
                 Ok(appended) => {
                     if !appended.duplicate {
-                        self.remember(&stream, state, &events, appended.version());
+                        let added: u64 = appended.raw.iter().map(|r| r.len() as u64).sum();
+                        self.remember(&stream, state, bytes.saturating_add(added), &events, appended.version());
                     }
                     if let Err(e) = publish_appended_traced(&self.client, &appended, traceparent).await {
                         // Durable already; consumers will read it from the log.
@@ -722,15 +722,13 @@ impl<A: Aggregate> Runtime<A> {
     }
 
     /// The stream's version and folded state, from the cache unless `fresh`.
-    async fn load(&self, stream: &str, fresh: bool) -> Result<(u64, Arc<A::State>), Reply> {
-        if !fresh
-            && let Ok(cache) = self.cache.lock()
-            && let Some((v, s)) = cache.get(stream)
-        {
-            return Ok((*v, Arc::clone(s)));
+    async fn load(&self, stream: &str, fresh: bool) -> Result<Entry<A::State>, Reply> {
+        if !fresh && let Some(e) = self.cache.get(stream) {
+            return Ok(e);
         }
         let mut state = A::State::default();
         let mut version = 0u64;
+        let mut bytes = 0u64;
         loop {
             let log = self.log.clone();
             let s = stream.to_owned();
@@ -758,56 +756,46 @@ impl<A: Aggregate> Runtime<A> {
                 };
                 let event = read_event::<A>(e).map_err(cannot)?;
                 state = A::evolve(state, &event).map_err(cannot)?;
+                bytes = bytes.saturating_add(json_bytes(&e.data));
             }
             version = last;
         }
-        let state = Arc::new(state);
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= STATE_CACHE_MAX {
-                cache.clear();
-            }
-            // Never backwards: a command may have cached a newer version
-            // while this read the log.
-            match cache.get(stream) {
-                Some((cached, newer)) if *cached > version => return Ok((*cached, Arc::clone(newer))),
-                _ => {
-                    cache.insert(stream.to_owned(), (version, Arc::clone(&state)));
-                }
-            }
-        }
-        Ok((version, state))
+        Ok(self.cache.offer(
+            stream,
+            Entry {
+                version,
+                state: Arc::new(state),
+                bytes,
+            },
+        ))
     }
 
     /// Caches the state after `events`, which the log just appended as
-    /// `version`.
-    fn remember(&self, stream: &str, state: Arc<A::State>, events: &[A::Event], version: u64) {
+    /// `version`; `bytes` estimates its size (see `cache`).
+    fn remember(&self, stream: &str, state: Arc<A::State>, bytes: u64, events: &[A::Event], version: u64) {
         // Take the cached copy out so that, unless another command on this
         // stream holds it right now, the state is moved, not cloned: states
         // grow with their stream.
-        if let Ok(mut cache) = self.cache.lock()
-            && cache.get(stream).is_some_and(|(_, s)| Arc::ptr_eq(s, &state))
-        {
-            cache.remove(stream);
-        }
+        self.cache.take_if_same(stream, &state);
         let mut state = Arc::unwrap_or_clone(state);
         for e in events {
             match A::evolve(state, e) {
                 Ok(s) => state = s,
                 Err(_) => {
                     // Reload from the log next time rather than cache a guess.
-                    if let Ok(mut cache) = self.cache.lock() {
-                        cache.remove(stream);
-                    }
+                    self.cache.forget(stream);
                     return;
                 }
             }
         }
-        if let Ok(mut cache) = self.cache.lock() {
-            let newer = cache.get(stream).is_none_or(|(v, _)| *v < version);
-            if newer {
-                cache.insert(stream.to_owned(), (version, Arc::new(state)));
-            }
-        }
+        self.cache.offer(
+            stream,
+            Entry {
+                version,
+                state: Arc::new(state),
+                bytes,
+            },
+        );
     }
 
     async fn on_query(&self, req: async_nats::service::Request) {
@@ -824,7 +812,7 @@ impl<A: Aggregate> Runtime<A> {
                 format!("unknown query {name} of the {service} service"),
             );
         };
-        let body: Value = match serde_json::from_slice(payload) {
+        let body: Value = match concord_core::json::parse(payload) {
             Ok(v) => v,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("query is not JSON: {e}")),
         };
@@ -842,7 +830,7 @@ impl<A: Aggregate> Runtime<A> {
             return reply;
         }
         let (version, state) = match self.load(&stream, false).await {
-            Ok(s) => s,
+            Ok(e) => (e.version, e.state),
             Err(e) => return e,
         };
         let answered = match self.facts() {

@@ -11,11 +11,15 @@ use std::sync::{Arc, RwLock};
 
 use concord_core::decider::Aggregate;
 use concord_core::envelope::{EventEnvelope, Service};
-pub use concord_log::WallClock;
-use concord_log::{Log, LogError};
+use concord_log::LogError;
+pub use concord_log::{Log, WallClock};
 
 use crate::consumer::ConsumerError;
-use crate::follow::Followed;
+use serde::Deserialize;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::follow::{Followed, Keep, Resume};
 use crate::runtime::{self, Bound, Host, RuntimeError, read_event};
 
 /// Where a writing service runs.
@@ -53,6 +57,8 @@ pub enum Error {
     Consumer(#[from] ConsumerError),
     #[error("opening the log was interrupted: {0}")]
     Interrupted(String),
+    #[error("{0}")]
+    Poisoned(String),
 }
 
 /// Opens (creating if needed) `service`'s log on a blocking thread: fjall's
@@ -66,30 +72,139 @@ pub async fn open_log(cfg: &Config, service: Service) -> Result<Log, Error> {
         .map_err(Error::from)
 }
 
+/// Opens `A`'s log (see `open_log`).
+pub async fn open<A: Aggregate>(cfg: &Config) -> Result<Log, Error> {
+    open_log(cfg, A::SERVICE).await
+}
+
 /// Opens `A`'s log and binds its subjects; they answer when this returns.
 pub async fn bind<A: Aggregate>(cfg: &Config, client: async_nats::Client, host: Host<A>) -> Result<Bound<A>, Error> {
-    let log = open_log(cfg, A::SERVICE).await?;
+    let log = open::<A>(cfg).await?;
+    bind_log(log, client, host).await
+}
+
+/// Binds `A`'s subjects on its opened `log` (a service that follows other
+/// logs opens its own first, to keep its views beside it).
+pub async fn bind_log<A: Aggregate>(log: Log, client: async_nats::Client, host: Host<A>) -> Result<Bound<A>, Error> {
     Ok(runtime::bind(client, log, host).await?)
 }
 
-/// Follows producer `P`'s log from its start, folding each of its events,
-/// typed by `P`'s own contract, into `facts` with `apply`.
-pub async fn follow<P, F, Apply>(
+/// The part `V` of a service's facts `F` that one follower folds and keeps,
+/// under `name` (unique among the service's followers).
+pub struct Part<F, V> {
+    pub name: &'static str,
+    pub get: fn(&F) -> &V,
+    pub get_mut: fn(&mut F) -> &mut V,
+}
+
+impl<F> Part<F, F> {
+    /// All of the facts, folded by one follower.
+    pub fn whole(name: &'static str) -> Part<F, F> {
+        Part {
+            name,
+            get: |f| f,
+            get_mut: |f| f,
+        }
+    }
+}
+
+/// A view as kept beside the log: which release kept it, where it stands.
+#[derive(Serialize)]
+struct KeptRef<'a, V> {
+    release: &'a str,
+    resume: &'a Resume,
+    view: &'a V,
+}
+
+#[derive(Deserialize)]
+struct Kept<V> {
+    release: String,
+    resume: Resume,
+    view: V,
+}
+
+/// The release that keeps views: a view kept by another one is refolded
+/// from its source, since a fold's shape or meaning may have changed.
+const RELEASE: &str = env!("CARGO_PKG_VERSION");
+
+/// The view kept under `name`, if one of this release is there and reads.
+async fn kept<V: DeserializeOwned + Send + 'static>(log: &Log, name: &str) -> Result<Option<Kept<V>>, Error> {
+    let l = log.clone();
+    let n = name.to_owned();
+    let bytes = tokio::task::spawn_blocking(move || l.kept_view(&n))
+        .await
+        .map_err(|e| Error::Interrupted(e.to_string()))??;
+    let Some(bytes) = bytes else { return Ok(None) };
+    match serde_json::from_slice::<Kept<V>>(&bytes) {
+        Ok(k) if k.release == RELEASE => Ok(Some(k)),
+        Ok(k) => {
+            tracing::info!(view = name, kept_by = %k.release, "a view kept by another release is refolded");
+            Ok(None)
+        }
+        Err(e) => {
+            tracing::warn!(view = name, error = %e, "the kept view does not read; it is refolded");
+            Ok(None)
+        }
+    }
+}
+
+/// Follows producer `P`'s log, folding each of its events, typed by `P`'s
+/// own contract, into `part` of `facts` with `apply`; the part is kept
+/// beside `log` and folding resumes where it was kept.
+pub async fn follow<P, F, V, Apply>(
     client: async_nats::Client,
+    log: &Log,
     facts: Arc<RwLock<F>>,
+    part: Part<F, V>,
     mut apply: Apply,
-) -> Result<Followed, ConsumerError>
+) -> Result<Followed, Error>
 where
     P: Aggregate,
     F: Send + Sync + 'static,
-    Apply: FnMut(&mut F, &EventEnvelope, P::Event) -> Result<(), String> + Send + 'static,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    Apply: FnMut(&mut V, &EventEnvelope, P::Event) -> Result<(), String> + Send + 'static,
 {
-    Followed::start(client, P::SERVICE, move |envelope| {
-        let event = read_event::<P>(envelope)?;
-        let mut facts = facts
-            .write()
-            .map_err(|_| format!("the facts kept from the {} log are poisoned", P::SERVICE))?;
-        apply(&mut facts, envelope, event)
-    })
-    .await
+    let name = format!("{}:{}", P::SERVICE, part.name);
+    let from = match kept::<V>(log, &name).await? {
+        Some(k) => {
+            let mut f = facts.write().map_err(|_| Error::Poisoned(poisoned(P::SERVICE)))?;
+            *(part.get_mut)(&mut f) = k.view;
+            tracing::info!(view = %name, seq = k.resume.at.seq, "resuming a kept view");
+            k.resume
+        }
+        None => Resume::from_start(),
+    };
+    let kept_facts = facts.clone();
+    let get = part.get;
+    let keep = Keep {
+        log: log.clone(),
+        name,
+        snapshot: Arc::new(move |resume: &Resume| {
+            let f = kept_facts.read().map_err(|_| poisoned(P::SERVICE))?;
+            serde_json::to_vec(&KeptRef {
+                release: RELEASE,
+                resume,
+                view: get(&f),
+            })
+            .map_err(|e| e.to_string())
+        }),
+    };
+    let get_mut = part.get_mut;
+    let followed = Followed::start(
+        client,
+        P::SERVICE,
+        from,
+        move |envelope| {
+            let event = read_event::<P>(envelope)?;
+            let mut f = facts.write().map_err(|_| poisoned(P::SERVICE))?;
+            apply(get_mut(&mut f), envelope, event)
+        },
+        Some(keep),
+    )
+    .await?;
+    Ok(followed)
+}
+
+fn poisoned(source: Service) -> String {
+    format!("the facts kept from the {source} log are poisoned")
 }

@@ -171,3 +171,78 @@ async fn a_source_that_went_back_in_history_stops_the_consumer() {
         other => panic!("expected a regression, got {other:?}"),
     }
 }
+
+/// A live message with a duplicate key is no event, even when its digest
+/// and hash are computed over its own bytes: serde_json would read the
+/// last `i`, another consumer the first. The consumer takes it for a hint
+/// and delivers seq 1 as the log holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_message_with_a_duplicate_key_is_not_delivered() {
+    use concord_core::chain::{GENESIS_HASH, canonical_json, chain_hash, data_digest, seal};
+    use concord_core::{EventEnvelope, Hlc};
+
+    let nats = NatsServer::start().expect("nats-server");
+    let mut source = Source::start(&nats).await;
+    let mut c = consumer(&nats, start_of_log()).await;
+    // The consumer makes first contact (an empty log) and waits live.
+    let first = tokio::spawn(async move {
+        let got = tokio::time::timeout(Duration::from_secs(30), c.next()).await;
+        (c, got)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Seq 1 as a forger would send it before the real one is appended.
+    let data = json!({"i": 0});
+    let mut env = EventEnvelope {
+        id: uuid::Uuid::now_v7(),
+        service: Service::Operations,
+        seq: 1,
+        stream: "operation-0".into(),
+        version: 1,
+        event_type: "operation.opened".into(),
+        schema_version: 1,
+        recorded_at: "2026-11-23T09:30:00.000000Z".into(),
+        hlc: Hlc::default(),
+        actor: Actor {
+            sub: "fr".into(),
+            role: Role::Coordinator,
+            country: CountryCode::parse("FR").expect("FR"),
+        },
+        command_id: "c0".into(),
+        correlation_id: "r".into(),
+        causation_id: None,
+        data: data.clone(),
+        data_digest: String::new(),
+        prev_hash: GENESIS_HASH.into(),
+        hash: String::new(),
+    };
+    let sealed = String::from_utf8(seal(&mut env, &canonical_json(&data).expect("ok"))).expect("utf-8");
+    let (head, rest) = sealed.split_once("\"data\":{\"i\":0},").expect("data member");
+    let (_, tail) = rest.split_once(",\"hash\":\"").expect("hash member");
+    let tail = &tail[65..];
+    let forged_data = "{\"i\":666,\"i\":0}";
+    let digest = data_digest(forged_data.as_bytes());
+    let hash = chain_hash(
+        GENESIS_HASH,
+        format!("{head}\"data_digest\":\"{digest}\"{tail}").as_bytes(),
+    );
+    let forged = format!("{head}\"data\":{forged_data},\"data_digest\":\"{digest}\",\"hash\":\"{hash}\"{tail}");
+    let parsed: EventEnvelope = serde_json::from_str(&forged).expect("serde_json reads it");
+    assert_eq!(parsed.data, data, "as the last member");
+    source
+        .client
+        .publish("concord.evt.operations.operation.opened", forged.into_bytes().into())
+        .await
+        .expect("publish");
+    source.client.flush().await.expect("flush");
+    // Time to take the forged message for what it is before seq 1 exists.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    source.produce(2, true).await;
+    let real = source.log.read_events(1, 1).expect("read").remove(0);
+    let (mut c, got) = first.await.expect("task");
+    let got = got.expect("an event").expect("not a regression");
+    assert_eq!((got.seq, got.hash.as_str()), (1, real.hash.as_str()));
+    assert_ne!(real.hash, hash);
+    assert_eq!(take(&mut c, 1).await, [2]);
+}

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use concord_bus::consumer::{Consumer, ConsumerError, start_of_log};
-use concord_bus::follow::Followed;
+use concord_bus::follow::{Followed, Resume};
 use concord_bus::logs::{LogServer, fetch_head, fetch_log, publish_appended};
 use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service, subjects};
 use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
@@ -158,7 +158,7 @@ async fn a_view_of_a_source_that_changed_log_is_unavailable() {
     let nats = NatsServer::start().expect("nats-server");
     let mut a = Source::start(&nats, 2).await;
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let followed = Followed::start(client, Service::Operations, |_| Ok(()))
+    let followed = Followed::start(client, Service::Operations, Resume::from_start(), |_| Ok(()), None)
         .await
         .expect("follow");
     tokio::time::timeout(Duration::from_secs(10), followed.caught_up())

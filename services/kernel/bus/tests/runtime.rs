@@ -317,6 +317,27 @@ async fn commands_are_decided_appended_published_and_answered() {
         json!({"ok": true, "id": "a", "name": "second", "version": 2})
     );
     assert_eq!(w.log.head().seq, 2);
+
+    // A query, and a read of the log, with a duplicate key are refused
+    // rather than read as their last member.
+    for (subject, body, want) in [
+        (
+            subjects::query("operations", "get"),
+            &br#"{"id":"nobody","id":"a"}"#[..],
+            r#"query is not JSON: duplicate key "id" in the object at $ "#,
+        ),
+        (
+            subjects::log_read(Service::Operations),
+            &br#"{"from_seq":1,"max_events":1,"from_seq":2}"#[..],
+            r#"log read request must be {"from_seq": u64, "max_events": u64}: duplicate key "from_seq""#,
+        ),
+    ] {
+        let got = w.client.request(subject, body.to_vec().into()).await.expect("answer");
+        let r = Reply::parse(&got.payload).expect("reply").to_json();
+        assert_eq!(r["error"]["code"], json!("invalid"), "{r}");
+        let msg = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(want), "{msg:?} should start with {want:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,6 +386,18 @@ async fn malformed_commands_get_invalid_and_append_nothing() {
             "explode",
             serde_json::to_vec(&envelope("c", json!({}))).expect("json"),
             "unknown command explode",
+        ),
+        // Duplicate keys, in the envelope or in the data: serde_json would
+        // keep the last one, another parser the first.
+        (
+            "create",
+            br#"{"command_id":"c","command_id":"d","actor":{"sub":"fr-1","role":"coordinator","country":"FR"},"issued_at":"2026-11-23T10:00:00Z","correlation_id":"req-1","data":{"id":"a","name":"n"}}"#.to_vec(),
+            r#"command is not JSON: duplicate key "command_id" in the object at $ "#,
+        ),
+        (
+            "create",
+            br#"{"command_id":"c","actor":{"sub":"fr-1","role":"coordinator","country":"FR"},"issued_at":"2026-11-23T10:00:00Z","correlation_id":"req-1","data":{"id":"a","name":"forbidden","name":"n"}}"#.to_vec(),
+            r#"command is not JSON: duplicate key "name" in the object at $.data "#,
         ),
     ];
     for (command, body, want) in cases {

@@ -95,7 +95,7 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, AuthError>
             .map_err(|_| AuthError::Malformed(format!("{what} is not base64url")))
     };
     let header: Header =
-        serde_json::from_slice(&decode(h, "header")?).map_err(|e| AuthError::Malformed(format!("header: {e}")))?;
+        crate::json::from_slice(&decode(h, "header")?).map_err(|e| AuthError::Malformed(format!("header: {e}")))?;
     if header.alg != "HS256" {
         return Err(AuthError::Algorithm(header.alg));
     }
@@ -104,7 +104,7 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, AuthError>
     m.verify_slice(&decode(s, "signature")?)
         .map_err(|_| AuthError::Signature)?;
     let claims: Claims =
-        serde_json::from_slice(&decode(p, "payload")?).map_err(|e| AuthError::Malformed(format!("claims: {e}")))?;
+        crate::json::from_slice(&decode(p, "payload")?).map_err(|e| AuthError::Malformed(format!("claims: {e}")))?;
     if claims.sub.is_empty() || claims.sub.len() > 128 {
         return Err(AuthError::Malformed("sub must be 1 to 128 bytes".into()));
     }

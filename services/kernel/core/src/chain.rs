@@ -1,32 +1,51 @@
-//! The hash chain: canonical bytes of an event, its hash, and a verifier that
-//! walks stored events in order. Pure: it sees bytes, never a file or a bus,
-//! so the log, the `concord log verify` command and the audit service share it.
+//! The hash chain: the canonical form of JSON (RFC 8785), an event's hash,
+//! and a verifier that walks stored events in order. Pure: it sees bytes,
+//! never a file or a bus, so the log, the `concord log verify` command and
+//! the audit service share it.
 //!
 //! The algorithm is written for third parties in `schemas/README.md`; a change
 //! here is a change of that contract.
+
+use std::cmp::Ordering;
+use std::ops::Range;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::envelope::EventEnvelope;
 
+/// The chain format this release writes and reads. 1: the hash covered
+/// each event's `data` itself (`format1`). 2: it covers the SHA-256 digest
+/// of the data (`data_digest`), so a payload can be erased while the chain
+/// still verifies. A log records its format (`concord-log`).
+pub const CHAIN_FORMAT: u32 = 2;
+
 /// `prev_hash` of the first event of every log.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The largest magnitude of an integer in the canonical form: 2^53 − 1,
+/// the largest up to which every integer is exactly an IEEE 754 double,
+/// the number of JavaScript and of RFC 8785. A larger one would be read
+/// as another number by a verifier in such a language.
+pub const INTEGER_MAX: u64 = (1 << 53) - 1;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CanonicalError {
-    /// Floats have no single textual form across languages, so an event
-    /// holding one could not be re-hashed by a third party reliably.
+    /// RFC 8785 writes fractions the ECMAScript way, which few libraries
+    /// outside JavaScript reproduce exactly; events hold decimals as strings.
     #[error("number {number} at {path} is not an integer (encode decimals as strings)")]
     NonInteger { path: String, number: String },
+    #[error("integer {number} at {path} is beyond ±(2^53−1) (encode it as a string)")]
+    IntegerOutOfRange { path: String, number: String },
     #[error("an event envelope must be a JSON object")]
     NotAnObject,
 }
 
-/// Canonical JSON: object keys sorted by Unicode code point, no whitespace,
-/// strings escaped minimally (as serde_json, Python's
-/// `json.dumps(ensure_ascii=False)` and JavaScript's `JSON.stringify` do),
-/// integers only.
+/// The canonical form of a JSON value: RFC 8785 (JSON Canonicalization
+/// Scheme) for the values Concord admits, i.e. with every number an integer
+/// within ±(2^53−1), which RFC 8785 (ECMAScript) writes in plain decimal.
+/// Object keys sorted by their UTF-16 code units, no whitespace, strings
+/// escaped as `write_string` says, UTF-8.
 pub fn canonical_json(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     let mut out = Vec::with_capacity(512);
     write_canonical(value, &mut out, &mut String::from("$"))?;
@@ -39,13 +58,21 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>, path: &mut String) -> Resul
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
-            if n.is_i64() || n.is_u64() {
-                out.extend_from_slice(n.to_string().as_bytes());
-            } else {
-                return Err(CanonicalError::NonInteger {
-                    path: path.clone(),
-                    number: n.to_string(),
-                });
+            let magnitude = n.as_i64().map(i64::unsigned_abs).or_else(|| n.as_u64());
+            match magnitude {
+                Some(m) if m <= INTEGER_MAX => out.extend_from_slice(n.to_string().as_bytes()),
+                Some(_) => {
+                    return Err(CanonicalError::IntegerOutOfRange {
+                        path: path.clone(),
+                        number: n.to_string(),
+                    });
+                }
+                None => {
+                    return Err(CanonicalError::NonInteger {
+                        path: path.clone(),
+                        number: n.to_string(),
+                    });
+                }
             }
         }
         Value::String(s) => write_string(s, out),
@@ -62,26 +89,38 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>, path: &mut String) -> Resul
             }
             out.push(b']');
         }
-        Value::Object(map) => write_object(map, None, out, path)?,
+        Value::Object(map) => {
+            write_object(map, out, path)?;
+        }
     }
     Ok(())
 }
 
-fn write_object(
-    map: &Map<String, Value>,
-    skip: Option<&str>,
+/// RFC 8785 §3.2.3: keys ordered by their UTF-16 code units. That is the
+/// order of code points (and of UTF-8 bytes) except where a character
+/// beyond U+FFFF (a surrogate pair, D800–DFFF) meets one of U+E000–U+FFFF.
+fn key_order(a: &str, b: &str) -> Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// Writes an object and returns the span of each member (`"key":value`)
+/// in `out`, in the order written.
+fn write_object<'m>(
+    map: &'m Map<String, Value>,
     out: &mut Vec<u8>,
     path: &mut String,
-) -> Result<(), CanonicalError> {
-    // serde_json keeps keys sorted unless some crate in the build enables
-    // `preserve_order`; sort explicitly so the hash never depends on that.
-    let mut keys: Vec<&String> = map.keys().filter(|k| Some(k.as_str()) != skip).collect();
-    keys.sort_unstable();
+) -> Result<Vec<(&'m str, Range<usize>)>, CanonicalError> {
+    // serde_json's map order is not RFC 8785's (and depends on whether some
+    // crate enables `preserve_order`): sort explicitly.
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_unstable_by(|a, b| key_order(a, b));
+    let mut spans = Vec::with_capacity(keys.len());
     out.push(b'{');
     for (i, key) in keys.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
+        let start = out.len();
         write_string(key, out);
         out.push(b':');
         let len = path.len();
@@ -89,34 +128,75 @@ fn write_object(
         path.push_str(key);
         write_canonical(&map[key.as_str()], out, path)?;
         path.truncate(len);
+        spans.push((key.as_str(), start..out.len()));
     }
     out.push(b'}');
-    Ok(())
+    Ok(spans)
 }
 
+/// A JSON string as RFC 8785 §3.2.2.2 writes it: `"` and `\` escaped, the
+/// control characters U+0000–U+001F as `\b \t \n \f \r` or else `\u00xx`
+/// (lowercase hex); everything else raw UTF-8, including DEL (U+007F),
+/// U+0080–U+009F and U+2028/U+2029.
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    // Writing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    // Every byte to escape is ASCII, and no byte of a multi-byte UTF-8
+    // sequence is, so a byte scan never splits a character.
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    let mut unicode = *b"\\u0000";
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            0x00..=0x1f => {
+                unicode[4] = HEX[usize::from(b >> 4)];
+                unicode[5] = HEX[usize::from(b & 0xf)];
+                &unicode
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..i]);
+        out.extend_from_slice(escaped);
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out.push(b'"');
 }
 
-/// Canonical bytes of an envelope: the envelope object without its `hash`.
-pub fn canonical_envelope(envelope: &Value) -> Result<Vec<u8>, CanonicalError> {
+/// Lowercase hex SHA-256 of a `data`'s canonical bytes: what the chain
+/// covers of it (`data_digest`), so the data can be erased and the chain
+/// still verifies.
+pub fn data_digest(data_canonical: &[u8]) -> String {
+    hex::encode(Sha256::digest(data_canonical))
+}
+
+/// Canonical bytes an event's hash covers: the envelope without `hash` and
+/// without `data` (whose `data_digest` stays).
+pub fn hash_input(envelope: &Value) -> Result<Vec<u8>, CanonicalError> {
     let map = envelope.as_object().ok_or(CanonicalError::NotAnObject)?;
-    let mut out = Vec::with_capacity(1024);
-    write_object(map, Some("hash"), &mut out, &mut String::from("$"))?;
-    Ok(out)
+    let mut without = map.clone();
+    without.remove("hash");
+    without.remove("data");
+    canonical_json(&Value::Object(without))
 }
 
-/// `hex(SHA-256(prev_hash as ASCII ‖ canonical bytes))`.
-pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
+/// `hex(SHA-256(prev_hash as ASCII ‖ hash input))`.
+pub fn chain_hash(prev_hash: &str, hash_input: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
-    h.update(canonical);
+    h.update(hash_input);
     hex::encode(h.finalize())
 }
 
-/// Seals an envelope: computes its hash (overwriting `envelope.hash`) and
-/// returns the bytes to store, which are its canonical JSON *with* the hash.
+/// Seals an envelope: sets its `data_digest` and its hash and returns the
+/// bytes to store, which are its canonical JSON with both.
 ///
 /// `data_canonical` must be `canonical_json(&envelope.data)` (the log
 /// computes it once while validating). Writing the fixed fields by hand,
@@ -124,10 +204,11 @@ pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
 /// writer thread cheap; `tests::sealed_bytes_are_the_generic_canonical_form`
 /// proves both give the same bytes.
 pub fn seal(envelope: &mut EventEnvelope, data_canonical: &[u8]) -> Vec<u8> {
-    // Keys in code point order: actor, causation_id, command_id,
-    // correlation_id, data, [hash], hlc, id, prev_hash, recorded_at,
-    // schema_version, seq, service, stream, type, version.
+    // Keys in RFC 8785 order (all ASCII): actor, causation_id, command_id,
+    // correlation_id, [data], data_digest, [hash], hlc, id, prev_hash,
+    // recorded_at, schema_version, seq, service, stream, type, version.
     let e = &*envelope;
+    let digest = data_digest(data_canonical);
     let mut head = Vec::with_capacity(256 + data_canonical.len());
     head.extend_from_slice(b"{\"actor\":{\"country\":");
     write_string(e.actor.country.as_str(), &mut head);
@@ -144,8 +225,7 @@ pub fn seal(envelope: &mut EventEnvelope, data_canonical: &[u8]) -> Vec<u8> {
     write_string(&e.command_id, &mut head);
     head.extend_from_slice(b",\"correlation_id\":");
     write_string(&e.correlation_id, &mut head);
-    head.extend_from_slice(b",\"data\":");
-    head.extend_from_slice(data_canonical);
+    head.push(b',');
 
     let mut tail = Vec::with_capacity(400);
     tail.extend_from_slice(
@@ -174,51 +254,40 @@ pub fn seal(envelope: &mut EventEnvelope, data_canonical: &[u8]) -> Vec<u8> {
     write_string(&e.event_type, &mut tail);
     tail.extend_from_slice(format!(",\"version\":{}}}", e.version).as_bytes());
 
+    let digest_member = format!("\"data_digest\":\"{digest}\",");
     let mut h = Sha256::new();
     h.update(e.prev_hash.as_bytes());
     h.update(&head);
-    h.update(b",");
+    h.update(digest_member.as_bytes());
     h.update(&tail);
     let hash = hex::encode(h.finalize());
 
     let mut stored = head;
-    stored.extend_from_slice(b",\"hash\":\"");
+    stored.extend_from_slice(b"\"data\":");
+    stored.extend_from_slice(data_canonical);
+    stored.push(b',');
+    stored.extend_from_slice(digest_member.as_bytes());
+    stored.extend_from_slice(b"\"hash\":\"");
     stored.extend_from_slice(hash.as_bytes());
     stored.extend_from_slice(b"\",");
     stored.extend_from_slice(&tail);
+    envelope.data_digest = digest;
     envelope.hash = hash;
     stored
-}
-
-/// `,"hash":"` — the member a stored record carries between `data` and `hlc`.
-const HASH_MEMBER: &[u8] = b",\"hash\":\"";
-/// `,"hash":"<64 hex>"`
-const HASH_MEMBER_BYTES: usize = HASH_MEMBER.len() + 64 + 1;
-
-/// Finds `,"<name>":` after the `data` member (the last occurrence: every
-/// member after `data` holds only Concord-formatted values, so user text
-/// inside `data` cannot shadow it).
-fn member_after_data<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    let pat = format!(",\"{name}\":");
-    let at = memchr::memmem::rfind(bytes, pat.as_bytes())?;
-    Some(&bytes[at + pat.len()..])
-}
-
-fn hex64_string(after: &[u8]) -> Option<&str> {
-    let rest = after.strip_prefix(b"\"")?;
-    let hex = rest.get(..64)?;
-    (rest.get(64) == Some(&b'"') && hex.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)))
-        .then(|| std::str::from_utf8(hex).ok())
-        .flatten()
 }
 
 /// Why the chain breaks at a given seq.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
-    #[error("event is missing (next stored event is seq {next_found})")]
-    Missing { next_found: u64 },
+    #[error("seq {expected} is missing")]
+    Missing { expected: u64 },
     #[error("record is unreadable: {0}")]
     Unreadable(String),
+    /// Two parsers may read a non-canonical record differently (or the
+    /// bytes were altered in a way the hash input does not cover), so it is
+    /// refused even when its hash matches.
+    #[error("record is not in canonical form (RFC 8785): {0}")]
+    NotCanonical(String),
     #[error("record is stored under seq {key} but says seq {found}")]
     MisplacedRecord { key: u64, found: u64 },
     #[error("expected seq {expected}, found seq {found}")]
@@ -227,18 +296,34 @@ pub enum ChainBreak {
     PrevHashMismatch { expected: String, found: String },
     #[error("stored hash {stored} does not match the computed hash {computed}")]
     HashMismatch { stored: String, computed: String },
+    /// The data was altered (the envelope's hash, which covers the digest
+    /// only, may still match).
+    #[error("data_digest {stored} does not match the digest of the data, {computed}")]
+    DataDigestMismatch { stored: String, computed: String },
 }
 
-/// The first bad seq of a chain and why.
+/// The first bad record of a chain and why. `seq` is the seq that record
+/// carries (the seq found); when it carries none that can be read, its key
+/// in the store, or else the seq expected at its place. `expected` is the
+/// seq that was due there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("chain breaks at seq {seq}: {reason}")]
 pub struct BadEvent {
     pub seq: u64,
+    pub expected: u64,
     pub reason: ChainBreak,
 }
 
-/// Walks events in order from seq 1. Feed it every stored record; the first
-/// error it returns is the first bad seq.
+/// A record `inspect` cannot link, with the seq it carries when that much
+/// of it is readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    pub seq: Option<u64>,
+    pub reason: ChainBreak,
+}
+
+/// Walks events in order from seq 1 (or from an anchor). Feed it every
+/// stored record; the first error it returns is the first bad record.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     next_seq: u64,
@@ -277,37 +362,46 @@ impl ChainVerifier {
 
     /// The sequential half of `check`: links an inspected record to the
     /// chain so far. `inspect` may run on other threads, ahead of this.
-    pub fn link(&mut self, key_seq: Option<u64>, record: Result<Link, ChainBreak>) -> Result<(), BadEvent> {
+    pub fn link(&mut self, key_seq: Option<u64>, record: Result<Link, BadRecord>) -> Result<(), BadEvent> {
         let expected = self.next_seq;
-        let bad = |reason| BadEvent { seq: expected, reason };
+        let bad = |seq, reason| BadEvent { seq, expected, reason };
         if let Some(key) = key_seq
             && key > expected
         {
-            return Err(bad(ChainBreak::Missing { next_found: key }));
+            return Err(bad(key, ChainBreak::Missing { expected }));
         }
-        let link = record.map_err(bad)?;
+        let link = record.map_err(|r| bad(r.seq.or(key_seq).unwrap_or(expected), r.reason))?;
         if let Some(key) = key_seq
             && key != link.seq
         {
-            return Err(bad(ChainBreak::MisplacedRecord { key, found: link.seq }));
+            return Err(bad(link.seq, ChainBreak::MisplacedRecord { key, found: link.seq }));
         }
         if link.seq != expected {
-            return Err(bad(ChainBreak::OutOfOrder {
-                expected,
-                found: link.seq,
-            }));
+            return Err(bad(
+                link.seq,
+                ChainBreak::OutOfOrder {
+                    expected,
+                    found: link.seq,
+                },
+            ));
         }
         if link.prev_hash != self.prev_hash {
-            return Err(bad(ChainBreak::PrevHashMismatch {
-                expected: self.prev_hash.clone(),
-                found: link.prev_hash,
-            }));
+            return Err(bad(
+                link.seq,
+                ChainBreak::PrevHashMismatch {
+                    expected: self.prev_hash.clone(),
+                    found: link.prev_hash,
+                },
+            ));
         }
         if link.computed != link.stored {
-            return Err(bad(ChainBreak::HashMismatch {
-                stored: link.stored,
-                computed: link.computed,
-            }));
+            return Err(bad(
+                link.seq,
+                ChainBreak::HashMismatch {
+                    stored: link.stored,
+                    computed: link.computed,
+                },
+            ));
         }
         self.prev_hash = link.computed;
         self.next_seq += 1;
@@ -325,39 +419,146 @@ pub struct Link {
     pub computed: String,
 }
 
-/// Reads a stored record's chain fields and recomputes its hash. Pure and
-/// independent of other records, so it can run in parallel.
+/// Reads a stored record, checks that it is canonical, and recomputes its
+/// hash. Pure and independent of other records, so it can run in parallel.
 ///
-/// Works on the stored bytes, which are canonical JSON: the hash input is
-/// the record with its `,"hash":"…"` member cut out, exactly the canonical
-/// form of schemas/README.md, so no parse is needed. Any change to a stored
-/// byte changes that input.
-pub fn inspect(bytes: &[u8]) -> Result<Link, ChainBreak> {
-    let unreadable = |what: &str| ChainBreak::Unreadable(what.to_owned());
-    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
-        return Err(unreadable("not a JSON object"));
+/// The record is parsed strictly (`json::parse`: no duplicate keys) and
+/// must be byte for byte its own canonical form: then every parser reads
+/// it alike, and its hash input (schemas/README.md) is a part of its bytes.
+/// Its `data`, when present (an erased event has none), must have the
+/// digest `data_digest` says.
+pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
+    let unreadable = |seq, what: String| BadRecord {
+        seq,
+        reason: ChainBreak::Unreadable(what),
+    };
+    let value = crate::json::parse(bytes).map_err(|e| unreadable(None, e.to_string()))?;
+    let Value::Object(map) = &value else {
+        return Err(unreadable(None, "not a JSON object".into()));
+    };
+    let seq = map.get("seq").and_then(Value::as_u64);
+    let not_canonical = |why: String| BadRecord {
+        seq,
+        reason: ChainBreak::NotCanonical(why),
+    };
+    let mut canonical = Vec::with_capacity(bytes.len());
+    let spans = write_object(map, &mut canonical, &mut String::from("$")).map_err(|e| not_canonical(e.to_string()))?;
+    if canonical != bytes {
+        let at = canonical.iter().zip(bytes).take_while(|(a, b)| a == b).count();
+        return Err(not_canonical(format!(
+            "it differs from its canonical form at byte {at}"
+        )));
     }
-    let seq = member_after_data(bytes, "seq")
-        .and_then(|rest| {
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            std::str::from_utf8(&rest[..digits]).ok()?.parse::<u64>().ok()
-        })
-        .ok_or_else(|| unreadable("no integer seq"))?;
-    let prev = member_after_data(bytes, "prev_hash")
-        .and_then(hex64_string)
-        .ok_or_else(|| unreadable("no prev_hash"))?;
-    let at = memchr::memmem::rfind(bytes, HASH_MEMBER).ok_or_else(|| unreadable("no hash"))?;
-    let stored = hex64_string(&bytes[at + HASH_MEMBER.len() - 1..]).ok_or_else(|| unreadable("no hash"))?;
+    let seq = seq.ok_or_else(|| unreadable(None, "no integer seq".into()))?;
+    let hex64 = |name: &str| {
+        map.get(name)
+            .and_then(Value::as_str)
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .ok_or_else(|| unreadable(Some(seq), format!("no {name} of 64 lowercase hex digits")))
+    };
+    let prev = hex64("prev_hash")?;
+    let stored = hex64("hash")?;
+    let digest = hex64("data_digest")?;
+    if let Some((_, span)) = spans.iter().find(|(key, _)| *key == "data") {
+        let data = &bytes[span.start + b"\"data\":".len()..span.end];
+        let computed = data_digest(data);
+        if computed != digest {
+            return Err(BadRecord {
+                seq: Some(seq),
+                reason: ChainBreak::DataDigestMismatch {
+                    stored: digest.to_owned(),
+                    computed,
+                },
+            });
+        }
+    }
+    // The hash input is the canonical form without the `hash` and `data`
+    // members: the record's own bytes with those members left out.
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
-    h.update(&bytes[..at]);
-    h.update(&bytes[at + HASH_MEMBER_BYTES..]);
+    h.update(b"{");
+    let mut first = true;
+    for (key, span) in spans {
+        if key == "hash" || key == "data" {
+            continue;
+        }
+        if !first {
+            h.update(b",");
+        }
+        first = false;
+        h.update(&bytes[span]);
+    }
+    h.update(b"}");
     Ok(Link {
         seq,
         prev_hash: prev.to_owned(),
         stored: stored.to_owned(),
         computed: hex::encode(h.finalize()),
     })
+}
+
+/// Chain format 1, of releases before the data digest: the hash covered
+/// the whole record, `data` included, and the form was not checked. Kept
+/// only so `concord log migrate` verifies an old log before rewriting it.
+pub mod format1 {
+    use sha2::{Digest, Sha256};
+
+    use super::{BadRecord, ChainBreak, Link};
+
+    /// `,"hash":"` — the member a stored record carries between `data` and `hlc`.
+    const HASH_MEMBER: &[u8] = b",\"hash\":\"";
+    /// `,"hash":"<64 hex>"`
+    const HASH_MEMBER_BYTES: usize = HASH_MEMBER.len() + 64 + 1;
+
+    /// Finds `,"<name>":` after the `data` member (the last occurrence: every
+    /// member after `data` holds only Concord-formatted values, so user text
+    /// inside `data` cannot shadow it).
+    fn member_after_data<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        let pat = format!(",\"{name}\":");
+        let at = memchr::memmem::rfind(bytes, pat.as_bytes())?;
+        Some(&bytes[at + pat.len()..])
+    }
+
+    fn hex64_string(after: &[u8]) -> Option<&str> {
+        let rest = after.strip_prefix(b"\"")?;
+        let hex = rest.get(..64)?;
+        (rest.get(64) == Some(&b'"') && hex.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)))
+            .then(|| std::str::from_utf8(hex).ok())
+            .flatten()
+    }
+
+    /// A format 1 record's chain fields, and the hash of its bytes without
+    /// the `hash` member.
+    pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
+        let unreadable = |what: &str| BadRecord {
+            seq: None,
+            reason: ChainBreak::Unreadable(what.to_owned()),
+        };
+        if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+            return Err(unreadable("not a JSON object"));
+        }
+        let seq = member_after_data(bytes, "seq")
+            .and_then(|rest| {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                std::str::from_utf8(&rest[..digits]).ok()?.parse::<u64>().ok()
+            })
+            .ok_or_else(|| unreadable("no integer seq"))?;
+        let prev = member_after_data(bytes, "prev_hash")
+            .and_then(hex64_string)
+            .ok_or_else(|| unreadable("no prev_hash"))?;
+        let at = memchr::memmem::rfind(bytes, HASH_MEMBER).ok_or_else(|| unreadable("no hash"))?;
+        let stored = hex64_string(&bytes[at + HASH_MEMBER.len() - 1..]).ok_or_else(|| unreadable("no hash"))?;
+        let mut h = Sha256::new();
+        h.update(prev.as_bytes());
+        h.update(&bytes[..at]);
+        h.update(&bytes[at + HASH_MEMBER_BYTES..]);
+        Ok(Link {
+            seq,
+            prev_hash: prev.to_owned(),
+            stored: stored.to_owned(),
+            computed: hex::encode(h.finalize()),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -376,8 +577,38 @@ mod tests {
         );
     }
 
+    /// RFC 8785 §3.2.3 orders keys by UTF-16 code units: a character beyond
+    /// U+FFFF (a surrogate pair, D83D DE00 for 😀) sorts before U+E000–U+FFFF,
+    /// where code point (and UTF-8 byte) order puts it after.
     #[test]
-    fn canonical_refuses_floats_and_names_the_path() {
+    fn keys_sort_by_utf16_code_units() {
+        let v = json!({"\u{ffff}": 1, "😀": 2, "\u{e000}": 3, "z": 4, "\u{10000}": 5, "é": 6});
+        assert_eq!(
+            String::from_utf8(canonical_json(&v).expect("ok")).expect("utf-8"),
+            "{\"z\":4,\"é\":6,\"\u{10000}\":5,\"😀\":2,\"\u{e000}\":3,\"\u{ffff}\":1}"
+        );
+    }
+
+    /// RFC 8785 §3.2.2.2: only `"`, `\` and U+0000–U+001F are escaped, the
+    /// latter as `\b \t \n \f \r` or `\u00xx` in lowercase hex.
+    #[test]
+    fn strings_are_escaped_as_rfc8785_says() {
+        let all_controls: String = (0u8..0x20).map(char::from).collect();
+        assert_eq!(
+            String::from_utf8(canonical_json(&json!(all_controls)).expect("ok")).expect("utf-8"),
+            r#""\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f""#
+        );
+        // DEL, the C1 controls, the line and paragraph separators, a
+        // character beyond U+FFFF: raw UTF-8.
+        let raw = "\u{7f}\u{80}\u{9f}\u{2028}\u{2029}😀\"\\/";
+        assert_eq!(
+            String::from_utf8(canonical_json(&json!(raw)).expect("ok")).expect("utf-8"),
+            "\"\u{7f}\u{80}\u{9f}\u{2028}\u{2029}😀\\\"\\\\/\""
+        );
+    }
+
+    #[test]
+    fn canonical_refuses_floats_and_integers_beyond_2_pow_53_and_names_the_path() {
         let e = canonical_json(&json!({"data": {"xs": [1, 2.5]}})).expect_err("float");
         assert_eq!(
             e,
@@ -386,27 +617,50 @@ mod tests {
                 number: "2.5".into()
             }
         );
+        let max = 9_007_199_254_740_991_i64;
+        assert_eq!(
+            canonical_json(&json!([max, -max])).expect("in range"),
+            b"[9007199254740991,-9007199254740991]"
+        );
+        for (v, number) in [
+            (json!({"n": max + 1}), "9007199254740992"),
+            (json!({"n": -max - 1}), "-9007199254740992"),
+            (json!({"n": u64::MAX}), "18446744073709551615"),
+        ] {
+            assert_eq!(
+                canonical_json(&v),
+                Err(CanonicalError::IntegerOutOfRange {
+                    path: "$.n".into(),
+                    number: number.into()
+                })
+            );
+        }
     }
 
     #[test]
-    fn envelope_canonical_form_leaves_out_the_hash_only() {
-        let v = json!({"seq": 1, "hash": "ff", "prev_hash": GENESIS_HASH, "data": {"hash": 1}});
-        let c = String::from_utf8(canonical_envelope(&v).expect("ok")).expect("utf-8");
+    fn the_hash_input_leaves_out_the_hash_and_the_data_only() {
+        let v = json!({"seq": 1, "hash": "ff", "prev_hash": GENESIS_HASH, "data": {"hash": 1}, "data_digest": "dd"});
+        let c = String::from_utf8(hash_input(&v).expect("ok")).expect("utf-8");
         assert_eq!(
             c,
-            format!(r#"{{"data":{{"hash":1}},"prev_hash":"{GENESIS_HASH}","seq":1}}"#)
+            format!(r#"{{"data_digest":"dd","prev_hash":"{GENESIS_HASH}","seq":1}}"#)
         );
     }
 
     fn envelope(
         sub: String,
         note: String,
+        key: String,
         n: i64,
         stream: String,
         causation: Option<String>,
     ) -> (EventEnvelope, Vec<u8>) {
         use crate::envelope::{Actor, Hlc, Role, Service};
-        let data = json!({"note": note, "n": n, "nested": {"z": [1, {"y": note.clone()}], "a": null}});
+        let data = json!({
+            "note": note, "n": n,
+            "nested": {"z": [1, {"y": note.clone()}], "a": null},
+            "keys": {key: 1, "\u{e000}": 2, "~": 3},
+        });
         let data_canonical = canonical_json(&data).expect("integers");
         let mut env = EventEnvelope {
             id: uuid::Uuid::now_v7(),
@@ -430,6 +684,7 @@ mod tests {
             correlation_id: "corr-1".into(),
             causation_id: causation,
             data,
+            data_digest: String::new(),
             prev_hash: "ab".repeat(32),
             hash: String::new(),
         };
@@ -444,29 +699,40 @@ mod tests {
         fn sealed_bytes_are_the_generic_canonical_form(
             sub in "\\PC{1,20}",
             note in proptest::string::string_regex("(?s).{0,40}").expect("regex"),
-            n in proptest::num::i64::ANY,
+            key in proptest::string::string_regex("(?s).{0,4}").expect("regex"),
+            n in -9_007_199_254_740_991_i64..=9_007_199_254_740_991,
             stream in "[A-Za-z0-9._:-]{1,30}",
             causation in proptest::option::of("\\PC{1,10}"),
         ) {
-            let (env, stored) = envelope(sub, note, n, stream, causation);
+            let (env, stored) = envelope(sub, note, key, n, stream, causation);
             let value: Value = serde_json::from_slice(&stored).expect("stored bytes are JSON");
             // Stored bytes are themselves canonical JSON.
             proptest::prop_assert_eq!(&canonical_json(&value).expect("integers"), &stored);
-            // The hash is the generic one.
-            let generic = chain_hash(&env.prev_hash, &canonical_envelope(&value).expect("object"));
+            // The hash is the generic one, and the verifier's.
+            let generic = chain_hash(&env.prev_hash, &hash_input(&value).expect("object"));
             proptest::prop_assert_eq!(&generic, &env.hash);
+            let digest = data_digest(&canonical_json(&value["data"]).expect("integers"));
+            proptest::prop_assert_eq!(&digest, &env.data_digest);
+            let link = inspect(&stored).expect("canonical");
+            proptest::prop_assert_eq!(&link.computed, &env.hash);
             // And the stored bytes parse back into the same envelope.
             let back: EventEnvelope = serde_json::from_slice(&stored).expect("envelope");
             proptest::prop_assert_eq!(back, env);
         }
     }
 
-    #[test]
-    fn verifier_accepts_a_sealed_chain_and_names_the_first_bad_seq() {
+    fn chain_of(n: u64) -> (Vec<Vec<u8>>, String) {
         let mut records = Vec::new();
         let mut prev = GENESIS_HASH.to_owned();
-        for seq in 1..=5u64 {
-            let (mut env, _) = envelope("bob".into(), format!("note {seq}"), seq as i64, "lead-1".into(), None);
+        for seq in 1..=n {
+            let (mut env, _) = envelope(
+                "bob".into(),
+                format!("note {seq} é"),
+                "k".into(),
+                seq as i64,
+                "lead-1".into(),
+                None,
+            );
             env.seq = seq;
             env.prev_hash = prev.clone();
             let data = canonical_json(&env.data).expect("integers");
@@ -474,11 +740,17 @@ mod tests {
             prev = env.hash.clone();
             records.push(stored);
         }
+        (records, prev)
+    }
+
+    #[test]
+    fn verifier_accepts_a_sealed_chain_and_names_the_first_bad_seq_found() {
+        let (records, head) = chain_of(5);
         let mut v = ChainVerifier::new();
         for (i, r) in records.iter().enumerate() {
             v.check(Some(i as u64 + 1), r).expect("valid chain");
         }
-        assert_eq!((v.verified(), v.head_hash()), (5, prev.as_str()));
+        assert_eq!((v.verified(), v.head_hash()), (5, head.as_str()));
 
         // A data key named like an envelope member cannot fool the verifier.
         let mut v = ChainVerifier::new();
@@ -487,15 +759,117 @@ mod tests {
         forged[at + 5] = b'9';
         let err = v.check(Some(1), &forged).expect_err("edited");
         assert_eq!(err.seq, 1);
-        assert!(matches!(err.reason, ChainBreak::HashMismatch { .. }), "{err}");
+        assert!(matches!(err.reason, ChainBreak::DataDigestMismatch { .. }), "{err}");
 
+        // An export that skips seq 2: the first bad seq is the one found.
         let mut v = ChainVerifier::new();
         v.check(None, &records[0]).expect("first");
         let err = v.check(None, &records[2]).expect_err("skipped one");
         assert_eq!(
-            (err.seq, err.reason),
-            (2, ChainBreak::OutOfOrder { expected: 2, found: 3 })
+            err,
+            BadEvent {
+                seq: 3,
+                expected: 2,
+                reason: ChainBreak::OutOfOrder { expected: 2, found: 3 }
+            }
         );
+        assert_eq!(err.to_string(), "chain breaks at seq 3: expected seq 2, found seq 3");
+
+        // A store whose key 2 is gone: seq 3 is found where 2 was due.
+        let mut v = ChainVerifier::new();
+        v.check(Some(1), &records[0]).expect("first");
+        let err = v.check(Some(3), &records[2]).expect_err("missing");
+        assert_eq!(err.to_string(), "chain breaks at seq 3: seq 2 is missing");
+
+        // A line with no readable seq is named by the seq expected there.
+        let mut v = ChainVerifier::new();
+        let err = v.check(None, b"{not json").expect_err("unreadable");
+        assert_eq!((err.seq, err.expected), (1, 1));
+    }
+
+    /// A record whose hash matches its own bytes but which is not canonical
+    /// (an escape where RFC 8785 writes the character, a space, keys out of
+    /// order, a duplicate key) is refused: another parser or a verifier
+    /// that re-serializes would not agree on its bytes.
+    #[test]
+    fn verifier_refuses_a_non_canonical_record_even_when_its_hash_matches() {
+        let (records, _) = chain_of(1);
+        let good = String::from_utf8(records[0].clone()).expect("utf-8");
+        // Re-digest the data and rehash the record from its own bytes, as
+        // a verifier that does not check the form would.
+        let rehashed = |text: &str| -> Vec<u8> {
+            let d0 = text.find("\"data\":").expect("data member");
+            let d1 = text.find(",\"data_digest\":\"").expect("digest member");
+            let h0 = d1 + text[d1..].find(",\"hash\":\"").expect("hash member");
+            let (head, data, rest) = (&text[..d0], &text[d0 + 7..d1], &text[h0 + 74..]);
+            let digest = data_digest(data.as_bytes());
+            let hash = chain_hash(
+                GENESIS_HASH,
+                format!("{head}\"data_digest\":\"{digest}\"{rest}").as_bytes(),
+            );
+            format!("{head}\"data\":{data},\"data_digest\":\"{digest}\",\"hash\":\"{hash}\"{rest}").into_bytes()
+        };
+        assert_eq!(rehashed(&good), records[0], "the rehash is the sealing hash");
+        for (what, text, why) in [
+            (
+                "an escaped é",
+                good.replacen('é', "\\u00e9", 1),
+                "not in canonical form",
+            ),
+            (
+                "a space",
+                good.replacen("\"note\":", "\"note\": ", 1),
+                "not in canonical form",
+            ),
+            (
+                "keys out of order",
+                good.replacen("\"a\":null,\"z\":", "\"z\":", 1)
+                    .replacen("]}", "],\"a\":null}", 1),
+                "not in canonical form",
+            ),
+            (
+                "a duplicate key",
+                good.replacen("\"n\":1,", "\"n\":1,\"n\":1,", 1),
+                "duplicate key \"n\"",
+            ),
+        ] {
+            assert_ne!(text, good, "{what}: the edit applies");
+            let err = ChainVerifier::new().check(None, &rehashed(&text)).expect_err(what);
+            assert_eq!(err.seq, 1, "{what}");
+            assert!(err.to_string().contains(why), "{what}: {err}");
+        }
+    }
+
+    /// The chain covers the data's digest, not the data: a record whose data
+    /// is erased (the member left out) still links and verifies, and data
+    /// that does not match its digest is named as such.
+    #[test]
+    fn an_erased_payload_still_verifies_and_an_altered_one_is_named() {
+        let (records, head) = chain_of(3);
+        let erase = |record: &[u8]| -> Vec<u8> {
+            let text = String::from_utf8(record.to_vec()).expect("utf-8");
+            let d0 = text.find("\"data\":").expect("data member");
+            let d1 = text.find("\"data_digest\":").expect("digest member");
+            format!("{}{}", &text[..d0], &text[d1..]).into_bytes()
+        };
+        let erased = erase(&records[1]);
+        assert!(!String::from_utf8_lossy(&erased).contains("note 2"));
+        let mut v = ChainVerifier::new();
+        for r in [&records[0], &erased, &records[2]] {
+            v.check(None, r).expect("verifies without the data");
+        }
+        assert_eq!(v.head_hash(), head);
+
+        // Data replaced by other data of the same length: only its digest
+        // says so (the hash covers the digest).
+        let altered = String::from_utf8(records[1].clone())
+            .expect("utf-8")
+            .replacen("note 2", "note 7", 1);
+        let mut v = ChainVerifier::new();
+        v.check(None, &records[0]).expect("first");
+        let err = v.check(None, altered.as_bytes()).expect_err("altered data");
+        assert_eq!(err.seq, 2);
+        assert!(matches!(err.reason, ChainBreak::DataDigestMismatch { .. }), "{err}");
     }
 
     /// The worked example of schemas/README.md: if this fails, the README
@@ -527,20 +901,26 @@ mod tests {
             correlation_id: "req-1".into(),
             causation_id: None,
             data: data.clone(),
+            data_digest: String::new(),
             prev_hash: GENESIS_HASH.into(),
             hash: String::new(),
         };
-        let stored = seal(&mut env, &canonical_json(&data).expect("integers"));
+        let data_canonical = canonical_json(&data).expect("integers");
+        let stored = seal(&mut env, &data_canonical);
         let value: Value = serde_json::from_slice(&stored).expect("json");
-        let canonical = String::from_utf8(canonical_envelope(&value).expect("object")).expect("utf-8");
-        assert!(
-            readme.contains(&canonical),
-            "README's canonical line differs from {canonical}"
-        );
+        let input = String::from_utf8(hash_input(&value).expect("object")).expect("utf-8");
+        for (what, text) in [
+            ("canonical data", String::from_utf8(data_canonical).expect("utf-8")),
+            ("data digest", env.data_digest.clone()),
+            ("hash input", input),
+            ("hash", env.hash.clone()),
+            ("stored line", String::from_utf8(stored).expect("utf-8")),
+        ] {
+            assert!(readme.contains(&text), "the README's {what} differs from {text}");
+        }
         assert_eq!(
             env.hash,
-            "abe8d5e5912c83ada6792705e5ab2f529bce4d84782e499755c393ced3e8b9e8"
+            "e1a25f9f69f25a2047bc677ed6338c1d9f174c46c7fe1543ccce9efc6aaa20ca"
         );
-        assert!(readme.contains(&env.hash));
     }
 }

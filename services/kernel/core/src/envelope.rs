@@ -125,6 +125,9 @@ pub struct EventEnvelope {
     pub correlation_id: String,
     pub causation_id: Option<String>,
     pub data: Value,
+    /// Lowercase hex SHA-256 of `data`'s canonical bytes: what the hash
+    /// chain covers of the data (`chain::seal`).
+    pub data_digest: String,
     pub prev_hash: String,
     pub hash: String,
 }

@@ -2,7 +2,8 @@
 //! service's contract is written in.
 //!
 //! Owns the event envelope and its value types (`envelope`, `country`), the
-//! hash chain and canonical JSON (`chain`), the subjects of the bus
+//! hash chain and canonical JSON (`chain`), the one strict JSON parser for
+//! input from outside (`json`), the subjects of the bus
 //! (`subjects`), the `{ok, error}` reply and its codes (`reply`), bearer
 //! tokens (`auth`), and what every decider shares (`decider`: the typed
 //! `Aggregate`, its `Rejection`, audiences; `tagged`: commands and events as
@@ -18,6 +19,7 @@ pub mod chain;
 pub mod country;
 pub mod decider;
 pub mod envelope;
+pub mod json;
 pub mod reply;
 pub mod subjects;
 pub mod tagged;

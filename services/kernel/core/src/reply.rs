@@ -116,7 +116,7 @@ impl Reply {
 
     /// Parses a reply received from a peer, refusing what is not one.
     pub fn parse(bytes: &[u8]) -> Result<Reply, String> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("reply is not JSON: {e}"))?;
+        let v = crate::json::parse(bytes).map_err(|e| format!("reply is not JSON: {e}"))?;
         let Value::Object(mut map) = v else {
             return Err("reply is not a JSON object".into());
         };

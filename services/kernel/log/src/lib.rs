@@ -17,13 +17,13 @@
 //! power cut, and every later step (publish, reply) trusts that the event is
 //! on disk.
 
+mod format;
 mod inspect;
 mod mark;
 mod restore;
 mod validate;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,9 +37,10 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use concord_core::chain::{
-    BadEvent, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
+    BadEvent, BadRecord, CanonicalError, ChainBreak, ChainVerifier, GENESIS_HASH, Link, canonical_json, inspect,
 };
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
+pub use format::{Migration, migrate};
 pub use mark::{MARK_FILE, MARK_INTERVAL, Mark, MarkError, read as read_mark};
 pub use restore::{RestoreError, restore};
 pub use validate::InvalidAppend;
@@ -76,6 +77,9 @@ const KS_EVENTS: &str = "events";
 const KS_STREAMS: &str = "streams";
 const KS_COMMANDS: &str = "commands";
 const KS_META: &str = "meta";
+/// What the service folded from other logs, kept beside its own log (see
+/// `Log::keep_view`).
+const KS_VIEWS: &str = "views";
 const META_SERVICE: &[u8] = b"service";
 const META_IDENTITY: &[u8] = b"identity";
 
@@ -108,6 +112,26 @@ pub enum LogError {
          running service's log with `concord log backup`"
     )]
     InUse { path: PathBuf },
+    /// Every hash differs between chain formats, so a log of the previous
+    /// one is refused rather than reported broken (see `format`).
+    #[error(
+        "the {service} log at {path} is in chain format {found}, and this release reads chain format {current} only: \
+         stop its services and run `concord log migrate --data-dir {data_dir}` once \
+         (it re-hashes every event in the new format and keeps each one)",
+        current = concord_core::chain::CHAIN_FORMAT
+    )]
+    OldChainFormat {
+        service: String,
+        path: PathBuf,
+        data_dir: PathBuf,
+        found: u32,
+    },
+    #[error(
+        "the {service} log at {path} is in chain format {found}, written by a newer release; \
+         this release reads chain format {current} only",
+        current = concord_core::chain::CHAIN_FORMAT
+    )]
+    NewerChainFormat { service: String, path: PathBuf, found: u32 },
     /// The store could not give back what it holds. Says once which log,
     /// which seqs and what the store answered (its own error flattened
     /// into `reason`, not chained: a chain printed the same damage three
@@ -578,6 +602,7 @@ struct Inner {
     shared: Arc<Shared>,
     /// What the high-water mark said at open.
     mark: MarkCheck,
+    views: Keyspace,
     tx: Option<mpsc::Sender<writer::Job>>,
     writer: Option<JoinHandle<()>>,
     /// The thread keeping the high-water mark (none when inspecting).
@@ -714,6 +739,7 @@ impl Log {
                 .map_err(|e| open_err(format!("opening keyspace {name}: {e}")))
         };
         let meta = ks(KS_META)?;
+        let views = ks(KS_VIEWS)?;
         let mut stores = Stores {
             name: Arc::new(LogName {
                 service: want.map_or_else(|| "the".to_owned(), |w| w.to_string()),
@@ -750,6 +776,7 @@ impl Log {
             }
             (None, None) => return Err(open_err("no Concord log here".into())),
         };
+        format::check(&shown_dir, service, &db, &meta, &stores.events)?;
         let identity = match meta.get(META_IDENTITY).map_err(|e| open_err(e.to_string()))? {
             Some(v) => std::str::from_utf8(&v)
                 .ok()
@@ -826,7 +853,7 @@ impl Log {
             mark: signal,
             head,
             hlc,
-            versions: HashMap::new(),
+            versions: writer::versions(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("log-{service}"))
@@ -837,6 +864,7 @@ impl Log {
                 dir,
                 shared,
                 mark,
+                views,
                 tx: Some(tx),
                 writer: Some(handle),
                 marker,
@@ -893,6 +921,29 @@ impl Log {
         let copy = inspect::Copy::make(dir.as_ref())?;
         let at = copy.path().to_path_buf();
         Self::open_inner(at, None, WallClock::system(), Mode::Inspect, Some(copy))
+    }
+
+    /// Keeps `bytes` under `name` beside the log, replacing what was kept
+    /// there, in one atomic write: a view the service folded from another
+    /// log together with where it stands in that log, so that the service
+    /// resumes from there at its next start instead of refolding that whole
+    /// log. Not part of the log: not hashed, not exported, not fsynced on
+    /// its own (a view lost in a power cut is refolded from its source,
+    /// which still has every event). Blocking: call it off the async threads.
+    pub fn keep_view(&self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
+        self.inner
+            .views
+            .insert(name, bytes)
+            .map_err(|e| self.inner.stores.storage("keeping a view", Seqs::Unknown, &e))
+    }
+
+    /// What `keep_view` kept under `name`, if anything. Blocking.
+    pub fn kept_view(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
+        self.inner
+            .views
+            .get(name)
+            .map(|v| v.map(|b| b.to_vec()))
+            .map_err(|e| self.inner.stores.storage("reading a kept view", Seqs::Unknown, &e))
     }
 
     /// Appends one command's events, durably. See the module doc.
@@ -1050,7 +1101,7 @@ impl Log {
     /// (`chain::inspect` needs no other record). Linking stays sequential.
     pub fn verify(&self) -> Result<VerifyReport, LogError> {
         const CHUNK_EVENTS: usize = 4096;
-        type Chunk = Vec<(Option<u64>, Result<Link, ChainBreak>)>;
+        type Chunk = Vec<(Option<u64>, Result<Link, BadRecord>)>;
         let mut verifier = ChainVerifier::new();
         let mut first_bad = None;
         let scan = std::thread::scope(|scope| -> Result<(), LogError> {
@@ -1068,7 +1119,10 @@ impl Log {
                 for (key, record) in chunk {
                     let record = match key {
                         Some(_) => record,
-                        None => Err(ChainBreak::Unreadable("event key is not 8 bytes".into())),
+                        None => Err(BadRecord {
+                            seq: None,
+                            reason: ChainBreak::Unreadable("event key is not 8 bytes".into()),
+                        }),
                     };
                     if let Err(bad) = verifier.link(key, record) {
                         return Some(BadEventReport::from(bad));

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 
 use fjall::{Database, KeyspaceCreateOptions, PersistMode};
 
-use concord_core::chain::ChainVerifier;
+use concord_core::chain::{CHAIN_FORMAT, ChainVerifier};
 use concord_core::envelope::Service;
 
 use super::{
     CommandRecord, Head, KS_COMMANDS, KS_EVENTS, KS_META, KS_STREAMS, LogIdentity, META_IDENTITY, META_SERVICE, decode,
-    describe, mark, stream_key,
+    describe, format::META_CHAIN_FORMAT, mark, stream_key,
 };
 
 /// Events written per fjall batch while restoring (bounded memory).
@@ -110,6 +110,10 @@ fn build(
     let ks_commands = ks(KS_COMMANDS)?;
     meta.insert(META_SERVICE, service.as_str()).map_err(storage)?;
     meta.insert(META_IDENTITY, identity.to_string()).map_err(storage)?;
+    // A backup holds events of the current chain format (its links are
+    // checked in it below).
+    meta.insert(META_CHAIN_FORMAT, CHAIN_FORMAT.to_string())
+        .map_err(storage)?;
 
     let mut verifier = ChainVerifier::new();
     let mut batch = db.batch();

@@ -21,9 +21,33 @@ use concord_core::chain::seal;
 use concord_core::envelope::{EventEnvelope, Hlc};
 use std::sync::Arc;
 
-/// Streams whose version the writer keeps in memory; past it the cache is
-/// dropped and refilled from the index (a bound, not a tuning knob).
-const STREAM_CACHE_MAX: usize = 100_000;
+/// Bytes of stream versions the writer keeps in memory (each costs its
+/// name and about 64 bytes more); past it the streams written least
+/// recently leave one by one and are read from the index when written
+/// again. A bound, not a tuning knob.
+pub const STREAM_VERSIONS_BYTES_MAX: u64 = 16 * 1024 * 1024;
+const STREAM_VERSION_OVERHEAD_BYTES: u64 = 64;
+
+/// Weighs a cached stream version by its name.
+#[derive(Clone, Copy)]
+pub(super) struct ByName;
+
+impl quick_cache::Weighter<String, u64> for ByName {
+    fn weight(&self, key: &String, _: &u64) -> u64 {
+        key.len() as u64 + STREAM_VERSION_OVERHEAD_BYTES
+    }
+}
+
+/// stream → its version, bounded in bytes.
+pub(super) type Versions = quick_cache::unsync::Cache<String, u64, ByName>;
+
+pub(super) fn versions() -> Versions {
+    Versions::with_weighter(
+        usize::try_from(STREAM_VERSIONS_BYTES_MAX / 128).unwrap_or(usize::MAX),
+        STREAM_VERSIONS_BYTES_MAX,
+        ByName,
+    )
+}
 
 pub(super) struct Job {
     pub req: AppendRequest,
@@ -40,7 +64,7 @@ pub(super) struct Writer {
     pub mark: Arc<super::mark::Signal>,
     pub head: Head,
     pub hlc: Hlc,
-    pub versions: HashMap<String, u64>,
+    pub versions: Versions,
 }
 
 type Answer = oneshot::Sender<Result<Appended, LogError>>;
@@ -176,10 +200,9 @@ impl Writer {
                     *h = self.head.clone();
                 }
                 self.mark.poke();
-                if self.versions.len() + batch_versions.len() > STREAM_CACHE_MAX {
-                    self.versions.clear();
+                for (stream, version) in batch_versions {
+                    self.versions.insert(stream, version);
                 }
-                self.versions.extend(batch_versions);
                 for echo in echoes {
                     if !echo.same {
                         let _ = echo.reply.send(Err(LogError::IdempotencyKeyReused));
@@ -224,9 +247,6 @@ impl Writer {
             return Ok(*v);
         }
         let v = stream_version(&self.stores, self.shared.service, stream)?;
-        if self.versions.len() >= STREAM_CACHE_MAX {
-            self.versions.clear();
-        }
         self.versions.insert(stream.to_owned(), v);
         Ok(v)
     }
@@ -259,6 +279,7 @@ impl Writer {
                 correlation_id: req.correlation_id.clone(),
                 causation_id: req.causation_id.clone(),
                 data: std::mem::take(&mut e.data),
+                data_digest: String::new(),
                 prev_hash: std::mem::take(&mut self.head.hash),
                 hash: String::new(),
             };

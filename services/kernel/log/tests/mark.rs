@@ -237,3 +237,68 @@ fn a_lagging_mark_holds() {
     assert_eq!(log.mark_check(), &MarkCheck::Holds(at_3));
     assert_eq!(log.head().seq, 6);
 }
+
+const V1_OPERATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../tests/fixtures/v1/operations");
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A log of the previous chain format (7 events) with an identity.
+fn old_log(at: &Path) -> concord_log::LogIdentity {
+    copy_dir(Path::new(V1_OPERATIONS), at);
+    let identity: concord_log::LogIdentity =
+        serde_json::from_value(json!("019ab0c4-5e00-7000-8000-000000000001")).expect("uuid");
+    let db = fjall::Database::builder(at).open().expect("raw open");
+    let meta = db
+        .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+        .expect("meta");
+    meta.insert("identity", identity.to_string()).expect("identity");
+    db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    identity
+}
+
+/// `concord log migrate` re-hashes every event: a mark in the old chain
+/// is checked before (a log below it is not migrated) and rewritten at the
+/// new head after, so the migrated log opens.
+#[test]
+fn migrate_checks_the_mark_in_the_old_chain_and_moves_it_to_the_new_head() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let probe = tmp.path().join("probe");
+    old_log(&probe);
+    let Ok(concord_log::Migration::Migrated { old_head, new_head, .. }) = concord_log::migrate(&probe) else {
+        panic!("the fixture migrates");
+    };
+
+    let dir = tmp.path().join("marked");
+    let identity = old_log(&dir);
+    let at = |seq, hash: &str| Mark {
+        format: 1,
+        service: "operations".into(),
+        identity,
+        seq,
+        hash: hash.to_owned(),
+    };
+    write_mark(&dir, &at(7, &old_head));
+    concord_log::migrate(&dir).expect("migrates");
+    assert_eq!(read_mark(&dir), at(7, &new_head));
+    let log = Log::open(&dir, Service::Operations).expect("opens once migrated");
+    assert_eq!(log.mark_check(), &MarkCheck::Holds(at(7, &new_head).head()));
+    drop(log);
+
+    let short = tmp.path().join("short");
+    old_log(&short);
+    write_mark(&short, &at(9, &old_head));
+    let e = concord_log::migrate(&short).expect_err("below its mark");
+    assert!(e.to_string().contains("does not reach its high-water mark"), "{e}");
+    assert_eq!(read_mark(&short), at(9, &old_head), "left as it was");
+}
