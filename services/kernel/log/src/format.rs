@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use serde_json::Value;
 
 use concord_core::chain::{self, CHAIN_FORMAT, ChainVerifier, canonical_json, seal};
@@ -111,14 +111,12 @@ pub fn migrate(dir: &Path) -> Result<Migration, LogError> {
     if !dir.is_dir() {
         return Err(open_err("no such directory".into()));
     }
-    let db = Database::builder(dir).open().map_err(|e| match e {
+    let db = crate::open_database(dir).map_err(|e| match e {
         fjall::Error::Locked => open_err("the log is in use by another process: stop its service first".into()),
         other => open_err(other.to_string()),
     })?;
-    let ks = |name: &str| {
-        db.keyspace(name, KeyspaceCreateOptions::default)
-            .map_err(|e| open_err(format!("opening keyspace {name}: {e}")))
-    };
+    let ks =
+        |name: &str| crate::open_keyspace(&db, name).map_err(|e| open_err(format!("opening keyspace {name}: {e}")));
     let meta = ks(KS_META)?;
     let events = ks(KS_EVENTS)?;
     let service = meta

@@ -77,6 +77,32 @@ const KS_EVENTS: &str = "events";
 const KS_STREAMS: &str = "streams";
 const KS_COMMANDS: &str = "commands";
 const KS_META: &str = "meta";
+/// fjall's memory and recovery bounds for a log. Rationale: a service's
+/// memory and its start time must not grow with its history; fjall's
+/// defaults (64 MiB memtables per keyspace, 512 MiB of journals replayed
+/// into memory at open, 32 MiB of block cache) would spend most of a small
+/// host's memory on one log and seconds of refused commands at each start.
+/// Memtables are flushed to tables past `MEMTABLE_BYTES`, journals past
+/// `JOURNALS_BYTES_MAX` (fjall's minimum) force a flush.
+pub const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+pub const JOURNALS_BYTES_MAX: u64 = 64 * 1024 * 1024;
+pub const BLOCK_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Opens the fjall database of a log in `dir` with the bounds above.
+pub(crate) fn open_database(dir: &Path) -> Result<Database, fjall::Error> {
+    Database::builder(dir)
+        .cache_size(BLOCK_CACHE_BYTES)
+        .max_journaling_size(JOURNALS_BYTES_MAX)
+        .open()
+}
+
+/// Opens (or creates) keyspace `name` of a log's database with the bounds above.
+pub(crate) fn open_keyspace(db: &Database, name: &str) -> Result<Keyspace, fjall::Error> {
+    db.keyspace(name, || {
+        KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+    })
+}
+
 /// What the service folded from other logs, kept beside its own log (see
 /// `Log::keep_view`).
 const KS_VIEWS: &str = "views";
@@ -730,14 +756,11 @@ impl Log {
                 .flatten(),
             _ => None,
         };
-        let db = Database::builder(&dir).open().map_err(|e| match e {
+        let db = open_database(&dir).map_err(|e| match e {
             fjall::Error::Locked => open_err("the log is in use by another process".into()),
             other => open_err(describe(&other)),
         })?;
-        let ks = |name: &str| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .map_err(|e| open_err(format!("opening keyspace {name}: {e}")))
-        };
+        let ks = |name: &str| open_keyspace(&db, name).map_err(|e| open_err(format!("opening keyspace {name}: {e}")));
         let meta = ks(KS_META)?;
         let views = ks(KS_VIEWS)?;
         let mut stores = Stores {

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use fjall::{Database, KeyspaceCreateOptions, PersistMode};
+use fjall::PersistMode;
 
 use concord_core::chain::{CHAIN_FORMAT, ChainVerifier};
 use concord_core::envelope::Service;
@@ -102,8 +102,8 @@ fn build(
     };
     let storage = |e: fjall::Error| write(describe(&e));
     std::fs::create_dir_all(dir).map_err(|e| write(e.to_string()))?;
-    let db = Database::builder(dir).open().map_err(storage)?;
-    let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage);
+    let db = crate::open_database(dir).map_err(storage)?;
+    let ks = |name: &str| crate::open_keyspace(&db, name).map_err(storage);
     let meta = ks(KS_META)?;
     let ks_events = ks(KS_EVENTS)?;
     let ks_streams = ks(KS_STREAMS)?;
