@@ -79,6 +79,12 @@ fn parse_country(s: &str) -> Result<concord_core::CountryCode, String> {
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    if args.ttl > concord_core::auth::LIFETIME_MAX_SECS {
+        anyhow::bail!(
+            "--ttl: the gateway accepts tokens that live at most {} s by default",
+            concord_core::auth::LIFETIME_MAX_SECS
+        );
+    }
     let secret = secret::load(&args.data, false)?;
     let token = secret::token(&secret, args.role, args.country, &args.sub, args.ttl)?;
     eprintln!(

@@ -102,6 +102,9 @@ pub fn token(secret: &[u8], role: Role, country: CountryCode, sub: &str, ttl_sec
         country,
         exp: now + ttl_secs,
         iat: Some(now),
+        nbf: None,
+        iss: None,
+        aud: None,
     };
     Ok(auth::sign(&claims, secret)?)
 }

@@ -57,6 +57,40 @@ pub struct ServeArgs {
     /// Address of the HTTP API (gateway only)
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// Gateway only: verify bearer tokens with this identity provider's
+    /// JWKS file (EdDSA, ES256, RS256 keys) instead of the demo's shared
+    /// secret, which is then not accepted at all
+    #[arg(long)]
+    jwks: Option<PathBuf>,
+    /// Gateway only: a token's `iss` must be this
+    #[arg(long)]
+    token_issuer: Option<String>,
+    /// Gateway only: a token's `aud` must include this
+    #[arg(long)]
+    token_audience: Option<String>,
+    /// Gateway only: longest accepted token lifetime (e.g. 30m, 8h, 1d)
+    #[arg(long, default_value = "24h", value_parser = secret::parse_ttl)]
+    token_lifetime_max: i64,
+}
+
+/// The gateway's token keys and rules from `serve` arguments.
+fn token_config(args: &ServeArgs) -> anyhow::Result<(concord_core::auth::Keys, concord_core::auth::Rules)> {
+    let keys = match &args.jwks {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading the JWKS {}", path.display()))?;
+            let public =
+                concord_core::auth::parse_jwks(&bytes).with_context(|| format!("the JWKS {}", path.display()))?;
+            concord_core::auth::Keys { secret: None, public }
+        }
+        None => concord_core::auth::Keys::secret(secret::load(&args.data, false)?),
+    };
+    let rules = concord_core::auth::Rules {
+        issuer: args.token_issuer.clone(),
+        audience: args.token_audience.clone(),
+        lifetime_max_secs: args.token_lifetime_max,
+        ..concord_core::auth::Rules::default()
+    };
+    Ok((keys, rules))
 }
 
 fn nats_url_from_env() -> Option<String> {
@@ -307,12 +341,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(async move { svc.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
         }
         "gateway" => {
-            let secret = secret::load(&args.data, false)?;
+            let (keys, rules) = token_config(&args)?;
             let client = connect(&url, "concord-gateway").await?;
             let listener = tokio::net::TcpListener::bind(args.http)
                 .await
                 .with_context(|| format!("listening on {}", args.http))?;
-            let config = concord_gateway::Config::new(secret, SERVICES.to_vec());
+            let mut config = concord_gateway::Config::with_keys(keys, SERVICES.to_vec());
+            config.token_rules = rules;
             eprintln!("gateway serving http://{} on {url}", args.http);
             tokio::spawn(async move {
                 concord_gateway::serve(listener, client, config, stop_signal(&stop_rx))

@@ -1,5 +1,5 @@
-//! Who is calling: the bearer token checked with the kernel's HS256
-//! verification, and the role a route needs.
+//! Who is calling: the bearer token checked with the kernel's token
+//! verification (`concord_core::auth`), and the role a route needs.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -34,7 +34,7 @@ impl FromRequestParts<AppState> for Caller {
             return Err(unauthorized(format!("authorization scheme {scheme:?} is not Bearer")));
         }
         let now = chrono::Utc::now().timestamp();
-        auth::verify(token.trim(), &state.config.secret, now)
+        auth::verify(token.trim(), &state.config.keys, &state.config.token_rules, now)
             .map(Caller)
             .map_err(|e| unauthorized(e.to_string()))
     }

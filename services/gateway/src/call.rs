@@ -245,6 +245,9 @@ mod tests {
             country: CountryCode::parse(country).expect("cc"),
             exp: 0,
             iat: None,
+            nbf: None,
+            iss: None,
+            aud: None,
         }
     }
 

@@ -60,8 +60,11 @@ pub const READY_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// HS256 secret of the bearer tokens (at least 32 bytes).
-    pub secret: Vec<u8>,
+    /// The keys bearer tokens are verified with: the demo's HS256 secret
+    /// and/or an identity provider's public keys (JWKS).
+    pub keys: concord_core::auth::Keys,
+    /// How their registered claims are judged (skew, lifetime, iss, aud).
+    pub token_rules: concord_core::auth::Rules,
     /// How long a NATS request may take before the client gets 503.
     pub request_timeout: Duration,
     /// The services `/readyz` expects to answer.
@@ -74,9 +77,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// Tokens signed with the demo's HS256 `secret`.
     pub fn new(secret: Vec<u8>, services: Vec<Service>) -> Config {
+        Config::with_keys(concord_core::auth::Keys::secret(secret), services)
+    }
+
+    /// Tokens verified with `keys`.
+    pub fn with_keys(keys: concord_core::auth::Keys, services: Vec<Service>) -> Config {
         Config {
-            secret,
+            keys,
+            token_rules: concord_core::auth::Rules::default(),
             request_timeout: call::REQUEST_TIMEOUT,
             services,
             connections_max: CONNECTIONS_MAX,

@@ -89,6 +89,9 @@ async fn a_request_that_takes_too_long_is_answered_408_and_too_many_headers_431(
         country: CountryCode::parse("FR").expect("FR"),
         exp: chrono::Utc::now().timestamp() + 3600,
         iat: None,
+        nbf: None,
+        iss: None,
+        aud: None,
     };
     let token = sign(&claims, SECRET).expect("sign");
     let mut slow = TcpStream::connect(&addr).await.expect("connect");

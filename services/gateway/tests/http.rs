@@ -48,6 +48,9 @@ fn token_with(role: Role, country: &str, exp: i64, secret: &[u8]) -> String {
         country: CountryCode::parse(country).expect("country"),
         exp,
         iat: None,
+        nbf: None,
+        iss: None,
+        aud: None,
     };
     sign(&claims, secret).expect("sign")
 }
@@ -248,7 +251,7 @@ async fn tokens_are_checked() {
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
 
     let now = chrono::Utc::now().timestamp();
-    let expired = token_with(Role::Coordinator, "FR", now - 10, SECRET);
+    let expired = token_with(Role::Coordinator, "FR", now - 2 * concord_core::auth::SKEW_SECS, SECRET);
     let wrong_key = token_with(
         Role::Coordinator,
         "FR",
@@ -626,6 +629,9 @@ async fn an_idempotency_key_names_one_request() {
             country: CountryCode::parse("FR").expect("FR"),
             exp: chrono::Utc::now().timestamp() + 3600,
             iat: None,
+            nbf: None,
+            iss: None,
+            aud: None,
         },
         SECRET,
     )
