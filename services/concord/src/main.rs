@@ -37,6 +37,15 @@ enum Cmd {
     Serve(system::ServeArgs),
     /// Print a signed token (the JWT alone on the last line).
     Token(TokenArgs),
+    /// Make the NATS identities that do not exist yet (one nkey seed per
+    /// service, the gateway and the operator, owner-only) and write the
+    /// nats-server configuration that admits them, as `concord up` does.
+    NatsIdentities {
+        /// Data directory: writes `<data>/nats/concord.conf`,
+        /// `identities.conf` and `identities/<name>.nk`
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
     /// Inspect a service's event log on disk (the service must be stopped).
     Log {
         #[command(subcommand)]
@@ -88,6 +97,16 @@ fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
         args.ttl
     );
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn nats_identities(data: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use concord_bus::permissions::Identity;
+    let identities = concord_bus::credentials::ensure(&data.join("nats"))?;
+    println!("nats-server configuration: {}", identities.config().display());
+    for id in Identity::ALL {
+        println!("{id}: {}", identities.seed_file(id).display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -147,6 +166,7 @@ fn main() -> ExitCode {
         Cmd::Up(args) => run_async(system::up(args)),
         Cmd::Serve(args) => run_async(system::serve(args)),
         Cmd::Token(args) => token(args),
+        Cmd::NatsIdentities { data } => nats_identities(&data),
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir } => logcmd::verify(&dir),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),

@@ -208,7 +208,7 @@ pub async fn bind_with_schemas<A: Aggregate>(
     // through the server on this connection (after the SUBs, in order)
     // proves the server has registered them.
     client
-        .request(format!("$SRV.PING.{service}"), Vec::new().into())
+        .request(subjects::service_api("PING", service.as_str()), Vec::new().into())
         .await
         .map_err(|e| BusError::Nats(format!("the service did not answer its own PING: {e}")))?;
     Ok(Bound {
