@@ -36,6 +36,15 @@ fn follows(id: Identity) -> &'static [Service] {
     }
 }
 
+/// The logs it may read: those it follows; every log for the operator
+/// (`concord log backup` of a running service).
+fn reads(id: Identity) -> &'static [Service] {
+    match id {
+        Identity::Operator => &Service::ALL,
+        _ => follows(id),
+    }
+}
+
 fn serves(id: Identity) -> Option<Service> {
     match id {
         Identity::Service(s) => Some(s),
@@ -115,7 +124,7 @@ async fn probe(url: &str, data: &Path, id: Identity, traffic: &async_nats::Clien
     };
 
     // Read a log it does not follow (every event, restricted leads too).
-    for s in Service::ALL.into_iter().filter(|s| !follows(id).contains(s)) {
+    for s in Service::ALL.into_iter().filter(|s| !reads(id).contains(s)) {
         send(subjects::log_read(s), json!({"from_seq": 1, "max_events": 100})).await;
     }
     if id != Identity::Gateway {
@@ -223,10 +232,10 @@ async fn probe(url: &str, data: &Path, id: Identity, traffic: &async_nats::Clien
         .expect("in time")
         .unwrap_or_else(|e| panic!("{id}: {allowed} refused: {e}"));
     assert!(!r.payload.is_empty());
-    for &source in follows(id) {
+    for &source in reads(id) {
         let read = concord_bus::logs::fetch_log(&c, source, 1, 1)
             .await
-            .unwrap_or_else(|e| panic!("{id} reads the {source} log it follows: {e}"));
+            .unwrap_or_else(|e| panic!("{id} reads the {source} log: {e}"));
         assert!(read.identity.is_some());
     }
 }
@@ -376,6 +385,23 @@ async fn every_probe_is_refused_from_every_identity_and_each_service_works_with_
     }
     let ready = sys.call("GET", "/readyz", None, &[], None).await;
     assert_eq!(ready.status, 200, "{:?}", ready.json());
+    // The operator's tool reads a running service's log whole, with the
+    // operator's key `concord up` made beside it.
+    let backup = std::process::Command::new(common::BIN)
+        .args(["log", "backup"])
+        .arg(data.join("intel"))
+        .arg("--out")
+        .arg(dir.path().join("intel-backup"))
+        .args(["--nats", &url])
+        .env_remove("CONCORD_NATS_SEED")
+        .output()
+        .expect("concord log backup");
+    let said = String::from_utf8_lossy(&backup.stdout);
+    assert!(
+        backup.status.success() && said.contains("read from nats"),
+        "{said}{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
     let own = own_violations(&data);
     assert!(
         own.is_empty(),

@@ -163,6 +163,11 @@ enum LogCmd {
         /// nats://127.0.0.1:4222)
         #[arg(long)]
         nats: Option<String>,
+        /// The operator's NATS identity (its seed file) to read a running
+        /// service's log with; default: CONCORD_NATS_SEED, else
+        /// `<DIR>/../nats/identities/operator.nk` as `concord up` makes it
+        #[arg(long)]
+        creds: Option<PathBuf>,
     },
     /// Rebuild a log directory from a backup, verifying its chain: the log
     /// keeps its identity and its high-water mark is the backup's head.
@@ -203,7 +208,7 @@ fn main() -> ExitCode {
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir, head } => logcmd::verify(&dir, head.as_ref()),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
-            LogCmd::Backup { dir, out, nats } => backup::backup(&dir, &out, nats),
+            LogCmd::Backup { dir, out, nats, creds } => backup::backup(&dir, &out, nats, creds.as_deref()),
             LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
             LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
         },

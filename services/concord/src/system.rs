@@ -67,15 +67,19 @@ pub struct ServeArgs {
     creds: Option<PathBuf>,
 }
 
-/// The seed `concord serve` connects with: `--creds`, else the
-/// environment, else none.
-fn serve_seed(args: &ServeArgs) -> anyhow::Result<Option<Seed>> {
-    if let Some(file) = &args.creds {
+/// The seed a command-line process connects with: `creds` (a seed file),
+/// else the seed in `CONCORD_NATS_SEED`, else `fallback` when that file
+/// exists, else none (with a warning).
+pub fn nats_seed(creds: Option<&Path>, fallback: Option<&Path>) -> anyhow::Result<Option<Seed>> {
+    if let Some(file) = creds {
         return Ok(Some(Seed::read_file(file)?));
     }
     match std::env::var(SEED_ENV) {
         Ok(text) if !text.trim().is_empty() => Ok(Some(Seed::parse(&text, SEED_ENV)?)),
         _ => {
+            if let Some(file) = fallback.filter(|f| f.is_file()) {
+                return Ok(Some(Seed::read_file(file)?));
+            }
             eprintln!(
                 "warning: no NATS credentials (--creds FILE or {SEED_ENV}): connecting anonymously, \
                  which only an unsecured nats-server accepts (docs/security.md)"
@@ -318,7 +322,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.name
         )
     };
-    let seed = serve_seed(&args)?;
+    let seed = nats_seed(args.creds.as_deref(), None)?;
     let client = connect(&url, identity, seed.as_ref()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = match args.name.as_str() {

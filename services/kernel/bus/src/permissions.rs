@@ -101,6 +101,8 @@ pub struct Row {
     pub monitors: &'static [Service],
     /// The logs whose head it asks without reading them.
     pub heads: &'static [Service],
+    /// The logs it reads whole, without hearing their events (backups).
+    pub reads: &'static [Service],
 }
 
 /// The one permission table. Rationale for each row:
@@ -116,7 +118,9 @@ pub struct Row {
 /// - the gateway turns HTTP requests into commands and queries, and
 ///   `/readyz` asks each service's `PING` and `STATS` (its follow health);
 /// - the operator's tools watch the services and where each log stands,
-///   and read no event.
+///   and `concord log backup` reads a running service's log whole (an
+///   operator holds the data directory anyway); they hear no live event
+///   and send no command or query.
 pub const TABLE: &[Row] = &[
     Row {
         identity: Identity::Service(Service::Operations),
@@ -126,6 +130,7 @@ pub const TABLE: &[Row] = &[
         asks: &[],
         monitors: &[],
         heads: &[],
+        reads: &[],
     },
     Row {
         identity: Identity::Service(Service::Intel),
@@ -135,6 +140,7 @@ pub const TABLE: &[Row] = &[
         asks: &[],
         monitors: &[],
         heads: &[],
+        reads: &[],
     },
     Row {
         identity: Identity::Service(Service::Crisis),
@@ -144,6 +150,7 @@ pub const TABLE: &[Row] = &[
         asks: &[],
         monitors: &[],
         heads: &[],
+        reads: &[],
     },
     Row {
         identity: Identity::Service(Service::Deployments),
@@ -153,6 +160,7 @@ pub const TABLE: &[Row] = &[
         asks: &[],
         monitors: &[],
         heads: &[],
+        reads: &[],
     },
     Row {
         identity: Identity::Gateway,
@@ -167,6 +175,7 @@ pub const TABLE: &[Row] = &[
         asks: &Service::ALL,
         monitors: &Service::ALL,
         heads: &[],
+        reads: &[],
     },
     Row {
         identity: Identity::Operator,
@@ -176,6 +185,7 @@ pub const TABLE: &[Row] = &[
         asks: &[],
         monitors: &Service::ALL,
         heads: &Service::ALL,
+        reads: &Service::ALL,
     },
 ];
 
@@ -264,6 +274,9 @@ pub fn grant(row: &Row) -> Grant {
     }
     for &service in row.heads {
         publish.push(subjects::log_head(service));
+    }
+    for &service in row.reads {
+        publish.push(subjects::log_read(service));
     }
     subscribe.push(Sub::plain(format!("{}.>", row.identity.inbox_prefix())));
     publish.sort();
