@@ -208,16 +208,22 @@ async fn an_operation_story_over_http_survives_kill_9() {
 }
 
 /// `concord serve`: each service its own process on a shared NATS, as
-/// deploy/ runs them; the gateway answers once the service answers.
+/// deploy/ runs them, each with its own identity (`--creds`) on a server
+/// configured like `concord up`'s; the gateway answers once the service
+/// answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_run_as_separate_processes() {
-    let nats = concord_testkit::NatsServer::start().expect("nats-server");
+    let nats = concord_testkit::NatsServer::start_secured().expect("nats-server");
+    let ids = nats.identities().expect("secured");
     let dir = tempfile::TempDir::new().expect("tmp");
     let secret = "separate-processes-secret-0123456789abcdef";
     let addr = free_addr();
     let spawn = |args: &[&str]| {
+        let identity = concord_bus::permissions::Identity::parse(args[1]).expect("an identity");
         Command::new(BIN)
             .args(args)
+            .arg("--creds")
+            .arg(ids.seed_file(identity))
             .env("NATS_URL", nats.url())
             .env("CONCORD_JWT_SECRET", secret)
             .stdout(Stdio::null())

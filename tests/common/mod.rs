@@ -19,6 +19,8 @@ pub struct Up {
     pub child: Child,
     pub addr: String,
     pub tokens: std::collections::HashMap<String, String>,
+    /// What it printed up to `ready`.
+    pub banner: Vec<String>,
 }
 
 impl Drop for Up {
@@ -68,6 +70,7 @@ pub fn up(data: &Path, addr: &str) -> Up {
         }
     });
     let mut tokens = std::collections::HashMap::new();
+    let mut banner = Vec::new();
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -78,7 +81,9 @@ pub fn up(data: &Path, addr: &str) -> Up {
         {
             tokens.insert(name.to_owned(), tok.to_owned());
         }
-        if line.ends_with("ready") {
+        let ready = line.ends_with("ready");
+        banner.push(line);
+        if ready {
             break;
         }
     }
@@ -86,10 +91,21 @@ pub fn up(data: &Path, addr: &str) -> Up {
         child,
         addr: addr.to_owned(),
         tokens,
+        banner,
     }
 }
 
 impl Up {
+    /// The URL of its nats-server, as the banner names it.
+    pub fn nats_url(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("NATS"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the banner names the NATS URL")
+            .to_owned()
+    }
+
     pub fn token(&self, name: &str) -> &str {
         self.tokens
             .get(name)

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
+use concord_bus::credentials::{self, Seed};
+use concord_bus::permissions::Identity;
 use concord_core::Service;
 use concord_core::chain::ChainVerifier;
 use concord_log::{Head, Log, LogError, LogIdentity, MarkCheck, READ_BATCH_EVENTS_MAX};
@@ -123,7 +125,7 @@ impl Drop for Staging {
     }
 }
 
-pub fn backup(dir: &Path, out: &Path, nats: Option<String>) -> anyhow::Result<ExitCode> {
+pub fn backup(dir: &Path, out: &Path, nats: Option<String>, creds: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut staging = Staging::new(out)?;
     let manifest = match Log::open_read_only(dir) {
         Ok(log) => from_disk(&log, &mut staging)?,
@@ -131,7 +133,13 @@ pub fn backup(dir: &Path, out: &Path, nats: Option<String>) -> anyhow::Result<Ex
             let url = nats
                 .or_else(|| std::env::var("NATS_URL").ok().filter(|s| !s.trim().is_empty()))
                 .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
-            from_service(dir, &url, &mut staging)?
+            // The operator's identity reads a running service's log; under
+            // `concord up` its seed is beside the log directory.
+            let beside = dir
+                .parent()
+                .map(|data| data.join("nats").join(credentials::SEEDS_DIR).join("operator.nk"));
+            let seed = crate::system::nats_seed(creds, beside.as_deref())?;
+            from_service(dir, &url, seed.as_ref(), &mut staging)?
         }
         Err(e) => return Err(e.into()),
     };
@@ -182,7 +190,7 @@ fn from_disk(log: &Log, staging: &mut Staging) -> anyhow::Result<Manifest> {
     Ok(manifest(log.service(), log.identity(), head, "disk"))
 }
 
-fn from_service(dir: &Path, url: &str, staging: &mut Staging) -> anyhow::Result<Manifest> {
+fn from_service(dir: &Path, url: &str, seed: Option<&Seed>, staging: &mut Staging) -> anyhow::Result<Manifest> {
     // The directory's mark names the log a service holds there: the one
     // that must answer.
     let mark = concord_log::read_mark(dir)?.ok_or_else(|| {
@@ -196,7 +204,8 @@ fn from_service(dir: &Path, url: &str, staging: &mut Staging) -> anyhow::Result<
         .ok_or_else(|| anyhow!("{}: unknown service {:?}", dir.display(), mark.service))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = async_nats::connect(url)
+        let client = credentials::connect_options(Identity::Operator, seed)
+            .connect(url)
             .await
             .with_context(|| format!("connecting to NATS at {url} (set --nats or NATS_URL)"))?;
         let head = concord_bus::logs::fetch_head(&client, service).await?;

@@ -38,6 +38,15 @@ enum Cmd {
     Serve(system::ServeArgs),
     /// Print a signed token (the JWT alone on the last line).
     Token(TokenArgs),
+    /// Make the NATS identities that do not exist yet (one nkey seed per
+    /// service, the gateway and the operator, owner-only) and write the
+    /// nats-server configuration that admits them, as `concord up` does.
+    NatsIdentities {
+        /// Data directory: writes `<data>/nats/concord.conf`,
+        /// `identities.conf` and `identities/<name>.nk`
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
     /// Inspect, back up and restore a service's event log.
     Log {
         #[command(subcommand)]
@@ -98,6 +107,16 @@ fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn nats_identities(data: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use concord_bus::permissions::Identity;
+    let identities = concord_bus::credentials::ensure(&data.join("nats"))?;
+    println!("nats-server configuration: {}", identities.config().display());
+    for id in Identity::ALL {
+        println!("{id}: {}", identities.seed_file(id).display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,concord=info,concord_gateway=info,concord_core=info")
@@ -150,6 +169,11 @@ enum LogCmd {
         /// nats://127.0.0.1:4222)
         #[arg(long)]
         nats: Option<String>,
+        /// The operator's NATS identity (its seed file) to read a running
+        /// service's log with; default: CONCORD_NATS_SEED, else
+        /// `<DIR>/../nats/identities/operator.nk` as `concord up` makes it
+        #[arg(long)]
+        creds: Option<PathBuf>,
     },
     /// Rebuild a log directory from a backup, verifying its chain: the log
     /// keeps its identity and its high-water mark is the backup's head.
@@ -186,10 +210,11 @@ fn main() -> ExitCode {
         Cmd::Up(args) => run_async(system::up(args)),
         Cmd::Serve(args) => run_async(system::serve(args)),
         Cmd::Token(args) => token(args),
+        Cmd::NatsIdentities { data } => nats_identities(&data),
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir, head } => logcmd::verify(&dir, head.as_ref()),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
-            LogCmd::Backup { dir, out, nats } => backup::backup(&dir, &out, nats),
+            LogCmd::Backup { dir, out, nats, creds } => backup::backup(&dir, &out, nats, creds.as_deref()),
             LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
             LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
         },

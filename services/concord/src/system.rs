@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use concord_bus::credentials::{self, SEED_ENV, Seed};
 use concord_bus::nats_server::{NATS_SERVER_VERSION_MIN, NatsServer, nats_server_version};
+use concord_bus::permissions::Identity;
 use concord_core::{CountryCode, Role, Service};
 use tokio::sync::watch;
 
@@ -71,6 +73,12 @@ pub struct ServeArgs {
     /// Gateway only: longest accepted token lifetime (e.g. 30m, 8h, 1d)
     #[arg(long, default_value = "24h", value_parser = secret::parse_ttl)]
     token_lifetime_max: i64,
+    /// The service's NATS identity: its nkey seed file (`concord up` and
+    /// `concord nats-identities` write `<data>/nats/identities/<name>.nk`).
+    /// Else the seed itself in CONCORD_NATS_SEED; else none, which a
+    /// server configured by Concord refuses.
+    #[arg(long)]
+    creds: Option<PathBuf>,
 }
 
 /// The gateway's token keys and rules from `serve` arguments.
@@ -93,18 +101,51 @@ fn token_config(args: &ServeArgs) -> anyhow::Result<(concord_core::auth::Keys, c
     Ok((keys, rules))
 }
 
+/// The seed a command-line process connects with: `creds` (a seed file),
+/// else the seed in `CONCORD_NATS_SEED`, else `fallback` when that file
+/// exists, else none (with a warning).
+pub fn nats_seed(creds: Option<&Path>, fallback: Option<&Path>) -> anyhow::Result<Option<Seed>> {
+    if let Some(file) = creds {
+        return Ok(Some(Seed::read_file(file)?));
+    }
+    match std::env::var(SEED_ENV) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(Seed::parse(&text, SEED_ENV)?)),
+        _ => {
+            if let Some(file) = fallback.filter(|f| f.is_file()) {
+                return Ok(Some(Seed::read_file(file)?));
+            }
+            eprintln!(
+                "warning: no NATS credentials (--creds FILE or {SEED_ENV}): connecting anonymously, \
+                 which only an unsecured nats-server accepts (docs/security.md)"
+            );
+            Ok(None)
+        }
+    }
+}
+
 fn nats_url_from_env() -> Option<String> {
     std::env::var("NATS_URL").ok().filter(|s| !s.trim().is_empty())
 }
 
-async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
-        .name(name)
+async fn connect(url: &str, identity: Identity, seed: Option<&Seed>) -> anyhow::Result<async_nats::Client> {
+    credentials::connect_options(identity, seed)
         // A restarted nats-server is expected; reconnect rather than die.
         .retry_on_initial_connect()
+        // A refused key or a permission violation is a misconfiguration
+        // (or a bug) an operator must see; the client only reports them
+        // here.
+        .event_callback(move |event| async move {
+            match event {
+                async_nats::Event::ServerError(e) => {
+                    tracing::error!(%identity, error = %e, "the NATS server refused something");
+                }
+                async_nats::Event::ClientError(e) => tracing::warn!(%identity, error = %e, "NATS client error"),
+                _ => {}
+            }
+        })
         .connect(url)
         .await
-        .with_context(|| format!("connecting to NATS at {url}"))
+        .with_context(|| format!("connecting to NATS at {url} as {identity}"))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -154,8 +195,16 @@ fn print_banner(http: SocketAddr, nats: &str, own_nats: bool, data: &Path, token
             data.display()
         );
     } else {
-        println!("  NATS     {nats}   (NATS_URL)");
+        println!(
+            "  NATS     {nats}   (NATS_URL; it must run {})",
+            data.join("nats").join(concord_bus::permissions::CONFIG_FILE).display()
+        );
     }
+    println!(
+        "  bus      one NATS identity per service, gateway and operator; keys in {} (owner only); \
+         no anonymous access",
+        data.join("nats").join(credentials::SEEDS_DIR).display()
+    );
     println!("  data     {}", data.display());
     println!();
     println!(
@@ -195,12 +244,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let data = args.data;
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let secret = secret::load(&data, true)?;
+    // Made on the first start, kept after; the server's configuration is
+    // rewritten from the permission table on every start.
+    let nats_dir = data.join("nats");
+    let identities = credentials::ensure(&nats_dir).context("the NATS identities")?;
 
     let mut own_nats = match nats_url_from_env() {
         Some(_) => None,
         None => {
             warn_if_old_nats_server();
-            Some(NatsServer::start_in(&data.join("nats"))?)
+            Some(NatsServer::start_with_config(&nats_dir, &identities.config())?)
         }
     };
     let url = match (&own_nats, nats_url_from_env()) {
@@ -209,11 +262,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         (None, None) => bail!("no NATS: neither NATS_URL nor an own nats-server"),
     };
 
-    let ops_client = connect(&url, "concord-operations").await?;
-    let intel_client = connect(&url, "concord-intel").await?;
-    let crisis_client = connect(&url, "concord-crisis").await?;
-    let deployments_client = connect(&url, "concord-deployments").await?;
-    let gw_client = connect(&url, "concord-gateway").await?;
+    let as_ = |identity: Identity| {
+        let seed = identities.seed(identity).cloned();
+        let url = url.clone();
+        async move { connect(&url, identity, seed.as_ref()).await }
+    };
+    let ops_client = as_(Identity::Service(Service::Operations)).await?;
+    let intel_client = as_(Identity::Service(Service::Intel)).await?;
+    let crisis_client = as_(Identity::Service(Service::Crisis)).await?;
+    let deployments_client = as_(Identity::Service(Service::Deployments)).await?;
+    let gw_client = as_(Identity::Gateway).await?;
     let ops = concord_operations::bind(
         &concord_bus::service::Config::in_data_dir(&data, Service::Operations),
         ops_client,
@@ -292,10 +350,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let url = nats_url_from_env().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+    let Some(identity) = Identity::parse(&args.name).filter(|i| *i != Identity::Operator) else {
+        bail!(
+            "unknown service {:?}: the services are operations, intel, crisis, deployments and gateway",
+            args.name
+        )
+    };
+    let seed = nats_seed(args.creds.as_deref(), None)?;
+    let client = connect(&url, identity, seed.as_ref()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = match args.name.as_str() {
         "operations" => {
-            let client = connect(&url, "concord-operations").await?;
             let ops = concord_operations::bind(
                 &concord_bus::service::Config::in_data_dir(&args.data, Service::Operations),
                 client,
@@ -308,7 +373,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(async move { ops.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
         }
         "intel" => {
-            let client = connect(&url, "concord-intel").await?;
             let intel = concord_intel::bind(
                 &concord_bus::service::Config::in_data_dir(&args.data, Service::Intel),
                 client,
@@ -318,7 +382,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(async move { intel.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
         }
         "crisis" => {
-            let client = connect(&url, "concord-crisis").await?;
             let svc = concord_crisis::bind(
                 &concord_bus::service::Config::in_data_dir(&args.data, Service::Crisis),
                 client,
@@ -328,7 +391,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(async move { svc.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
         }
         "deployments" => {
-            let client = connect(&url, "concord-deployments").await?;
             let svc = concord_deployments::bind(
                 &concord_bus::service::Config::in_data_dir(&args.data, Service::Deployments),
                 client,
@@ -342,7 +404,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         "gateway" => {
             let (keys, rules) = token_config(&args)?;
-            let client = connect(&url, "concord-gateway").await?;
             let listener = tokio::net::TcpListener::bind(args.http)
                 .await
                 .with_context(|| format!("listening on {}", args.http))?;
@@ -355,9 +416,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::from)
             })
         }
-        other => {
-            bail!("unknown service {other:?}: the services are operations, intel, crisis, deployments and gateway")
-        }
+        other => bail!("unknown service {other:?}"),
     };
     tokio::pin!(task);
     tokio::select! {

@@ -30,8 +30,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use concord_core::Service;
+use concord_bus::runtime::Health;
 use concord_core::reply::ErrorCode;
+use concord_core::{Service, subjects};
 use serde_json::json;
 
 use crate::problem::Problem;
@@ -55,7 +56,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_TIMEOUT_TOTAL: Duration = Duration::from_secs(30);
 /// Most request headers one request may carry (431 beyond).
 pub const HEADERS_MAX: usize = 64;
-/// How long `/readyz` waits for each service's `$SRV.PING`.
+/// How long `/readyz` waits for each service's `$SRV.STATS`.
 pub const READY_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
@@ -126,9 +127,9 @@ pub static OWN: &[Own] = &[
         path: "/readyz",
         methods: || get(readyz),
         operation_id: "health.readyz",
-        summary: "Ready: NATS connected and every configured service answering its `$SRV.PING`",
+        summary: "Ready: NATS connected and every configured service answering its `$SRV.STATS` and following the logs it decides with",
         responses: &[
-            (200, "NATS connected and every service answers"),
+            (200, "NATS connected and every service answers and follows its sources"),
             (503, "not ready; `details` says what is missing"),
         ],
     },
@@ -247,20 +248,40 @@ async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
+/// One service's readiness: `up`, `down` (it does not answer), or `not
+/// ready: <why>` (it answers, but stopped following a log it decides
+/// with, so it answers `unavailable`).
+async fn service_ready(client: &async_nats::Client, service: Service) -> Result<(), String> {
+    let stats = client
+        .send_request(
+            subjects::service_api("STATS", service.as_str()),
+            async_nats::Request::new().timeout(Some(READY_PING_TIMEOUT)),
+        )
+        .await
+        .map_err(|_| "down".to_owned())?;
+    // Each endpoint carries the service's health; one says it.
+    let health = concord_core::json::parse(&stats.payload)
+        .ok()
+        .and_then(|v| v.pointer("/endpoints/0/data").cloned())
+        .and_then(|d| serde_json::from_value::<Health>(d).ok());
+    match health {
+        Some(h) if !h.ready => Err(format!(
+            "not ready: {}",
+            h.reason.unwrap_or_else(|| "no reason given".to_owned())
+        )),
+        Some(_) => Ok(()),
+        None => Err("not ready: its STATS carry no health".to_owned()),
+    }
+}
+
 async fn readyz(State(gw): State<AppState>) -> Response {
     let connected = gw.client.connection_state() == NatsState::Connected;
     let mut services = serde_json::Map::new();
     let mut all = connected;
     for s in &gw.config.services {
-        let ping = gw
-            .client
-            .send_request(
-                format!("$SRV.PING.{s}"),
-                async_nats::Request::new().timeout(Some(READY_PING_TIMEOUT)),
-            )
-            .await;
-        all &= ping.is_ok();
-        services.insert(s.to_string(), json!(if ping.is_ok() { "up" } else { "down" }));
+        let ready = service_ready(&gw.client, *s).await;
+        all &= ready.is_ok();
+        services.insert(s.to_string(), json!(ready.err().unwrap_or_else(|| "up".to_owned())));
     }
     let report = json!({"nats": if connected {"connected"} else {"disconnected"}, "services": services});
     if all {

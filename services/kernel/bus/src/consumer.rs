@@ -1,10 +1,19 @@
 //! A consumer of another service's log: every event of the source, in order,
 //! once, whatever the live feed drops.
 //!
-//! Core NATS delivers at most once, so the live subscription is only a hint:
-//! the consumer keeps the `{seq, hash}` of the last event it delivered, fills
-//! any gap through `concord.log.<source>.read`, polls the source's head when
-//! the feed is quiet, and skips what it already delivered. It also checks
+//! The live subscription is only a hint, for two reasons. Core NATS delivers
+//! at most once, so the consumer keeps the `{seq, hash}` of the last event
+//! it delivered, fills any gap through `concord.log.<source>.read`, polls
+//! the source's head when the feed is quiet, and skips what it already
+//! delivered. And anyone allowed to publish on `concord.evt.<source>.>` (a
+//! stolen key, a misconfigured permission) could publish a well-formed,
+//! correctly hashed event: so no live message is ever delivered. A live
+//! message only says "the source moved"; every delivered event is read
+//! from the owner's log, and the live message's claim (its seq and hash)
+//! is checked against it. One that does not match what the log serves (or
+//! claims a seq beyond the log's head) is dropped and counted
+//! ([`Consumer::rejected`]), and following goes on: stopping on it would
+//! hand whoever can publish a denial of service. It also checks
 //! that every event links to the previous one by hash, so it can never
 //! silently follow a different history: a source whose head is behind the
 //! checkpoint, or that serves another hash at an already-delivered seq, is a
@@ -18,10 +27,12 @@
 //! persists `position()` with its own state (atomically, where it can), then
 //! restarts from it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::logs::{BusError, fetch_head, fetch_log};
 use concord_core::chain::{GENESIS_HASH, inspect};
@@ -33,6 +44,17 @@ use serde::{Deserialize, Serialize};
 /// How often a quiet consumer asks the source for its head. Bounds how long
 /// an event whose live message was lost waits to be delivered.
 pub const HEAD_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Live claims waiting to be checked against the log. Rationale: bounds
+/// what a flood of forged messages can make a consumer hold; a claim not
+/// kept is not checked, but its event is still read from the log.
+const CLAIMS_MAX: usize = 4096;
+/// Delivered `{seq, hash}` kept to check a live message that arrives after
+/// its event was read from the log (the usual order when a burst is read
+/// in one batch).
+const DELIVERED_KEPT: usize = 1024;
+/// Live messages taken at once before the log is read: a burst (or a
+/// flood) costs one read, not one per message.
+const LIVE_BATCH_MAX: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -103,6 +125,13 @@ pub struct Consumer {
     /// Whether the checkpoint was checked against the source yet.
     anchored: bool,
     poll: Duration,
+    /// Live claims `seq → hashes` beyond the checkpoint, checked when the
+    /// log serves that seq (or reports a head below it).
+    claims: BTreeMap<u64, Vec<String>>,
+    /// The last delivered `(seq, hash)`, oldest first.
+    delivered: VecDeque<(u64, String)>,
+    /// Live messages that did not match the log.
+    rejected: Arc<AtomicU64>,
 }
 
 impl Consumer {
@@ -126,6 +155,9 @@ impl Consumer {
             pending: VecDeque::new(),
             anchored: false,
             poll: HEAD_POLL_INTERVAL,
+            claims: BTreeMap::new(),
+            delivered: VecDeque::new(),
+            rejected: Arc::default(),
         })
     }
 
@@ -144,12 +176,26 @@ impl Consumer {
         self.source
     }
 
-    /// The next event of the source, in order, exactly once.
+    /// How many live messages did not match the source's log (forged,
+    /// or from a misconfigured publisher), dropped without stopping.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The counter behind [`Consumer::rejected`], to watch it from
+    /// elsewhere (a service's health).
+    pub fn rejected_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.rejected)
+    }
+
+    /// The next event of the source, in order, exactly once, as the
+    /// source's log serves it.
     ///
     /// Waits through a source or bus that is down (retrying every poll
-    /// interval); returns an error only for a regression or a closed
-    /// subscription. Cancel-safe: every change to the consumer happens
-    /// between its awaits, so a dropped call loses no event.
+    /// interval); returns an error only for a regression of the log itself,
+    /// another log answering, or a closed subscription (never for a live
+    /// message). Cancel-safe: every change to the consumer happens between
+    /// its awaits, so a dropped call loses no event.
     pub async fn next(&mut self) -> Result<EventEnvelope, ConsumerError> {
         loop {
             if let Some((event, raw)) = self.pending.pop_front() {
@@ -163,10 +209,8 @@ impl Consumer {
             } else if self.known_head > self.at.seq {
                 self.fill().await
             } else {
-                match self.wait_live().await? {
-                    Some(event) => return Ok(event),
-                    None => continue,
-                }
+                self.wait_live().await?;
+                continue;
             };
             if let Err(e) = step {
                 if e.is_final() {
@@ -178,43 +222,74 @@ impl Consumer {
         }
     }
 
-    /// Waits for a live event or the poll interval. Returns the event when it
-    /// is the very next one; otherwise records what it learned and returns
-    /// `None` so `next` fills the gap from the log.
-    async fn wait_live(&mut self) -> Result<Option<EventEnvelope>, ConsumerError> {
+    /// Waits for live messages or the poll interval, and records what they
+    /// claim: `next` then reads the log up to the highest claimed seq.
+    async fn wait_live(&mut self) -> Result<(), ConsumerError> {
         tokio::select! {
             msg = self.live.next() => {
                 let Some(msg) = msg else { return Err(ConsumerError::Closed(self.source)) };
-                let raw = String::from_utf8_lossy(&msg.payload).into_owned();
-                let Ok(event) = serde_json::from_str::<EventEnvelope>(&raw) else {
-                    // An unparseable live message is not trusted; the log
-                    // read will say what is really there.
-                    self.known_head = self.known_head.max(self.at.seq + 1);
-                    return Ok(None);
-                };
-                if self.misfit(&event, &raw).is_none() {
-                    self.accept(&event, &raw)?;
-                    self.known_head = self.known_head.max(event.seq);
-                    return Ok(Some(event));
+                self.claim(&msg.payload);
+                // Whatever else has arrived is taken now, so a burst is
+                // read from the log once.
+                for _ in 1..LIVE_BATCH_MAX {
+                    match self.live.next().now_or_never() {
+                        Some(Some(msg)) => self.claim(&msg.payload),
+                        _ => break,
+                    }
                 }
-                // Old (skip), ahead of us (a gap the log read fills), or
-                // the next seq but not linking to what was delivered: a
-                // live message proves nothing (it may come from another
-                // log, or from anyone on the bus), so the log read, which
-                // names its log, says what is really there.
-                self.known_head = self.known_head.max(event.seq);
-                Ok(None)
+                Ok(())
             }
             () = tokio::time::sleep(self.poll) => {
                 match self.check_head().await {
-                    Ok(()) => Ok(None),
+                    Ok(()) => Ok(()),
                     Err(e) if e.is_final() => Err(e),
                     Err(e) => {
                         tracing::warn!(source = %self.source, error = %e, "consumer cannot reach its source; retrying");
-                        Ok(None)
+                        Ok(())
                     }
                 }
             }
+        }
+    }
+
+    /// Records what a live message claims. It proves nothing (it may come
+    /// from another log, or from anyone allowed to publish there): its
+    /// claim is checked when the log serves that seq.
+    fn claim(&mut self, payload: &[u8]) {
+        // A message that is not a canonical, sealed record, or whose bytes
+        // do not hash to the hash it states, is false on its face.
+        let (seq, hash) = match inspect(payload) {
+            Ok(link) if link.computed == link.stored => (link.seq, link.stored),
+            Ok(link) => return self.reject(link.seq, "it does not hash to its stated hash"),
+            Err(e) => return self.reject(e.seq.unwrap_or_default(), "it is not a sealed event"),
+        };
+        if seq <= self.at.seq {
+            let served = self.delivered.iter().find(|(s, _)| *s == seq);
+            if let Some((_, served)) = served
+                && *served != hash
+            {
+                self.reject(seq, "the log serves another event at that seq");
+            }
+            return;
+        }
+        // Several claims for one seq: one at most is true, and the log
+        // decides which when it serves the seq. A claim not kept (the
+        // bound is reached) is not checked, but its event is still read
+        // from the log.
+        let kept = self.claims.values().map(Vec::len).sum::<usize>();
+        let at_seq = self.claims.entry(seq).or_default();
+        if !at_seq.contains(&hash) && kept < CLAIMS_MAX {
+            at_seq.push(hash);
+        }
+        self.known_head = self.known_head.max(seq);
+    }
+
+    /// Counts a live message that does not match the log, and says so
+    /// (the first, then every thousandth: a flood must not flood the logs).
+    fn reject(&self, seq: u64, why: &str) {
+        let n = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 || n.is_multiple_of(1000) {
+            tracing::warn!(source = %self.source, seq, why, rejected = n, "a live event does not match the source's log: dropped");
         }
     }
 
@@ -282,6 +357,15 @@ impl Consumer {
             return Err(self.regression(format!("the source's head is seq {}", got.head_seq)));
         }
         self.known_head = got.head_seq.max(self.at.seq);
+        // Every claim checked here arrived before this read was asked,
+        // and an event is published only once durable: a claim beyond
+        // the head the log reports names no event of it.
+        let beyond = self.claims.split_off(&(got.head_seq + 1));
+        for (seq, hashes) in beyond {
+            for _ in hashes {
+                self.reject(seq, "it is beyond the head of the source's log");
+            }
+        }
         for (expected, (event, raw)) in (self.at.seq + 1..).zip(got.events.into_iter().zip(got.raw)) {
             if event.seq != expected {
                 return Err(self.regression(format!("log read returned seq {} where {expected} was due", event.seq)));
@@ -309,14 +393,24 @@ impl Consumer {
         }
     }
 
-    /// Delivers `event` if it fits (see `misfit`); a log read that does not
-    /// is a regression.
+    /// Delivers `event`, read from the source's log, if it fits (see
+    /// `misfit`): the log itself not verifying is a regression. A live
+    /// claim for its seq is checked against it.
     fn accept(&mut self, event: &EventEnvelope, raw: &str) -> Result<(), ConsumerError> {
         if let Some(what) = self.misfit(event, raw) {
             return Err(self.regression(what));
         }
+        for claimed in self.claims.remove(&event.seq).unwrap_or_default() {
+            if claimed != event.hash {
+                self.reject(event.seq, "the log serves another event at that seq");
+            }
+        }
         self.at.seq = event.seq;
         self.at.hash.clone_from(&event.hash);
+        if self.delivered.len() == DELIVERED_KEPT {
+            self.delivered.pop_front();
+        }
+        self.delivered.push_back((event.seq, event.hash.clone()));
         Ok(())
     }
 }

@@ -20,6 +20,7 @@
 //! going after a log regression, or fold another log than the one it
 //! started with (it stops and says why).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -122,11 +123,46 @@ impl Stamps {
 #[error("{0}")]
 pub struct NotCaughtUp(pub String);
 
+/// How following one log goes, as a service reports it (`runtime::Health`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FollowHealth {
+    pub source: Service,
+    /// The last source seq folded.
+    pub seq: u64,
+    /// Live messages that did not match the source's log, dropped.
+    pub rejected_live: u64,
+    /// Why following stopped, if it did: the service answers
+    /// `unavailable` from then on, until it is restarted.
+    pub failed: Option<String>,
+}
+
+/// A handle that reads a [`Followed`]'s health from anywhere (the NATS
+/// service's stats handler), cheaply and without waiting.
+#[derive(Clone)]
+pub struct FollowWatch {
+    source: Service,
+    progress: watch::Receiver<Progress>,
+    rejected: Arc<AtomicU64>,
+}
+
+impl FollowWatch {
+    pub fn health(&self) -> FollowHealth {
+        let p = self.progress.borrow();
+        FollowHealth {
+            source: self.source,
+            seq: p.seq,
+            rejected_live: self.rejected.load(Ordering::Relaxed),
+            failed: p.failed.clone(),
+        }
+    }
+}
+
 /// A view kept current from another service's log.
 pub struct Followed {
     source: Service,
     client: async_nats::Client,
     progress: watch::Receiver<Progress>,
+    rejected: Arc<AtomicU64>,
     stamps: Arc<Mutex<Stamps>>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -155,6 +191,7 @@ impl Followed {
         F: FnMut(&EventEnvelope) -> Result<(), String> + Send + 'static,
     {
         let mut consumer = Consumer::start(client.clone(), source, from.at.clone()).await?;
+        let rejected = consumer.rejected_counter();
         let (tx, rx) = watch::channel(Progress {
             seq: from.at.seq,
             identity: from.at.identity,
@@ -240,6 +277,7 @@ impl Followed {
             source,
             client,
             progress: rx,
+            rejected,
             stamps,
             stop,
             task: Mutex::new(Some(task)),
@@ -268,6 +306,15 @@ impl Followed {
                 tracing::warn!(source = %self.source, "the view was not kept in time; the next start refolds more");
                 abort.abort();
             }
+        }
+    }
+
+    /// A handle on this follower's health.
+    pub fn watch(&self) -> FollowWatch {
+        FollowWatch {
+            source: self.source,
+            progress: self.progress.clone(),
+            rejected: Arc::clone(&self.rejected),
         }
     }
 

@@ -6,18 +6,22 @@
 //! command/query runtime every writing service runs on (`runtime`), the
 //! consumer that follows another log in order, once (`consumer`), a view
 //! kept from another log (`follow`), one writing instance per service log
-//! (`one_writer`), and a nats-server child process (`nats_server`, for
-//! `concord up` and the testkit).
+//! (`one_writer`), a nats-server child process (`nats_server`, for
+//! `concord up` and the testkit), who may publish and subscribe what
+//! (`permissions`, one table) and the identities' keys and how to connect
+//! as one (`credentials`).
 //!
 //! Must not: hold a domain rule (those are the contracts'), or acknowledge
 //! anything the log has not made durable.
 
 mod cache;
 pub mod consumer;
+pub mod credentials;
 pub mod follow;
 pub mod logs;
 pub mod nats_server;
 pub mod one_writer;
+pub mod permissions;
 pub mod runtime;
 pub mod schema;
 pub mod service;

@@ -29,6 +29,9 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// The configuration file it runs with (`credentials::ensure`'s: who
+    /// may connect and what each may do); none: anyone, anything.
+    config: Option<PathBuf>,
 }
 
 /// Oldest nats-server release without known advisories (STACK.md:
@@ -81,17 +84,28 @@ impl NatsServer {
     /// `dir`, which is kept. A server left running by an earlier process
     /// that was killed (its pid file names it) is stopped first.
     pub fn start_in(dir: &Path) -> Result<NatsServer, NatsServerError> {
+        Self::start(dir, None)
+    }
+
+    /// `start_in` with the configuration file `config` (address and port
+    /// still given on the command line, which wins over the file).
+    pub fn start_with_config(dir: &Path, config: &Path) -> Result<NatsServer, NatsServerError> {
+        Self::start(dir, Some(config))
+    }
+
+    fn start(dir: &Path, config: Option<&Path>) -> Result<NatsServer, NatsServerError> {
         std::fs::create_dir_all(dir).map_err(|e| NatsServerError::Start(format!("{}: {e}", dir.display())))?;
         stop_orphan(dir);
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            match spawn(port, dir) {
+            match spawn(port, dir, config) {
                 Ok(child) => {
                     return Ok(NatsServer {
                         child: Some(child),
                         port,
                         dir: dir.to_owned(),
+                        config: config.map(Path::to_owned),
                     });
                 }
                 Err(NatsServerError::Start(e)) => last = e,
@@ -126,15 +140,19 @@ impl NatsServer {
     /// Starts it again on the same port and dir.
     pub fn restart(&mut self) -> Result<(), NatsServerError> {
         self.stop();
-        self.child = Some(spawn(self.port, &self.dir)?);
+        self.child = Some(spawn(self.port, &self.dir, self.config.as_deref())?);
         Ok(())
     }
 }
 
-fn spawn(port: u16, dir: &Path) -> Result<Child, NatsServerError> {
+fn spawn(port: u16, dir: &Path, config: Option<&Path>) -> Result<Child, NatsServerError> {
     let bin = nats_server_binary()?;
     let log = dir.join("nats.log");
-    let mut child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    if let Some(config) = config {
+        cmd.arg("-c").arg(config);
+    }
+    let mut child = cmd
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(dir.join("store"))
         .arg("-l")

@@ -25,12 +25,12 @@ use concord_core::tagged::{from_tagged, to_tagged, variant_names};
 use concord_core::{CountryCode, subjects};
 use concord_log::{AppendRequest, Fingerprint, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX, Recorded};
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::cache::{Entry, STATE_CACHE_BYTES_MAX, StateCache, json_bytes};
-use crate::follow::Followed;
+use crate::follow::{FollowHealth, FollowWatch, Followed};
 use crate::logs::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
 use crate::one_writer::{NotAlone, ensure_alone};
 use crate::schema::{self, SchemaError, Schemas};
@@ -53,6 +53,34 @@ pub enum RuntimeError {
     Bus(#[from] BusError),
     #[error(transparent)]
     NotAlone(#[from] NotAlone),
+}
+
+/// A service's health as its NATS service `STATS` reports it (each
+/// endpoint's `data`), for the gateway's `/readyz`: whether it can decide
+/// (every log it follows still followed) and how following each goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub ready: bool,
+    /// Why not, when not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub following: Vec<FollowHealth>,
+}
+
+impl Health {
+    fn of(watches: &[FollowWatch]) -> Health {
+        let following: Vec<FollowHealth> = watches.iter().map(FollowWatch::health).collect();
+        let reason = following.iter().find_map(|f| {
+            f.failed
+                .as_ref()
+                .map(|why| format!("stopped following the {} log: {why}", f.source))
+        });
+        Health {
+            ready: reason.is_none(),
+            reason,
+            following,
+        }
+    }
 }
 
 /// What a service brings besides its contract: the facts its followers
@@ -182,9 +210,14 @@ pub async fn bind_with_schemas<A: Aggregate>(
     // (`nats micro ls/info/stats`) finds every instance and its endpoint
     // stats; the endpoints are plain queue subscriptions underneath.
     let nats = |e: async_nats::Error| BusError::Nats(e.to_string());
+    // `STATS` carries the service's health (`Health`): a follower that
+    // stopped leaves the service answering, but `unavailable`, and
+    // `/readyz` must say so.
+    let watches: Vec<FollowWatch> = host.followed.iter().map(Followed::watch).collect();
     let svc = client
         .service_builder()
         .description(format!("Concord {service} service"))
+        .stats_handler(move |_endpoint, _stats| serde_json::to_value(Health::of(&watches)).unwrap_or_default())
         .queue_group(subjects::queue_group(service.as_str()))
         .start(service.as_str(), env!("CARGO_PKG_VERSION"))
         .await
@@ -208,7 +241,7 @@ pub async fn bind_with_schemas<A: Aggregate>(
     // through the server on this connection (after the SUBs, in order)
     // proves the server has registered them.
     client
-        .request(format!("$SRV.PING.{service}"), Vec::new().into())
+        .request(subjects::service_api("PING", service.as_str()), Vec::new().into())
         .await
         .map_err(|e| BusError::Nats(format!("the service did not answer its own PING: {e}")))?;
     Ok(Bound {

@@ -246,3 +246,115 @@ async fn a_live_message_with_a_duplicate_key_is_not_delivered() {
     assert_ne!(real.hash, hash);
     assert_eq!(take(&mut c, 1).await, [2]);
 }
+
+/// An event as anyone allowed to publish on `concord.evt.operations.>`
+/// could make it: well formed, linked to `prev_hash`, correctly hashed.
+fn forged(seq: u64, prev_hash: &str, data: serde_json::Value) -> String {
+    use concord_core::chain::{canonical_json, seal};
+    use concord_core::{EventEnvelope, Hlc};
+    let mut env = EventEnvelope {
+        id: uuid::Uuid::now_v7(),
+        service: Service::Operations,
+        seq,
+        stream: "operation-forged".into(),
+        version: 1,
+        event_type: "operation.opened".into(),
+        schema_version: 1,
+        recorded_at: "2026-11-23T09:30:00.000000Z".into(),
+        hlc: Hlc::default(),
+        actor: Actor {
+            sub: "forger".into(),
+            role: Role::Coordinator,
+            country: CountryCode::parse("US").expect("US"),
+        },
+        command_id: format!("forged-{seq}"),
+        correlation_id: "r".into(),
+        causation_id: None,
+        data: data.clone(),
+        data_digest: String::new(),
+        prev_hash: prev_hash.into(),
+        hash: String::new(),
+    };
+    String::from_utf8(seal(&mut env, &canonical_json(&data).expect("ok"))).expect("utf-8")
+}
+
+async fn publish_raw(client: &async_nats::Client, body: impl Into<Vec<u8>>) {
+    client
+        .publish("concord.evt.operations.operation.opened", body.into().into())
+        .await
+        .expect("publish");
+    client.flush().await.expect("flush");
+}
+
+async fn rejected_reaches(c: &Consumer, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while c.rejected() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rejected {} of {n} in time",
+            c.rejected()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Defence in depth: a publisher that may publish the source's events (a
+/// stolen key, a misconfigured permission) still cannot inject history. A
+/// correctly hashed event that links to the last delivered one is not
+/// delivered unless the source's log serves it; every live message that
+/// does not match is dropped and counted, and the consumer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correctly_hashed_forged_live_event_is_never_delivered_and_does_not_stop_the_consumer() {
+    use concord_core::chain::{GENESIS_HASH, inspect};
+
+    let nats = NatsServer::start().expect("nats-server");
+    let mut source = Source::start(&nats).await;
+    let mut c = consumer(&nats, start_of_log()).await;
+    source.produce(2, true).await;
+    assert_eq!(take(&mut c, 2).await, [1, 2]);
+    let at = c.position().clone();
+
+    // The next seq, linked to what was delivered, hashing to its stamp:
+    // everything a live message can prove, and it is still not delivered.
+    let next = forged(3, &at.hash, json!({"i": "forged"}));
+    let link = inspect(next.as_bytes()).expect("a sealed event");
+    assert_eq!(link.computed, link.stored, "correctly hashed");
+    let forger = async_nats::connect(nats.url()).await.expect("connect");
+    publish_raw(&forger, next.clone()).await;
+    // One for a seq already delivered, with another content.
+    publish_raw(&forger, forged(1, GENESIS_HASH, json!({"i": "rewritten"}))).await;
+    // One that does not hash, and one that is no event at all.
+    publish_raw(&forger, next.replace("\"forged\"", "\"tampered\"")).await;
+    publish_raw(&forger, b"{\"seq\": 3".to_vec()).await;
+
+    // The consumer reads the log (whose head is 2) and delivers nothing;
+    // each false message is counted; the consumer still follows.
+    let waited = tokio::time::timeout(Duration::from_millis(800), c.next()).await;
+    assert!(waited.is_err(), "nothing delivered, no stop: {waited:?}");
+    rejected_reaches(&c, 4).await;
+    source.produce(2, true).await;
+    let real = source.log.read_events(3, 1).expect("read").remove(0);
+    let got = tokio::time::timeout(Duration::from_secs(30), c.next())
+        .await
+        .expect("in time")
+        .expect("the real seq 3");
+    assert_eq!((got.seq, got.hash.as_str()), (3, real.hash.as_str()));
+    assert_eq!(got.actor.sub, "fr", "the log's event, not the forger's");
+    assert_eq!(take(&mut c, 1).await, [4]);
+    assert_eq!(c.rejected(), 4, "each false message once");
+
+    // A forged seq 5 published before the real one: the log's seq 5 wins,
+    // the claim that differs from it is counted.
+    let before = c.rejected();
+    let at = c.position().clone();
+    publish_raw(&forger, forged(5, &at.hash, json!({"i": "early"}))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    source.produce(1, true).await;
+    let real = source.log.read_events(5, 1).expect("read").remove(0);
+    let got = tokio::time::timeout(Duration::from_secs(30), c.next())
+        .await
+        .expect("in time")
+        .expect("the real seq 5");
+    assert_eq!(got.hash, real.hash);
+    assert!(c.rejected() > before, "the early forgery is counted");
+}

@@ -37,6 +37,32 @@ pub fn query(service: &str, query: &str) -> String {
     format!("{ROOT}.qry.{service}.{query}")
 }
 
+/// Every command of one service (what its instances subscribe).
+pub fn commands_of(service: &str) -> String {
+    command(service, "*")
+}
+
+/// Every query of one service (what its instances subscribe).
+pub fn queries_of(service: &str) -> String {
+    query(service, "*")
+}
+
+/// Root of the NATS service protocol's subjects (`$SRV.PING`, `.INFO`,
+/// `.STATS`), which async-nats' `service` answers.
+pub const SERVICE_API: &str = "$SRV";
+
+/// `$SRV.<verb>.<name>`: one service's discovery `PING`, `INFO` or `STATS`.
+pub fn service_api(verb: &str, name: &str) -> String {
+    format!("{SERVICE_API}.{verb}.{name}")
+}
+
+/// Where the replies to one NATS identity's requests arrive
+/// (`_INBOX_<identity>.…`): each identity has its own prefix, and may
+/// subscribe only that one, so nobody reads another's replies.
+pub fn inbox_prefix(identity: &str) -> String {
+    format!("_INBOX_{identity}")
+}
+
 /// The queue group a service's instances share.
 pub fn queue_group(service: &str) -> String {
     service.to_owned()
@@ -54,5 +80,9 @@ mod tests {
         assert_eq!(log_read(Service::Operations), "concord.log.operations.read");
         assert_eq!(log_head(Service::Deployments), "concord.log.deployments.head");
         assert_eq!(query("operations", "get"), "concord.qry.operations.get");
+        assert_eq!(commands_of("intel"), "concord.cmd.intel.*");
+        assert_eq!(queries_of("intel"), "concord.qry.intel.*");
+        assert_eq!(service_api("PING", "crisis"), "$SRV.PING.crisis");
+        assert_eq!(inbox_prefix("gateway"), "_INBOX_gateway");
     }
 }

@@ -1,0 +1,449 @@
+//! Who may publish and subscribe what on the bus: ONE table ([`TABLE`]),
+//! one row per NATS identity, from which the nats-server configuration
+//! ([`server_config`]) and the permission table of `docs/security.md` are
+//! both generated. Later issues extend it with rows or columns (the
+//! projector reading every log and publishing per-country feeds, the audit
+//! service recording accesses).
+//!
+//! A row says what the identity does, not subjects: the service whose
+//! commands, queries and log it answers, the logs it follows, the commands
+//! it sends, the queries it asks, the services it monitors. [`grant`] turns
+//! that into allow lists; everything not allowed is refused by nats-server
+//! (no anonymous user, no default permissions).
+//!
+//! Must not: grant a subject no code path of the identity uses (each grant
+//! says why below), or let one identity read another's replies (each
+//! subscribes only its own inbox prefix, `subjects::inbox_prefix`).
+
+use std::fmt::Write as _;
+
+use concord_core::envelope::Service;
+use concord_core::subjects;
+
+/// A NATS identity: one per service, the gateway, and the operator's
+/// command-line tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Service(Service),
+    Gateway,
+    Operator,
+}
+
+impl Identity {
+    /// Every identity, in the table's order.
+    pub const ALL: [Identity; 6] = [
+        Identity::Service(Service::Operations),
+        Identity::Service(Service::Intel),
+        Identity::Service(Service::Crisis),
+        Identity::Service(Service::Deployments),
+        Identity::Gateway,
+        Identity::Operator,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Identity::Service(s) => s.as_str(),
+            Identity::Gateway => "gateway",
+            Identity::Operator => "operator",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Identity> {
+        Identity::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// Where replies to its requests arrive (its own inbox prefix).
+    pub fn inbox_prefix(self) -> String {
+        subjects::inbox_prefix(self.name())
+    }
+
+    /// The variable of its public key in the generated server config.
+    pub fn nkey_variable(self) -> String {
+        format!("CONCORD_NKEY_{}", self.name().to_ascii_uppercase())
+    }
+
+    /// Its row of [`TABLE`], which lists the identities in the order of
+    /// [`Identity::ALL`] (`every_identity_has_one_row`).
+    pub fn row(self) -> &'static Row {
+        let at = match self {
+            Identity::Service(Service::Operations) => 0,
+            Identity::Service(Service::Intel) => 1,
+            Identity::Service(Service::Crisis) => 2,
+            Identity::Service(Service::Deployments) => 3,
+            Identity::Gateway => 4,
+            Identity::Operator => 5,
+        };
+        &TABLE[at]
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What one identity does on the bus.
+#[derive(Debug)]
+pub struct Row {
+    pub identity: Identity,
+    /// The service whose commands and queries it answers (in the service's
+    /// queue group), whose log it serves and whose events it publishes.
+    pub serves: Option<Service>,
+    /// The logs it follows: it reads them (`log.read/head`) and hears their
+    /// events (`concord.evt.<source>.>`, a hint only: `consumer`).
+    pub follows: &'static [Service],
+    /// The commands it sends: `(service, command)`, `*` for every command.
+    pub sends: &'static [(Service, &'static str)],
+    /// The services whose queries it asks (any query of theirs).
+    pub asks: &'static [Service],
+    /// The services whose NATS service `PING` and `STATS` it asks.
+    pub monitors: &'static [Service],
+    /// The logs whose head it asks without reading them.
+    pub heads: &'static [Service],
+    /// The logs it reads whole, without hearing their events (backups).
+    pub reads: &'static [Service],
+}
+
+/// The one permission table. Rationale for each row:
+///
+/// - a service answers its own commands and queries, serves its own log,
+///   publishes its own events; it asks its own log's head (the one-writer
+///   check, `one_writer`) and its own `$SRV.PING` (bind's readiness round
+///   trip);
+/// - intel folds the operations log (membership, status); crisis the
+///   deployments log (teams present); deployments the crisis and
+///   operations logs and its own (the stand-down choreography's index),
+///   and the choreography sends it `request_stand_down`;
+/// - the gateway turns HTTP requests into commands and queries, and
+///   `/readyz` asks each service's `PING` and `STATS` (its follow health);
+/// - the operator's tools watch the services and where each log stands,
+///   and `concord log backup` reads a running service's log whole (an
+///   operator holds the data directory anyway); they hear no live event
+///   and send no command or query.
+pub const TABLE: &[Row] = &[
+    Row {
+        identity: Identity::Service(Service::Operations),
+        serves: Some(Service::Operations),
+        follows: &[],
+        sends: &[],
+        asks: &[],
+        monitors: &[],
+        heads: &[],
+        reads: &[],
+    },
+    Row {
+        identity: Identity::Service(Service::Intel),
+        serves: Some(Service::Intel),
+        follows: &[Service::Operations],
+        sends: &[],
+        asks: &[],
+        monitors: &[],
+        heads: &[],
+        reads: &[],
+    },
+    Row {
+        identity: Identity::Service(Service::Crisis),
+        serves: Some(Service::Crisis),
+        follows: &[Service::Deployments],
+        sends: &[],
+        asks: &[],
+        monitors: &[],
+        heads: &[],
+        reads: &[],
+    },
+    Row {
+        identity: Identity::Service(Service::Deployments),
+        serves: Some(Service::Deployments),
+        follows: &[Service::Crisis, Service::Operations, Service::Deployments],
+        sends: &[(Service::Deployments, "request_stand_down")],
+        asks: &[],
+        monitors: &[],
+        heads: &[],
+        reads: &[],
+    },
+    Row {
+        identity: Identity::Gateway,
+        serves: None,
+        follows: &[],
+        sends: &[
+            (Service::Operations, "*"),
+            (Service::Intel, "*"),
+            (Service::Crisis, "*"),
+            (Service::Deployments, "*"),
+        ],
+        asks: &Service::ALL,
+        monitors: &Service::ALL,
+        heads: &[],
+        reads: &[],
+    },
+    Row {
+        identity: Identity::Operator,
+        serves: None,
+        follows: &[],
+        sends: &[],
+        asks: &[],
+        monitors: &Service::ALL,
+        heads: &Service::ALL,
+        reads: &Service::ALL,
+    },
+];
+
+/// A subscribe permission: a subject, and the queue group it must be
+/// joined with (none: a plain subscription).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sub {
+    pub subject: String,
+    pub queue: Option<String>,
+}
+
+impl Sub {
+    fn plain(subject: String) -> Sub {
+        Sub { subject, queue: None }
+    }
+
+    /// As nats-server writes a queue permission: `"<subject> <queue>"`.
+    pub fn to_config(&self) -> String {
+        match &self.queue {
+            Some(q) => format!("{} {q}", self.subject),
+            None => self.subject.clone(),
+        }
+    }
+}
+
+/// What an identity is allowed, as nats-server enforces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub identity: Identity,
+    pub publish: Vec<String>,
+    pub subscribe: Vec<Sub>,
+    /// May answer a request it received (on the request's reply subject,
+    /// once), and nothing else on reply subjects.
+    pub allow_responses: bool,
+}
+
+/// The NATS service protocol's verbs a service answers.
+const SERVICE_VERBS: [&str; 3] = ["PING", "INFO", "STATS"];
+/// The verbs a monitor asks: `PING` (is it there) and `STATS` (its
+/// endpoints and follow health, `runtime::Health`).
+pub const MONITOR_VERBS: [&str; 2] = ["PING", "STATS"];
+
+/// The allow lists of `row`.
+pub fn grant(row: &Row) -> Grant {
+    let mut publish = Vec::new();
+    let mut subscribe = Vec::new();
+    if let Some(s) = row.serves {
+        let name = s.as_str();
+        let group = Some(subjects::queue_group(name));
+        subscribe.push(Sub {
+            subject: subjects::commands_of(name),
+            queue: group.clone(),
+        });
+        subscribe.push(Sub {
+            subject: subjects::queries_of(name),
+            queue: group,
+        });
+        subscribe.push(Sub::plain(subjects::log_read(s)));
+        subscribe.push(Sub::plain(subjects::log_head(s)));
+        // async-nats' `service` subscribes each verb bare, with the
+        // service's name, and with its name and instance id.
+        for verb in SERVICE_VERBS {
+            subscribe.push(Sub::plain(format!("{}.{verb}", subjects::SERVICE_API)));
+            subscribe.push(Sub::plain(subjects::service_api(verb, name)));
+            subscribe.push(Sub::plain(format!("{}.*", subjects::service_api(verb, name))));
+        }
+        publish.push(subjects::events_of(s));
+        publish.push(subjects::log_head(s));
+        publish.push(subjects::service_api("PING", name));
+    }
+    for &source in row.follows {
+        publish.push(subjects::log_read(source));
+        publish.push(subjects::log_head(source));
+        subscribe.push(Sub::plain(subjects::events_of(source)));
+    }
+    for &(service, command) in row.sends {
+        publish.push(subjects::command(service.as_str(), command));
+    }
+    for &service in row.asks {
+        publish.push(subjects::queries_of(service.as_str()));
+    }
+    for &service in row.monitors {
+        for verb in MONITOR_VERBS {
+            publish.push(subjects::service_api(verb, service.as_str()));
+        }
+    }
+    for &service in row.heads {
+        publish.push(subjects::log_head(service));
+    }
+    for &service in row.reads {
+        publish.push(subjects::log_read(service));
+    }
+    subscribe.push(Sub::plain(format!("{}.>", row.identity.inbox_prefix())));
+    publish.sort();
+    publish.dedup();
+    subscribe.sort();
+    subscribe.dedup();
+    Grant {
+        identity: row.identity,
+        publish,
+        subscribe,
+        allow_responses: row.serves.is_some(),
+    }
+}
+
+/// Every identity's grant, in the table's order.
+pub fn grants() -> Vec<Grant> {
+    TABLE.iter().map(grant).collect()
+}
+
+/// The file holding each identity's public key as a config variable.
+pub const IDENTITIES_FILE: &str = "identities.conf";
+/// The generated permissions (`deploy/nats/concord.conf` is this file).
+pub const CONFIG_FILE: &str = "concord.conf";
+
+fn quoted(items: impl IntoIterator<Item = String>) -> String {
+    items
+        .into_iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The nats-server configuration of the permissions: every identity an
+/// nkey user with its grant; no anonymous user. The public keys come from
+/// [`IDENTITIES_FILE`] beside it ([`identities_config`]), so this text is
+/// the same on every installation.
+pub fn server_config() -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# Concord's NATS permissions, generated from concord_bus::permissions::TABLE.\n\
+         # Do not edit: `concord up` rewrites it on every start, and deploy/nats/concord.conf\n\
+         # is this file (a test keeps them equal). docs/security.md explains each grant.\n\
+         #\n\
+         # Each identity is an nkey user; its public key is a variable set in\n\
+         # identities.conf (written beside this file with the identities' seeds).\n\
+         # There is no anonymous user: a connection without a known key is refused.\n",
+    );
+    let _ = writeln!(out, "include \"{IDENTITIES_FILE}\"\n");
+    out.push_str("authorization {\n  users = [\n");
+    for g in grants() {
+        let _ = writeln!(out, "    {{");
+        let _ = writeln!(out, "      # {}", g.identity);
+        let _ = writeln!(out, "      nkey: ${}", g.identity.nkey_variable());
+        let _ = writeln!(out, "      permissions: {{");
+        let _ = writeln!(
+            out,
+            "        publish: {{ allow: [{}] }}",
+            quoted(g.publish.iter().cloned())
+        );
+        let _ = writeln!(
+            out,
+            "        subscribe: {{ allow: [{}] }}",
+            quoted(g.subscribe.iter().map(Sub::to_config))
+        );
+        if g.allow_responses {
+            let _ = writeln!(out, "        allow_responses: true");
+        }
+        let _ = writeln!(out, "      }}");
+        let _ = writeln!(out, "    }}");
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+/// [`IDENTITIES_FILE`]: each identity's public key, as the variable
+/// [`server_config`] uses. `keys` gives the public key of an identity.
+pub fn identities_config(keys: impl Fn(Identity) -> String) -> String {
+    let mut out = String::from(
+        "# The public nkeys of Concord's NATS identities (no secret here: the seeds are\n\
+         # in identities/<name>.nk, each readable by its owner only).\n",
+    );
+    for id in Identity::ALL {
+        let _ = writeln!(out, "{}: \"{}\"", id.nkey_variable(), keys(id));
+    }
+    out
+}
+
+/// The permission table as Markdown (docs/security.md embeds it; a test
+/// checks it is this text).
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| identity | may publish | may subscribe | answers requests it receives |\n|---|---|---|---|\n");
+    let code = |s: &str| format!("`{s}`");
+    for g in grants() {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            g.identity,
+            g.publish.iter().map(|s| code(s)).collect::<Vec<_>>().join("<br>"),
+            g.subscribe
+                .iter()
+                .map(|s| match &s.queue {
+                    Some(q) => format!("`{}` (queue `{q}`)", s.subject),
+                    None => code(&s.subject),
+                })
+                .collect::<Vec<_>>()
+                .join("<br>"),
+            if g.allow_responses { "yes" } else { "no" },
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_identity_has_one_row() {
+        for (at, id) in Identity::ALL.into_iter().enumerate() {
+            assert_eq!(TABLE[at].identity, id);
+            assert_eq!(id.row().identity, id);
+            assert_eq!(Identity::parse(id.name()), Some(id));
+        }
+        assert_eq!(TABLE.len(), Identity::ALL.len());
+    }
+
+    #[test]
+    fn a_service_answers_in_its_own_queue_group_and_publishes_only_its_events() {
+        let ops = grant(Identity::Service(Service::Operations).row());
+        assert!(ops.subscribe.contains(&Sub {
+            subject: "concord.cmd.operations.*".into(),
+            queue: Some("operations".into())
+        }));
+        assert!(ops.publish.contains(&"concord.evt.operations.>".to_owned()));
+        assert!(ops.allow_responses);
+        for g in grants() {
+            for p in &g.publish {
+                if let Some(rest) = p.strip_prefix("concord.evt.") {
+                    let owner = g.identity.row().serves.map(|s| s.as_str());
+                    assert_eq!(Some(rest.split('.').next().unwrap_or_default()), owner, "{p}");
+                }
+                assert!(!p.starts_with("_INBOX"), "{}: {p}", g.identity);
+                assert!(!p.contains('>') || p.starts_with("concord.evt."), "{}: {p}", g.identity);
+            }
+            for s in &g.subscribe {
+                if s.subject.starts_with("concord.cmd.") || s.subject.starts_with("concord.qry.") {
+                    assert!(s.queue.is_some(), "{}: {s:?} outside a queue group", g.identity);
+                }
+                if s.subject.starts_with("_INBOX") {
+                    assert_eq!(s.subject, format!("{}.>", g.identity.inbox_prefix()));
+                }
+                assert!(!s.subject.starts_with("concord.>") && s.subject != ">");
+            }
+        }
+    }
+
+    #[test]
+    fn the_gateway_sends_commands_queries_and_monitors_nothing_else() {
+        let gw = grant(Identity::Gateway.row());
+        assert!(!gw.allow_responses);
+        for p in &gw.publish {
+            assert!(
+                p.starts_with("concord.cmd.") || p.starts_with("concord.qry.") || p.starts_with("$SRV."),
+                "{p}"
+            );
+        }
+        assert_eq!(gw.subscribe, vec![Sub::plain("_INBOX_gateway.>".into())]);
+    }
+}
