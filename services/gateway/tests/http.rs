@@ -790,3 +790,60 @@ async fn every_documented_operation_is_routed() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_an_identity_provider_are_verified_with_its_jwks() {
+    let nats = NatsServer::start().expect("nats-server");
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let cfg = concord_bus::service::Config::new(dir.path().join("operations"));
+    let svc = concord_operations::bind(&cfg, async_nats::connect(nats.url()).await.expect("connect"))
+        .await
+        .expect("bind");
+    tokio::spawn(svc.run(std::future::pending()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let keys = concord_core::auth::Keys {
+        secret: None,
+        public: concord_core::auth::parse_jwks(&concord_testkit::idp::jwks()).expect("jwks"),
+    };
+    let mut config = Config::with_keys(keys, vec![Service::Operations]);
+    config.token_rules.issuer = Some("https://idp.police.example".into());
+    config.token_rules.audience = Some("concord".into());
+    tokio::spawn(concord_gateway::serve(
+        listener,
+        async_nats::connect(nats.url()).await.expect("connect"),
+        config,
+        std::future::pending(),
+    ));
+    let w = World { nats, _dir: dir, addr };
+
+    let now = chrono::Utc::now().timestamp();
+    let claims = |iss: &str, aud: &str| {
+        json!({"sub": "fr-coord", "role": "coordinator", "country": "FR", "iat": now, "exp": now + 600,
+            "iss": iss, "aud": [aud, "other"], "jti": "t-1", "email": "coord@police.fr"})
+    };
+    let body = || json!({"title": "Op", "objective": "o", "lead_country": "FR", "countries": ["DE"]});
+    for kid in ["ed-1", "ec-1", "rsa-1"] {
+        let t = concord_testkit::idp::token(kid, &claims("https://idp.police.example", "concord"));
+        let r = w.post("/v1/operations", &t, body()).await;
+        assert_eq!(r.status, 201, "{kid}: {}", String::from_utf8_lossy(&r.body));
+    }
+    let wrong_issuer = concord_testkit::idp::token("ec-1", &claims("https://elsewhere.example", "concord"));
+    problem(
+        &w.post("/v1/operations", &wrong_issuer, body()).await,
+        401,
+        "unauthorized",
+    );
+    let wrong_audience = concord_testkit::idp::token("ec-1", &claims("https://idp.police.example", "intranet"));
+    problem(
+        &w.post("/v1/operations", &wrong_audience, body()).await,
+        401,
+        "unauthorized",
+    );
+    // The demo's shared-secret tokens are not accepted beside a provider.
+    problem(
+        &w.post("/v1/operations", &token(Role::Coordinator, "FR"), body()).await,
+        401,
+        "unauthorized",
+    );
+}

@@ -531,7 +531,7 @@ mod tests {
 
     fn idp() -> Idp {
         let fixture: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/fixtures/idp-keys.json")).expect("fixture");
+            serde_json::from_str(include_str!("../../testkit/fixtures/idp-keys.json")).expect("fixture");
         let jwks = serde_json::to_vec(&fixture["jwks"]).expect("jwks");
         Idp {
             keys: Keys {

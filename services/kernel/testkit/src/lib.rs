@@ -7,6 +7,7 @@
 pub mod actors;
 pub mod decider;
 pub mod http;
+pub mod idp;
 pub mod schemas;
 
 use std::ops::{Deref, DerefMut};
