@@ -377,6 +377,9 @@ struct Shared {
     head: RwLock<Head>,
     poisoned: AtomicBool,
     poison_reason: RwLock<Option<String>>,
+    /// How a group commit is persisted: always `SyncAll`, except in the
+    /// power-loss tests' negative control (`open_without_fsync_for_tests`).
+    persist: PersistMode,
 }
 
 impl Shared {
@@ -476,11 +479,27 @@ impl Log {
     /// `open`, with the time read from `clock`.
     pub fn open_with_clock(dir: impl AsRef<Path>, service: Service, clock: WallClock) -> Result<Log, LogError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| LogError::Open {
+        create_dir_durably(&dir).map_err(|e| LogError::Open {
             path: dir.clone(),
             reason: e.to_string(),
         })?;
-        Self::open_inner(dir, Some(service), clock)
+        Self::open_inner(dir, Some(service), clock, PersistMode::SyncAll)
+    }
+
+    /// `open` with group commits persisted without fsync (fjall's
+    /// `PersistMode::Buffer`): a log that loses acknowledged events in a
+    /// power cut. Only for the power-loss tests' negative control, which
+    /// proves they detect a missing fsync; the feature that enables it is
+    /// turned on by the log's own dev-dependency, never in a release build.
+    #[cfg(feature = "test-buffer-mode")]
+    #[doc(hidden)]
+    pub fn open_without_fsync_for_tests(dir: impl AsRef<Path>, service: Service) -> Result<Log, LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        create_dir_durably(&dir).map_err(|e| LogError::Open {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::open_inner(dir, Some(service), WallClock::system(), PersistMode::Buffer)
     }
 
     /// Opens a log that must already exist, whatever its service (for tools
@@ -499,10 +518,15 @@ impl Log {
                 reason: "the directory is empty: no log here".into(),
             });
         }
-        Self::open_inner(dir, None, WallClock::system())
+        Self::open_inner(dir, None, WallClock::system(), PersistMode::SyncAll)
     }
 
-    fn open_inner(dir: PathBuf, want: Option<Service>, clock: WallClock) -> Result<Log, LogError> {
+    fn open_inner(
+        dir: PathBuf,
+        want: Option<Service>,
+        clock: WallClock,
+        persist: PersistMode,
+    ) -> Result<Log, LogError> {
         let open_err = |reason: String| LogError::Open {
             path: dir.clone(),
             reason,
@@ -523,6 +547,12 @@ impl Log {
             commands: ks(KS_COMMANDS)?,
             db: db.clone(),
         };
+        // fjall (3.1) fsyncs a new keyspace's own folder but not the
+        // `keyspaces` folder that names it: a power cut would take every
+        // keyspace made since, and with them all the events (found by
+        // `tests/power_loss.rs`). Made durable here, before anything is
+        // acknowledged.
+        sync_dir(&dir.join("keyspaces")).map_err(|e| open_err(format!("syncing the keyspaces folder: {e}")))?;
         let stored = meta
             .get(META_SERVICE)
             .map_err(|e| open_err(e.to_string()))?
@@ -574,6 +604,7 @@ impl Log {
             head: RwLock::new(head.clone()),
             poisoned: AtomicBool::new(false),
             poison_reason: RwLock::new(None),
+            persist,
         });
         let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
         let w = writer::Writer {
@@ -843,6 +874,34 @@ impl Log {
             first_bad,
         })
     }
+}
+
+/// Creates `dir` and its missing ancestors, fsyncing the parent of each
+/// one created. Rationale: fjall fsyncs the log's directory, not the entry
+/// that names it; without this a power cut soon after a log is created can
+/// take the whole directory, acknowledged events and all (found by
+/// `tests/power_loss.rs`).
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d);
+        at = d.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    for d in missing.iter().rev() {
+        sync_dir(
+            d.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes a directory's entries durable (fsync of the directory).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn key_seq(k: &[u8]) -> Option<u64> {

@@ -330,7 +330,7 @@ impl Filesystem for PowerCutFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.with(|m| m.attr(ino.0)) {
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
+            Ok(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
     }
@@ -346,13 +346,7 @@ impl Filesystem for PowerCutFs {
         reply: ReplyCreate,
     ) {
         match self.with(|m| m.create(parent.0, name, perm_of(mode, umask), req.uid(), req.gid())) {
-            Ok(a) => reply.created(
-                &TTL,
-                &file_attr(a),
-                Generation(0),
-                FileHandle(0),
-                FopenFlags::FOPEN_DIRECT_IO,
-            ),
+            Ok(a) => reply.created(&TTL, &file_attr(a), Generation(0), FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
     }
