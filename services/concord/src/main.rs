@@ -6,6 +6,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod backup;
 mod bench;
 mod benchmem;
 mod logcmd;
@@ -37,7 +38,7 @@ enum Cmd {
     Serve(system::ServeArgs),
     /// Print a signed token (the JWT alone on the last line).
     Token(TokenArgs),
-    /// Inspect a service's event log on disk (the service must be stopped).
+    /// Inspect, back up and restore a service's event log.
     Log {
         #[command(subcommand)]
         command: LogCmd,
@@ -108,18 +109,50 @@ fn run_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<Exit
 
 #[derive(Subcommand)]
 enum LogCmd {
-    /// Walk the whole hash chain; exit 1 and name the first bad seq if it breaks.
+    /// Walk the whole hash chain and check the log extends to its
+    /// high-water mark (and to --head); exit 1 naming what is wrong.
+    /// Reads a private copy: never changes a byte of DIR.
     Verify {
         /// The log directory, e.g. data/operations
         dir: PathBuf,
+        /// A head the log must extend to, with this hash at this seq (as a
+        /// consumer or an auditor recorded it): SEQ:HASH
+        #[arg(long, value_parser = logcmd::parse_head)]
+        head: Option<concord_log::Head>,
     },
     /// Print events as JSON Lines, one envelope per line, exactly as stored.
+    /// Reads a private copy: never changes a byte of DIR. A log that cannot
+    /// be read to its end exits 1, the last line on stderr saying from
+    /// which seq the export is incomplete.
     Export {
         dir: PathBuf,
         /// First seq to print (its prev_hash, the hash of seq FROM-1, is the
         /// partial export's anchor: schemas/README.md)
         #[arg(long, default_value_t = 1)]
         from: u64,
+    },
+    /// Write a verified copy of a log (every event to its head, and which
+    /// log and head it is) to a new directory OUT. Reads the log from disk
+    /// when no service holds it, else from the running service over NATS.
+    Backup {
+        /// The log directory, e.g. data/operations
+        dir: PathBuf,
+        /// The backup directory to create
+        #[arg(long)]
+        out: PathBuf,
+        /// NATS of the running service (default: NATS_URL, else
+        /// nats://127.0.0.1:4222)
+        #[arg(long)]
+        nats: Option<String>,
+    },
+    /// Rebuild a log directory from a backup, verifying its chain: the log
+    /// keeps its identity and its high-water mark is the backup's head.
+    Restore {
+        /// The backup directory (made by `concord log backup`)
+        #[arg(long)]
+        from: PathBuf,
+        /// The log directory to create, e.g. data/operations
+        dir: PathBuf,
     },
     /// One-off: rewrite every service log under a data directory from an
     /// older chain format into the current one (services stopped).
@@ -148,8 +181,10 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => run_async(system::serve(args)),
         Cmd::Token(args) => token(args),
         Cmd::Log { command } => match command {
-            LogCmd::Verify { dir } => logcmd::verify(&dir),
+            LogCmd::Verify { dir, head } => logcmd::verify(&dir, head.as_ref()),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
+            LogCmd::Backup { dir, out, nats } => backup::backup(&dir, &out, nats),
+            LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
             LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
         },
         Cmd::Bench { command } => match command {

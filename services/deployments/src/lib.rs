@@ -27,8 +27,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use concord_bus::consumer::{Consumer, start_of_log};
-use concord_bus::follow::Followed;
+use concord_bus::consumer::{Checkpoint, Consumer, start_of_log};
+use concord_bus::follow::{Followed, KEEP_EVENTS_MAX, KEEP_INTERVAL};
 use concord_bus::runtime::{Bound, Host, read_event};
 use concord_bus::service::{self, Config, Error, Log, Part, follow};
 
@@ -58,8 +58,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const FACTS_POLL: Duration = Duration::from_millis(20);
 /// Crisis closings read from the crisis log and not yet reacted to.
 ///
-/// Bounded because on every start the closings are read again from the
-/// start of the crisis log, and the reaction to each (waiting for the own
+/// Bounded because at a first start the closings are read from the start
+/// of the crisis log (later starts from where the reactor last kept), and
+/// the reaction to each (waiting for the own
 /// log, one command per deployment due, retried while unavailable) is far
 /// slower than reading: unbounded, the queue would hold the whole history.
 /// When it is full, the reader of closings waits and reads no further; the
@@ -136,6 +137,7 @@ struct Reactor {
     facts: Arc<RwLock<DeploymentsFacts>>,
     index: Arc<RwLock<Index>>,
     own_log: Followed,
+    log: Log,
 }
 
 /// The reactor: follows the own log into the index and the crisis log's
@@ -162,7 +164,9 @@ async fn choreography(
         },
     )
     .await?;
-    let crisis_log = Consumer::start(client.clone(), Crisis::SERVICE, start_of_log()).await?;
+    let from = closings_kept(log).await;
+    let crisis_log = Consumer::start(client.clone(), Crisis::SERVICE, from).await?;
+    let log = log.clone();
     Ok(tokio::spawn(async move {
         if started.await.is_err() {
             return;
@@ -173,15 +177,57 @@ async fn choreography(
             facts,
             index,
             own_log,
+            log,
         };
         tokio::join!(read_closings(crisis_log, closings), reactor.react(closed));
     }))
 }
 
-/// Hands every `crisis.closed` of the crisis log to the reactor, in order;
-/// waits while `CLOSINGS_QUEUED_MAX` are queued. Stops at an event it
-/// cannot read, as every follower of that log does.
-async fn read_closings(mut crisis_log: Consumer, closings: mpsc::Sender<Closed>) {
+/// Where the reader of closings stands in the crisis log, kept beside the
+/// deployments log once every closing before it was reacted to: a restart
+/// reads on from there instead of from seq 1 (reacting again to a closing
+/// after it is harmless, the command ids being derived, but slow).
+const CLOSINGS_VIEW: &str = "crisis:closings";
+
+/// The kept checkpoint of the reader of closings, or the start of the log.
+async fn closings_kept(log: &Log) -> Checkpoint {
+    let l = log.clone();
+    match tokio::task::spawn_blocking(move || l.kept_view(CLOSINGS_VIEW)).await {
+        Ok(Ok(Some(bytes))) => match serde_json::from_slice(&bytes) {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::warn!(error = %e, "the kept checkpoint of closings does not read; reading from seq 1");
+                start_of_log()
+            }
+        },
+        Ok(Ok(None)) => start_of_log(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the kept checkpoint of closings; reading from seq 1");
+            start_of_log()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the kept checkpoint of closings; reading from seq 1");
+            start_of_log()
+        }
+    }
+}
+
+/// What the reader hands the reactor, in crisis log order.
+enum Work {
+    /// React to a closing; then the reader stands at the checkpoint.
+    Closed(Closed, Checkpoint),
+    /// Events without a closing were read up to the checkpoint.
+    Passed(Checkpoint),
+}
+
+/// Hands every `crisis.closed` of the crisis log to the reactor, in order,
+/// with where the reader stands (and, every `KEEP_EVENTS_MAX` events or
+/// `KEEP_INTERVAL` of events without one, just where it stands); waits
+/// while `CLOSINGS_QUEUED_MAX` are queued. Stops at an event it cannot
+/// read, as every follower of that log does.
+async fn read_closings(mut crisis_log: Consumer, closings: mpsc::Sender<Work>) {
+    let mut passed = 0u64;
+    let mut told = std::time::Instant::now();
     loop {
         let envelope = match crisis_log.next().await {
             Ok(e) => e,
@@ -192,7 +238,20 @@ async fn read_closings(mut crisis_log: Consumer, closings: mpsc::Sender<Closed>)
         };
         let closed = match read_event::<Crisis>(&envelope) {
             Ok(crisis::Event::CrisisClosed(_)) => crisis::STREAM.id_of(&envelope.stream),
-            Ok(_) => continue,
+            Ok(_) => {
+                passed += 1;
+                if passed >= KEEP_EVENTS_MAX || told.elapsed() >= KEEP_INTERVAL {
+                    if closings
+                        .send(Work::Passed(crisis_log.position().clone()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    (passed, told) = (0, std::time::Instant::now());
+                }
+                continue;
+            }
             Err(why) => Err(why),
         };
         let crisis_id = match closed {
@@ -207,9 +266,14 @@ async fn read_closings(mut crisis_log: Consumer, closings: mpsc::Sender<Closed>)
             event_id: envelope.id.to_string(),
             hlc: envelope.hlc,
         };
-        if closings.send(closed).await.is_err() {
+        if closings
+            .send(Work::Closed(closed, crisis_log.position().clone()))
+            .await
+            .is_err()
+        {
             return;
         }
+        (passed, told) = (0, std::time::Instant::now());
     }
 }
 
@@ -217,8 +281,15 @@ impl Reactor {
     /// For each closed crisis, once the facts hold its closing and the
     /// index has caught up with the own log, a `request_stand_down` per
     /// deployment still awaiting one.
-    async fn react(self, mut closed: mpsc::Receiver<Closed>) {
-        while let Some(c) = closed.recv().await {
+    async fn react(self, mut work: mpsc::Receiver<Work>) {
+        while let Some(w) = work.recv().await {
+            let (c, at) = match w {
+                Work::Closed(c, at) => (c, at),
+                Work::Passed(at) => {
+                    self.keep(&at).await;
+                    continue;
+                }
+            };
             // Both follow the crisis log: the facts may not have folded the
             // closing yet, and a stand-down decided before they do would be
             // refused ("not closed") and not asked again until a restart.
@@ -251,6 +322,19 @@ impl Reactor {
             for deployment_id in due {
                 request_stand_down(&self.client, &c, deployment_id).await;
             }
+            self.keep(&at).await;
+        }
+    }
+
+    /// Keeps where the reader of closings stood once everything before it
+    /// was reacted to. A failure only makes the next start read more.
+    async fn keep(&self, at: &Checkpoint) {
+        let Ok(bytes) = serde_json::to_vec(at) else { return };
+        let log = self.log.clone();
+        match tokio::task::spawn_blocking(move || log.keep_view(CLOSINGS_VIEW, &bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot keep the checkpoint of closings"),
+            Err(e) => tracing::warn!(error = %e, "cannot keep the checkpoint of closings"),
         }
     }
 }

@@ -347,3 +347,62 @@ async fn causal_order_holds_with_the_deployments_clock_5_s_behind() {
         "deployment.stand_down_requested {stand_down:?} after crisis.closed {closed:?}"
     );
 }
+
+/// The `from_seq` of the reads of `service`'s log seen on `reads` within a
+/// short pause after the first (waited for).
+async fn read_froms(reads: &mut async_nats::Subscriber) -> Vec<u64> {
+    let from = |m: async_nats::Message| {
+        serde_json::from_slice::<Value>(&m.payload).expect("read request")["from_seq"]
+            .as_u64()
+            .expect("from_seq")
+    };
+    let first = tokio::time::timeout(Duration::from_secs(10), reads.next())
+        .await
+        .expect("a read of the log")
+        .expect("subscription");
+    let mut froms = vec![from(first)];
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(1), reads.next()).await {
+        froms.push(from(m));
+    }
+    froms
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_the_crisis_log_on_from_where_it_stopped() {
+    let w = world().await;
+    let (stop, stopped) = w.start_deployments().await;
+    let crisis = w.declare().await;
+    w.deploy(crisis).await;
+    let r = w
+        .cmd(
+            "crisis",
+            "close_crisis",
+            "ES",
+            json!({"crisis_id": crisis, "summary": "over"}),
+        )
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    // The stand-down is reacted to: the closing is behind the reader.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while w.stand_downs().await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no stand-down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let crisis_head = fetch_head(&w.client, Service::Crisis).await.expect("head").seq;
+    stop.send(()).expect("stop");
+    stopped.await.expect("stopped");
+
+    let mut reads = w
+        .client
+        .subscribe(subjects::log_read(Service::Crisis))
+        .await
+        .expect("subscribe");
+    w.client.flush().await.expect("flush");
+    let _running = w.start_deployments().await;
+    let froms = read_froms(&mut reads).await;
+    assert!(
+        froms.iter().all(|f| *f >= crisis_head),
+        "the crisis log was read again from {froms:?}, not from seq {crisis_head}"
+    );
+    assert_eq!(w.stand_downs().await.len(), 1, "one stand-down, not one per start");
+}

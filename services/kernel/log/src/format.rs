@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use serde_json::Value;
 
 use concord_core::chain::{self, CHAIN_FORMAT, ChainVerifier, canonical_json, seal};
@@ -111,14 +111,12 @@ pub fn migrate(dir: &Path) -> Result<Migration, LogError> {
     if !dir.is_dir() {
         return Err(open_err("no such directory".into()));
     }
-    let db = Database::builder(dir).open().map_err(|e| match e {
+    let db = crate::open_database(dir).map_err(|e| match e {
         fjall::Error::Locked => open_err("the log is in use by another process: stop its service first".into()),
         other => open_err(other.to_string()),
     })?;
-    let ks = |name: &str| {
-        db.keyspace(name, KeyspaceCreateOptions::default)
-            .map_err(|e| open_err(format!("opening keyspace {name}: {e}")))
-    };
+    let ks =
+        |name: &str| crate::open_keyspace(&db, name).map_err(|e| open_err(format!("opening keyspace {name}: {e}")));
     let meta = ks(KS_META)?;
     let events = ks(KS_EVENTS)?;
     let service = meta
@@ -145,6 +143,12 @@ pub fn migrate(dir: &Path) -> Result<Migration, LogError> {
         _ => {}
     }
 
+    // A high-water mark (head.json) names a head in the old chain: the log
+    // must reach it (migrating a log that lost events would launder the
+    // loss), and it is rewritten at the new head once migrated.
+    let mark = super::mark::read(dir).map_err(|e| open_err(e.to_string()))?;
+    let mut old_hash_at_mark = (mark.as_ref().is_some_and(|m| m.seq == 0)).then(|| chain::GENESIS_HASH.to_owned());
+
     // The old chain must hold before anything is rewritten.
     let mut old = ChainVerifier::new();
     let mut records = Vec::new();
@@ -157,7 +161,20 @@ pub fn migrate(dir: &Path) -> Result<Migration, LogError> {
                 format!("the log does not verify in chain format 1, so it is not migrated: {bad}"),
             )
         })?;
+        if mark.as_ref().is_some_and(|m| m.seq == old.verified()) {
+            old_hash_at_mark = Some(old.head_hash().to_owned());
+        }
         records.push((k, v));
+    }
+    if let Some(m) = &mark
+        && old_hash_at_mark.as_deref() != Some(m.hash.as_str())
+    {
+        return Err(open_err(format!(
+            "it does not reach its high-water mark (seq {} hash {}), so it is not migrated: {}",
+            m.seq,
+            m.hash,
+            super::RESTORE_ADVICE
+        )));
     }
     let old_head = old.head_hash().to_owned();
 
@@ -178,6 +195,14 @@ pub fn migrate(dir: &Path) -> Result<Migration, LogError> {
     }
     batch.insert(&meta, META_CHAIN_FORMAT, CHAIN_FORMAT.to_string());
     batch.commit().map_err(storage("writing the migrated log"))?;
+    if let Some(m) = mark {
+        let head = super::Head {
+            seq: records.len() as u64,
+            hash: prev.clone(),
+        };
+        super::mark::write(dir, &super::Mark::new(&m.service, m.identity, &head))
+            .map_err(|e| open_err(format!("the log is migrated, but its high-water mark is not: {e}")))?;
+    }
     Ok(Migration::Migrated {
         service,
         events: records.len() as u64,

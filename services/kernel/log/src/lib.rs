@@ -18,6 +18,9 @@
 //! on disk.
 
 mod format;
+mod inspect;
+mod mark;
+mod restore;
 mod validate;
 mod writer;
 
@@ -38,6 +41,8 @@ use concord_core::chain::{
 };
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
 pub use format::{Migration, migrate};
+pub use mark::{MARK_FILE, MARK_INTERVAL, Mark, MarkError, read as read_mark};
+pub use restore::{RestoreError, restore};
 pub use validate::InvalidAppend;
 
 /// Largest `data` of one event, in canonical JSON bytes. Rationale: events
@@ -72,6 +77,32 @@ const KS_EVENTS: &str = "events";
 const KS_STREAMS: &str = "streams";
 const KS_COMMANDS: &str = "commands";
 const KS_META: &str = "meta";
+/// fjall's memory and recovery bounds for a log. Rationale: a service's
+/// memory and its start time must not grow with its history; fjall's
+/// defaults (64 MiB memtables per keyspace, 512 MiB of journals replayed
+/// into memory at open, 32 MiB of block cache) would spend most of a small
+/// host's memory on one log and seconds of refused commands at each start.
+/// Memtables are flushed to tables past `MEMTABLE_BYTES`, journals past
+/// `JOURNALS_BYTES_MAX` (fjall's minimum) force a flush.
+pub const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+pub const JOURNALS_BYTES_MAX: u64 = 64 * 1024 * 1024;
+pub const BLOCK_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Opens the fjall database of a log in `dir` with the bounds above.
+pub(crate) fn open_database(dir: &Path) -> Result<Database, fjall::Error> {
+    Database::builder(dir)
+        .cache_size(BLOCK_CACHE_BYTES)
+        .max_journaling_size(JOURNALS_BYTES_MAX)
+        .open()
+}
+
+/// Opens (or creates) keyspace `name` of a log's database with the bounds above.
+pub(crate) fn open_keyspace(db: &Database, name: &str) -> Result<Keyspace, fjall::Error> {
+    db.keyspace(name, || {
+        KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+    })
+}
+
 /// What the service folded from other logs, kept beside its own log (see
 /// `Log::keep_view`).
 const KS_VIEWS: &str = "views";
@@ -100,6 +131,13 @@ pub enum LogError {
     Corrupt { service: String, seq: u64, reason: String },
     #[error("cannot open log at {path}: {reason}")]
     Open { path: PathBuf, reason: String },
+    /// A tool's read-only open of a log a service holds: its files change
+    /// under a copy.
+    #[error(
+        "cannot open log at {path}: the log is in use by a running service: stop it first, or back up the \
+         running service's log with `concord log backup`"
+    )]
+    InUse { path: PathBuf },
     /// Every hash differs between chain formats, so a log of the previous
     /// one is refused rather than reported broken (see `format`).
     #[error(
@@ -120,13 +158,167 @@ pub enum LogError {
         current = concord_core::chain::CHAIN_FORMAT
     )]
     NewerChainFormat { service: String, path: PathBuf, found: u32 },
-    #[error("{service} log: storage error while {doing}: {source}")]
+    /// The store could not give back what it holds. Says once which log,
+    /// which seqs and what the store answered (its own error flattened
+    /// into `reason`, not chained: a chain printed the same damage three
+    /// times and no seq).
+    #[error("{log}: storage error{seqs} while {doing}: {reason}")]
     Storage {
-        service: String,
+        log: Box<LogName>,
+        seqs: Seqs,
         doing: &'static str,
-        #[source]
-        source: fjall::Error,
+        reason: String,
     },
+    /// The log holds less than it acknowledged (or something else at the
+    /// seq it acknowledged): opening it for writing would let a new event
+    /// take a lost one's seq, so it is not opened.
+    #[error(
+        "{log} was not opened: {breach}. Nothing was appended to it, so no new event can take the place of a \
+         lost one.{} {RESTORE_ADVICE}",
+        evidence_note(.evidence.as_deref())
+    )]
+    BehindMark {
+        log: Box<LogName>,
+        breach: Box<MarkBreach>,
+        /// Where the journal as it was before this open is kept: fjall's
+        /// recovery has already cut what it could not read in the log's
+        /// own directory.
+        evidence: Option<PathBuf>,
+    },
+    /// The high-water mark file cannot be read: whether history was lost
+    /// cannot be told, so the log is not opened for writing.
+    #[error("{log} was not opened: its high-water mark cannot be used: {source}. {RESTORE_ADVICE}")]
+    Mark {
+        log: Box<LogName>,
+        #[source]
+        source: MarkError,
+    },
+}
+
+/// What to do about a log that lost acknowledged history: said wherever
+/// it is refused.
+pub const RESTORE_ADVICE: &str = "Keep this directory as evidence (move it aside), then restore the log from a \
+     replica, or from a backup made with `concord log backup`: `concord log restore --from BACKUP LOG_DIR` \
+     rebuilds the directory from it, verifying its chain (see docs/reliability.md)";
+
+fn evidence_note(evidence: Option<&Path>) -> String {
+    evidence.map_or_else(String::new, |p| {
+        format!(
+            " fjall's recovery dropped the part of its journal it could not read; the journal files as they were \
+             before this open are kept in {}.",
+            p.display()
+        )
+    })
+}
+
+/// A log named for an operator: its service, directory and identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogName {
+    pub service: String,
+    pub dir: PathBuf,
+    pub identity: Option<LogIdentity>,
+}
+
+impl std::fmt::Display for LogName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} log at {}", self.service, self.dir.display())?;
+        if let Some(id) = self.identity {
+            write!(f, " (identity {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which seqs a storage error hit, as far as the log could tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seqs {
+    /// The error does not concern events (metadata, the stream index …).
+    Unknown,
+    At(u64),
+    /// `first..=last`, every one unreadable.
+    Range(u64, u64),
+    /// `first` and possibly everything after it.
+    From(u64),
+}
+
+impl Seqs {
+    /// The first seq hit, if known.
+    pub fn first(&self) -> Option<u64> {
+        match *self {
+            Seqs::Unknown => None,
+            Seqs::At(s) | Seqs::Range(s, _) | Seqs::From(s) => Some(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Seqs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Seqs::Unknown => Ok(()),
+            Seqs::At(s) => write!(f, " at seq {s}"),
+            Seqs::Range(a, b) if a == b => write!(f, " at seq {a}"),
+            Seqs::Range(a, b) => write!(f, " at seqs {a}–{b}"),
+            Seqs::From(s) => write!(f, " from seq {s} on"),
+        }
+    }
+}
+
+/// How a log falls short of a head it is held to: its high-water mark,
+/// or a head given by whoever checks it (`verify --head`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkBreach {
+    /// The log ends before `expected.seq`: `head_seq + 1 ..= expected.seq`
+    /// are missing.
+    Missing { head_seq: u64, expected: Head },
+    /// The log holds another event at `expected.seq`.
+    Diverged { expected: Head, found_hash: String },
+    /// The mark belongs to another log (a file copied from elsewhere).
+    AnotherLog { mark: LogIdentity },
+}
+
+impl std::fmt::Display for MarkBreach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MarkBreach::Missing { head_seq, expected } => write!(
+                f,
+                "it ends at seq {head_seq}, but seq {} (hash {}) was acknowledged: seqs {}–{} are missing",
+                expected.seq,
+                expected.hash,
+                head_seq + 1,
+                expected.seq
+            ),
+            MarkBreach::Diverged { expected, found_hash } => write!(
+                f,
+                "its event at seq {} has hash {found_hash}, but the one acknowledged there had hash {}: \
+                 its history up to seq {} is not the one acknowledged",
+                expected.seq, expected.hash, expected.seq
+            ),
+            MarkBreach::AnotherLog { mark } => write!(
+                f,
+                "its high-water mark ({MARK_FILE}) is that of another log, {mark}: whether this log lost history \
+                 cannot be told"
+            ),
+        }
+    }
+}
+
+/// The store's error in a few words, once: fjall's own `Display` is its
+/// `Debug` and its `source()` repeats the inner error.
+fn describe(e: &fjall::Error) -> String {
+    match e {
+        fjall::Error::Io(io) => format!("I/O error: {io}"),
+        fjall::Error::Storage(lsm_tree) => {
+            let text = format!("{lsm_tree:?}");
+            if text.starts_with("ChecksumMismatch") {
+                // The two checksum values tell an operator nothing.
+                "the stored bytes fail their checksum: a block of a table file is damaged".to_owned()
+            } else {
+                text
+            }
+        }
+        fjall::Error::JournalRecovery(j) => format!("journal recovery failed: {j:?}"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Which log this is, as opposed to which service's: a log is made once,
@@ -426,6 +618,8 @@ impl Shared {
 
 #[derive(Clone)]
 struct Stores {
+    /// Which log, for its errors.
+    name: Arc<LogName>,
     db: Database,
     events: Keyspace,
     streams: Keyspace,
@@ -435,10 +629,17 @@ struct Stores {
 struct Inner {
     dir: PathBuf,
     shared: Arc<Shared>,
-    stores: Stores,
+    /// What the high-water mark said at open.
+    mark: MarkCheck,
     views: Keyspace,
     tx: Option<mpsc::Sender<writer::Job>>,
     writer: Option<JoinHandle<()>>,
+    /// The thread keeping the high-water mark (none when inspecting).
+    marker: Option<mark::Marker>,
+    stores: Stores,
+    /// The private copy an inspection opened, removed after the store
+    /// (declared after it: fields drop in order).
+    _copy: Option<inspect::Copy>,
 }
 
 impl Drop for Inner {
@@ -450,7 +651,34 @@ impl Drop for Inner {
         if let Some(handle) = self.writer.take() {
             let _ = handle.join();
         }
+        // The head is final now: the mark is written at it once more.
+        if let Some(marker) = self.marker.as_mut() {
+            marker.stop();
+        }
     }
+}
+
+/// What a log's high-water mark said when it was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkCheck {
+    /// No mark: a new log, or one of a release before marks (a writing
+    /// open writes one at once).
+    Absent,
+    /// The log extends to the mark, with the mark's hash at its seq.
+    Holds(Head),
+    /// The mark file cannot be read or parsed.
+    Unusable(String),
+    /// The log falls short of its mark.
+    Breach(MarkBreach),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A service's open: refused below the mark, keeps the mark.
+    Write,
+    /// A tool's open of a private copy: never refused for the mark (the
+    /// tool reports it), writes nothing that matters.
+    Inspect,
 }
 
 /// A handle on one service's log. Cheap to clone; the log closes when the
@@ -483,7 +711,7 @@ impl Log {
             path: dir.clone(),
             reason: e.to_string(),
         })?;
-        Self::open_inner(dir, Some(service), clock, PersistMode::SyncAll)
+        Self::open_inner(dir, Some(service), clock, Mode::Write, None)
     }
 
     /// `open` with group commits persisted without fsync (fjall's
@@ -499,7 +727,14 @@ impl Log {
             path: dir.clone(),
             reason: e.to_string(),
         })?;
-        Self::open_inner(dir, Some(service), WallClock::system(), PersistMode::Buffer)
+        Self::open_inner_persisting(
+            dir,
+            Some(service),
+            WallClock::system(),
+            Mode::Write,
+            None,
+            PersistMode::Buffer,
+        )
     }
 
     /// Opens a log that must already exist, whatever its service (for tools
@@ -518,30 +753,59 @@ impl Log {
                 reason: "the directory is empty: no log here".into(),
             });
         }
-        Self::open_inner(dir, None, WallClock::system(), PersistMode::SyncAll)
+        Self::open_inner(dir, None, WallClock::system(), Mode::Write, None)
     }
 
     fn open_inner(
         dir: PathBuf,
         want: Option<Service>,
         clock: WallClock,
+        mode: Mode,
+        copy: Option<inspect::Copy>,
+    ) -> Result<Log, LogError> {
+        Self::open_inner_persisting(dir, want, clock, mode, copy, PersistMode::SyncAll)
+    }
+
+    fn open_inner_persisting(
+        dir: PathBuf,
+        want: Option<Service>,
+        clock: WallClock,
+        mode: Mode,
+        copy: Option<inspect::Copy>,
         persist: PersistMode,
     ) -> Result<Log, LogError> {
+        // The directory errors name: the one asked for, not a tool's
+        // private copy of it.
+        let shown_dir = copy.as_ref().map_or_else(|| dir.clone(), |c| c.original.clone());
         let open_err = |reason: String| LogError::Open {
-            path: dir.clone(),
+            path: shown_dir.clone(),
             reason,
         };
-        let db = Database::builder(&dir).open().map_err(|e| match e {
-            fjall::Error::Locked => open_err("the log is in use by another process".into()),
-            other => open_err(other.to_string()),
-        })?;
-        let ks = |name: &str| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .map_err(|e| open_err(format!("opening keyspace {name}: {e}")))
+        // fjall's recovery cuts, in place, the part of the journal it cannot
+        // read. For a log held to a mark, the journal files are copied
+        // first (their data bytes only): should the open be refused, the
+        // bytes fjall dropped are kept as evidence. Best effort: without a
+        // copy the refusal still stands.
+        let journals = match mode {
+            Mode::Write if dir.join(MARK_FILE).exists() => inspect::copy_journals(&dir)
+                .inspect_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "journal not copied before open"))
+                .ok()
+                .flatten(),
+            _ => None,
         };
+        let db = open_database(&dir).map_err(|e| match e {
+            fjall::Error::Locked => open_err("the log is in use by another process".into()),
+            other => open_err(describe(&other)),
+        })?;
+        let ks = |name: &str| open_keyspace(&db, name).map_err(|e| open_err(format!("opening keyspace {name}: {e}")));
         let meta = ks(KS_META)?;
         let views = ks(KS_VIEWS)?;
-        let stores = Stores {
+        let mut stores = Stores {
+            name: Arc::new(LogName {
+                service: want.map_or_else(|| "the".to_owned(), |w| w.to_string()),
+                dir: shown_dir.clone(),
+                identity: None,
+            }),
             events: ks(KS_EVENTS)?,
             streams: ks(KS_STREAMS)?,
             commands: ks(KS_COMMANDS)?,
@@ -578,7 +842,7 @@ impl Log {
             }
             (None, None) => return Err(open_err("no Concord log here".into())),
         };
-        format::check(&dir, service, &db, &meta, &stores.events)?;
+        format::check(&shown_dir, service, &db, &meta, &stores.events)?;
         let identity = match meta.get(META_IDENTITY).map_err(|e| open_err(e.to_string()))? {
             Some(v) => std::str::from_utf8(&v)
                 .ok()
@@ -595,7 +859,42 @@ impl Log {
                 made
             }
         };
+        let name = LogName {
+            service: service.to_string(),
+            dir: shown_dir.clone(),
+            identity: Some(identity),
+        };
+        stores.name = Arc::new(name.clone());
         let (head, hlc) = recover_head(&stores, service)?;
+        let mark = check_mark(&stores, service, identity, &dir, &head);
+        if mode == Mode::Write {
+            match &mark {
+                MarkCheck::Breach(breach) => {
+                    tracing::error!(log = %name, %breach, "log refused: it holds less than it acknowledged");
+                    return Err(LogError::BehindMark {
+                        log: Box::new(name),
+                        breach: Box::new(breach.clone()),
+                        evidence: journals.map(tempfile::TempDir::keep),
+                    });
+                }
+                MarkCheck::Unusable(reason) => {
+                    return Err(LogError::Mark {
+                        log: Box::new(name),
+                        source: MarkError::Unusable(reason.clone()),
+                    });
+                }
+                MarkCheck::Absent => {
+                    // From now on this log is held to what it holds.
+                    mark::write(&dir, &Mark::new(service.as_str(), identity, &head)).map_err(|source| {
+                        LogError::Mark {
+                            log: Box::new(name.clone()),
+                            source,
+                        }
+                    })?;
+                }
+                MarkCheck::Holds(_) => {}
+            }
+        }
         let shared = Arc::new(Shared {
             service,
             identity,
@@ -606,10 +905,19 @@ impl Log {
             poison_reason: RwLock::new(None),
             persist,
         });
+        let signal = Arc::new(mark::Signal::default());
+        let marker = match mode {
+            Mode::Write => Some(
+                mark::Marker::start(dir.clone(), shared.clone(), signal.clone(), head.clone())
+                    .map_err(|e| open_err(format!("starting the high-water mark thread: {e}")))?,
+            ),
+            Mode::Inspect => None,
+        };
         let (tx, rx) = mpsc::channel(APPEND_QUEUE_DEPTH);
         let w = writer::Writer {
             stores: stores.clone(),
             shared: shared.clone(),
+            mark: signal,
             head,
             hlc,
             versions: writer::versions(),
@@ -622,10 +930,13 @@ impl Log {
             inner: Arc::new(Inner {
                 dir,
                 shared,
-                stores,
+                mark,
                 views,
                 tx: Some(tx),
                 writer: Some(handle),
+                marker,
+                stores,
+                _copy: copy,
             }),
         })
     }
@@ -657,6 +968,28 @@ impl Log {
         &self.inner.dir
     }
 
+    /// What the high-water mark said when this log was opened (a writing
+    /// open refuses every answer but `Absent` and `Holds`).
+    pub fn mark_check(&self) -> &MarkCheck {
+        &self.inner.mark
+    }
+
+    /// Whether this log extends to `expected` (a head a consumer or an
+    /// auditor holds), with `expected`'s hash at its seq. Blocking.
+    pub fn check_head(&self, expected: &Head) -> Result<Option<MarkBreach>, LogError> {
+        held_to(&self.inner.stores, self.service(), &self.head(), expected)
+    }
+
+    /// Opens a private copy of the log in `dir` for reading, leaving every
+    /// byte of `dir` as it was (see `inspect`). Refused while a service
+    /// has the log open: its files change under a copy. Never refused for
+    /// its high-water mark: `mark_check` says what it found.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Log, LogError> {
+        let copy = inspect::Copy::make(dir.as_ref())?;
+        let at = copy.path().to_path_buf();
+        Self::open_inner(at, None, WallClock::system(), Mode::Inspect, Some(copy))
+    }
+
     /// Keeps `bytes` under `name` beside the log, replacing what was kept
     /// there, in one atomic write: a view the service folded from another
     /// log together with where it stands in that log, so that the service
@@ -668,7 +1001,7 @@ impl Log {
         self.inner
             .views
             .insert(name, bytes)
-            .map_err(self.storage("keeping a view"))
+            .map_err(|e| self.inner.stores.storage("keeping a view", Seqs::Unknown, &e))
     }
 
     /// What `keep_view` kept under `name`, if anything. Blocking.
@@ -677,7 +1010,7 @@ impl Log {
             .views
             .get(name)
             .map(|v| v.map(|b| b.to_vec()))
-            .map_err(self.storage("reading a kept view"))
+            .map_err(|e| self.inner.stores.storage("reading a kept view", Seqs::Unknown, &e))
     }
 
     /// Appends one command's events, durably. See the module doc.
@@ -704,12 +1037,12 @@ impl Log {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    fn storage(&self, doing: &'static str) -> impl Fn(fjall::Error) -> LogError + '_ {
-        move |source| LogError::Storage {
-            service: self.service().to_string(),
-            doing,
-            source,
-        }
+    /// A storage error met while reading events after `last_read` (0:
+    /// none read yet), with the damaged seqs located as far as point reads
+    /// can tell.
+    fn storage_after(&self, doing: &'static str, last_read: u64, e: &fjall::Error) -> LogError {
+        let seqs = locate_damage(&self.inner.stores, last_read + 1, self.head().seq);
+        self.inner.stores.storage(doing, seqs, e)
     }
 
     /// Events from `from_seq` on, in order, at most `max_events` (capped by
@@ -721,14 +1054,26 @@ impl Log {
         let mut events = Vec::new();
         let mut bytes = 0usize;
         let from = from_seq.max(1);
+        // No further than `max_events` can reach: a scan never touches
+        // (or fails on) a block past what it returns.
+        let last = head_seq.min(from.saturating_add(max_events as u64 - 1));
         if from <= head_seq {
-            for item in self
-                .inner
-                .stores
-                .events
-                .range(from.to_be_bytes()..=head_seq.to_be_bytes())
-            {
-                let (k, v) = item.into_inner().map_err(self.storage("reading events"))?;
+            for item in self.inner.stores.events.range(from.to_be_bytes()..=last.to_be_bytes()) {
+                let (k, v) = match item.into_inner() {
+                    Ok(kv) => kv,
+                    Err(e) => {
+                        // A scan fails as a whole, sometimes on a block
+                        // past the seqs it is at: the events before the
+                        // damage are read one by one and returned, the
+                        // error comes with the read that starts at it.
+                        let last_read = events.last().map_or(from - 1, |r: &RawEvent| r.seq);
+                        self.salvage(last_read + 1, last, max_events, &mut events, &mut bytes);
+                        if events.is_empty() {
+                            return Err(self.storage_after("reading events", last_read, &e));
+                        }
+                        break;
+                    }
+                };
                 let seq = key_seq(&k).ok_or_else(|| self.corrupt(0, "event key is not 8 bytes"))?;
                 if !events.is_empty() && bytes + v.len() > READ_BATCH_BYTES_MAX {
                     break;
@@ -741,6 +1086,21 @@ impl Log {
             }
         }
         Ok(ReadBatch { events, head_seq })
+    }
+
+    /// Point reads from `from` to `last` into `events` until one fails or
+    /// a bound of `read_from` is reached.
+    fn salvage(&self, from: u64, last: u64, max_events: usize, events: &mut Vec<RawEvent>, bytes: &mut usize) {
+        for seq in from..=last {
+            let Ok(Some(v)) = self.inner.stores.events.get(seq.to_be_bytes()) else {
+                return;
+            };
+            if events.len() >= max_events || (!events.is_empty() && *bytes + v.len() > READ_BATCH_BYTES_MAX) {
+                return;
+            }
+            *bytes += v.len();
+            events.push(RawEvent { seq, bytes: v.to_vec() });
+        }
     }
 
     /// Decoded events from `from_seq` on (see `read_from`).
@@ -764,7 +1124,9 @@ impl Log {
         let end = stream_key(stream, u64::MAX);
         let mut out = Vec::new();
         for item in self.inner.stores.streams.range(start..=end) {
-            let (_, v) = item.into_inner().map_err(self.storage("reading a stream"))?;
+            let (_, v) = item
+                .into_inner()
+                .map_err(|e| self.inner.stores.storage("reading a stream index", Seqs::Unknown, &e))?;
             let seq = key_seq(&v).ok_or_else(|| self.corrupt(0, "stream index entry is not 8 bytes"))?;
             out.push(self.event_at(seq)?);
             if out.len() >= max_events {
@@ -838,12 +1200,17 @@ impl Log {
             let mut in_flight = 0usize;
             let mut raw = Vec::with_capacity(CHUNK_EVENTS);
             let mut iter = self.inner.stores.events.iter();
+            let mut last_read = 0;
             loop {
                 let item = iter.next();
                 let at_end = item.is_none();
                 if let Some(item) = item {
-                    let (k, v) = item.into_inner().map_err(self.storage("verifying events"))?;
-                    raw.push((key_seq(&k), v));
+                    let (k, v) = item
+                        .into_inner()
+                        .map_err(|e| self.storage_after("verifying events", last_read, &e))?;
+                    let seq = key_seq(&k);
+                    last_read = seq.unwrap_or(last_read);
+                    raw.push((seq, v));
                 }
                 if raw.len() == CHUNK_EVENTS || (at_end && !raw.is_empty()) {
                     // Hand the chunk to the helper; keep at most two in flight
@@ -873,6 +1240,42 @@ impl Log {
             head: self.head(),
             first_bad,
         })
+    }
+}
+
+impl Stores {
+    fn storage(&self, doing: &'static str, seqs: Seqs, e: &fjall::Error) -> LogError {
+        LogError::Storage {
+            log: Box::new((*self.name).clone()),
+            seqs,
+            doing,
+            reason: describe(e),
+        }
+    }
+}
+
+/// Most point reads spent on locating a damaged range. Rationale: it is
+/// only for the error message; past this many the range is given open.
+const DAMAGE_PROBES_MAX: u64 = 100_000;
+
+/// Which seqs from `first` on cannot be read, one point read each: a
+/// scan only says that it stopped, and a damaged block of a table holds
+/// a run of seqs while the blocks after it may read fine.
+fn locate_damage(stores: &Stores, first: u64, head_seq: u64) -> Seqs {
+    let last = head_seq.min(first.saturating_add(DAMAGE_PROBES_MAX));
+    let mut bad: Option<u64> = None;
+    for seq in first..=last {
+        match (stores.events.get(seq.to_be_bytes()), bad) {
+            (Err(_), None) => bad = Some(seq),
+            (Err(_), Some(_)) => {}
+            (Ok(_), Some(b)) => return Seqs::Range(b, seq - 1),
+            (Ok(_), None) => {}
+        }
+    }
+    match bad {
+        Some(b) if last == head_seq => Seqs::Range(b, head_seq),
+        Some(b) => Seqs::From(b),
+        None => Seqs::From(first),
     }
 }
 
@@ -924,11 +1327,9 @@ fn stream_version(stores: &Stores, service: Service, stream: &str) -> Result<u64
     match stores.streams.prefix(&prefix).next_back() {
         None => Ok(0),
         Some(g) => {
-            let k = g.key().map_err(|source| LogError::Storage {
-                service: service.to_string(),
-                doing: "reading a stream version",
-                source,
-            })?;
+            let k = g
+                .key()
+                .map_err(|e| stores.storage("reading a stream version", Seqs::Unknown, &e))?;
             k.get(prefix.len()..)
                 .and_then(key_seq)
                 .ok_or_else(|| LogError::Corrupt {
@@ -950,11 +1351,7 @@ fn recorded(
     let Some(bytes) = stores
         .commands
         .get(command_id.as_bytes())
-        .map_err(|source| LogError::Storage {
-            service: service.to_string(),
-            doing: "looking up a command id",
-            source,
-        })?
+        .map_err(|e| stores.storage("looking up a command id", Seqs::Unknown, &e))?
     else {
         return Ok(Recorded::Unknown);
     };
@@ -985,11 +1382,7 @@ fn raw_at(stores: &Stores, service: Service, seq: u64) -> Result<Vec<u8>, LogErr
     stores
         .events
         .get(seq.to_be_bytes())
-        .map_err(|source| LogError::Storage {
-            service: service.to_string(),
-            doing: "reading an event",
-            source,
-        })?
+        .map_err(|e| stores.storage("reading an event", Seqs::At(seq), &e))?
         .map(|b| b.to_vec())
         .ok_or_else(|| LogError::Corrupt {
             service: service.to_string(),
@@ -1016,15 +1409,58 @@ pub fn decode(service: Service, seq: u64, bytes: &[u8]) -> Result<EventEnvelope,
     Ok(env)
 }
 
+/// What the mark in `dir` says of a log recovered at `head`.
+fn check_mark(stores: &Stores, service: Service, identity: LogIdentity, dir: &Path, head: &Head) -> MarkCheck {
+    let mark = match mark::read(dir) {
+        Ok(None) => return MarkCheck::Absent,
+        Ok(Some(m)) => m,
+        Err(e) => return MarkCheck::Unusable(e.to_string()),
+    };
+    if mark.identity != identity || mark.service != service.as_str() {
+        return MarkCheck::Breach(MarkBreach::AnotherLog { mark: mark.identity });
+    }
+    match held_to(stores, service, head, &mark.head()) {
+        Ok(None) => MarkCheck::Holds(mark.head()),
+        Ok(Some(breach)) => MarkCheck::Breach(breach),
+        Err(e) => MarkCheck::Unusable(format!(
+            "the event at its seq {} cannot be read to compare: {e}",
+            mark.seq
+        )),
+    }
+}
+
+/// Whether a log at `head` extends to `expected` with `expected`'s hash at
+/// its seq; `Some` says how it falls short.
+fn held_to(stores: &Stores, service: Service, head: &Head, expected: &Head) -> Result<Option<MarkBreach>, LogError> {
+    if expected.seq > head.seq {
+        return Ok(Some(MarkBreach::Missing {
+            head_seq: head.seq,
+            expected: expected.clone(),
+        }));
+    }
+    let found_hash = match expected.seq {
+        0 => GENESIS_HASH.to_owned(),
+        seq if seq == head.seq => head.hash.clone(),
+        seq => event_at(stores, service, seq)?.hash,
+    };
+    if found_hash == expected.hash {
+        Ok(None)
+    } else {
+        Ok(Some(MarkBreach::Diverged {
+            expected: expected.clone(),
+            found_hash,
+        }))
+    }
+}
+
 fn recover_head(stores: &Stores, service: Service) -> Result<(Head, Hlc), LogError> {
     let Some(last) = stores.events.last_key_value() else {
         return Ok((Head::empty(), Hlc::default()));
     };
-    let (k, v) = last.into_inner().map_err(|source| LogError::Storage {
-        service: service.to_string(),
-        doing: "recovering the head",
-        source,
-    })?;
+    // The last event is the one that failed to read, whatever its seq.
+    let (k, v) = last
+        .into_inner()
+        .map_err(|e| stores.storage("recovering the head (the last event)", Seqs::Unknown, &e))?;
     let seq = key_seq(&k).ok_or_else(|| LogError::Corrupt {
         service: service.to_string(),
         seq: 0,

@@ -58,6 +58,9 @@ pub(super) struct Job {
 pub(super) struct Writer {
     pub stores: Stores,
     pub shared: Arc<Shared>,
+    /// Wakes the high-water mark thread after a commit (no IO here: the
+    /// mark is never on the acknowledgement path).
+    pub mark: Arc<super::mark::Signal>,
     pub head: Head,
     pub hlc: Hlc,
     pub versions: Versions,
@@ -195,6 +198,7 @@ impl Writer {
                 if let Ok(mut h) = self.shared.head.write() {
                     *h = self.head.clone();
                 }
+                self.mark.poke();
                 for (stream, version) in batch_versions {
                     self.versions.insert(stream, version);
                 }
