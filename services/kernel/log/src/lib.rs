@@ -569,6 +569,9 @@ struct Shared {
     head: RwLock<Head>,
     poisoned: AtomicBool,
     poison_reason: RwLock<Option<String>>,
+    /// How a group commit is persisted: always `SyncAll`, except in the
+    /// power-loss tests' negative control (`open_without_fsync_for_tests`).
+    persist: PersistMode,
 }
 
 impl Shared {
@@ -704,11 +707,34 @@ impl Log {
     /// `open`, with the time read from `clock`.
     pub fn open_with_clock(dir: impl AsRef<Path>, service: Service, clock: WallClock) -> Result<Log, LogError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| LogError::Open {
+        create_dir_durably(&dir).map_err(|e| LogError::Open {
             path: dir.clone(),
             reason: e.to_string(),
         })?;
         Self::open_inner(dir, Some(service), clock, Mode::Write, None)
+    }
+
+    /// `open` with group commits persisted without fsync (fjall's
+    /// `PersistMode::Buffer`): a log that loses acknowledged events in a
+    /// power cut. Only for the power-loss tests' negative control, which
+    /// proves they detect a missing fsync; the feature that enables it is
+    /// turned on by the log's own dev-dependency, never in a release build.
+    #[cfg(feature = "test-buffer-mode")]
+    #[doc(hidden)]
+    pub fn open_without_fsync_for_tests(dir: impl AsRef<Path>, service: Service) -> Result<Log, LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        create_dir_durably(&dir).map_err(|e| LogError::Open {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::open_inner_persisting(
+            dir,
+            Some(service),
+            WallClock::system(),
+            Mode::Write,
+            None,
+            PersistMode::Buffer,
+        )
     }
 
     /// Opens a log that must already exist, whatever its service (for tools
@@ -736,6 +762,17 @@ impl Log {
         clock: WallClock,
         mode: Mode,
         copy: Option<inspect::Copy>,
+    ) -> Result<Log, LogError> {
+        Self::open_inner_persisting(dir, want, clock, mode, copy, PersistMode::SyncAll)
+    }
+
+    fn open_inner_persisting(
+        dir: PathBuf,
+        want: Option<Service>,
+        clock: WallClock,
+        mode: Mode,
+        copy: Option<inspect::Copy>,
+        persist: PersistMode,
     ) -> Result<Log, LogError> {
         // The directory errors name: the one asked for, not a tool's
         // private copy of it.
@@ -774,6 +811,12 @@ impl Log {
             commands: ks(KS_COMMANDS)?,
             db: db.clone(),
         };
+        // fjall (3.1) fsyncs a new keyspace's own folder but not the
+        // `keyspaces` folder that names it: a power cut would take every
+        // keyspace made since, and with them all the events (found by
+        // `tests/power_loss.rs`). Made durable here, before anything is
+        // acknowledged.
+        sync_dir(&dir.join("keyspaces")).map_err(|e| open_err(format!("syncing the keyspaces folder: {e}")))?;
         let stored = meta
             .get(META_SERVICE)
             .map_err(|e| open_err(e.to_string()))?
@@ -860,6 +903,7 @@ impl Log {
             head: RwLock::new(head.clone()),
             poisoned: AtomicBool::new(false),
             poison_reason: RwLock::new(None),
+            persist,
         });
         let signal = Arc::new(mark::Signal::default());
         let marker = match mode {
@@ -1233,6 +1277,34 @@ fn locate_damage(stores: &Stores, first: u64, head_seq: u64) -> Seqs {
         Some(b) => Seqs::From(b),
         None => Seqs::From(first),
     }
+}
+
+/// Creates `dir` and its missing ancestors, fsyncing the parent of each
+/// one created. Rationale: fjall fsyncs the log's directory, not the entry
+/// that names it; without this a power cut soon after a log is created can
+/// take the whole directory, acknowledged events and all (found by
+/// `tests/power_loss.rs`).
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d);
+        at = d.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    for d in missing.iter().rev() {
+        sync_dir(
+            d.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes a directory's entries durable (fsync of the directory).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn key_seq(k: &[u8]) -> Option<u64> {

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use fjall::PersistMode;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -111,7 +110,7 @@ impl Writer {
             }
             return;
         }
-        let mut batch = self.stores.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut batch = self.stores.db.batch().durability(Some(self.shared.persist));
         let mut pending: Vec<Pending> = Vec::new();
         let mut echoes: Vec<Echo> = Vec::new();
         let mut in_batch: HashMap<String, (usize, Fingerprint)> = HashMap::new();
