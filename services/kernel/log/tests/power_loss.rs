@@ -271,7 +271,14 @@ fn cycles(label: &str, cycles: usize, seed: u64, open: fn(&Path) -> Result<Log, 
             Ok(log) => log,
             Err(e) => {
                 // The log refuses to open below its mark: acknowledged
-                // events are gone, and this log cannot go on.
+                // events are gone, and this log cannot go on. The journal
+                // it kept as evidence is of no use to a test.
+                if let LogError::BehindMark {
+                    evidence: Some(kept), ..
+                } = &e
+                {
+                    let _ = std::fs::remove_dir_all(kept);
+                }
                 figures.refused += 1;
                 failures.push(format!("cycle {cycle}: reopen after the cut: {e}"));
                 break;
