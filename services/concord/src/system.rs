@@ -164,6 +164,27 @@ async fn signalled() {
     }
 }
 
+/// Runs `bound` under `service::supervise`: when its log is poisoned, it
+/// is bound again with `bind` on the same data directory and connection.
+fn supervised<A, B, Fut>(
+    bound: concord_bus::runtime::Bound<A>,
+    bind: B,
+    cfg: concord_bus::service::Config,
+    client: async_nats::Client,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), concord_bus::service::Error>>
+where
+    A: concord_core::decider::Aggregate,
+    B: Fn(concord_bus::service::Config, async_nats::Client) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<concord_bus::runtime::Bound<A>, concord_bus::service::Error>> + Send + 'static,
+{
+    tokio::spawn(concord_bus::service::supervise(
+        bound,
+        move || bind(cfg.clone(), client.clone()),
+        stop.clone(),
+    ))
+}
+
 fn stop_signal(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
     let mut rx = rx.clone();
     async move {
@@ -272,39 +293,52 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let crisis_client = as_(Identity::Service(Service::Crisis)).await?;
     let deployments_client = as_(Identity::Service(Service::Deployments)).await?;
     let gw_client = as_(Identity::Gateway).await?;
-    let ops = concord_operations::bind(
-        &concord_bus::service::Config::in_data_dir(&data, Service::Operations),
-        ops_client,
-    )
-    .await
-    .context("starting the operations service")?;
-    let intel = concord_intel::bind(
-        &concord_bus::service::Config::in_data_dir(&data, Service::Intel),
-        intel_client,
-    )
-    .await
-    .context("starting the intel service")?;
-    let crisis = concord_crisis::bind(
-        &concord_bus::service::Config::in_data_dir(&data, Service::Crisis),
-        crisis_client,
-    )
-    .await
-    .context("starting the crisis service")?;
-    let deployments = concord_deployments::bind(
-        &concord_bus::service::Config::in_data_dir(&data, Service::Deployments),
-        deployments_client,
-    )
-    .await
-    .context("starting the deployments service")?;
+    let cfg = |service| concord_bus::service::Config::in_data_dir(&data, service);
+    let ops = concord_operations::bind(&cfg(Service::Operations), ops_client.clone())
+        .await
+        .context("starting the operations service")?;
+    let intel = concord_intel::bind(&cfg(Service::Intel), intel_client.clone())
+        .await
+        .context("starting the intel service")?;
+    let crisis = concord_crisis::bind(&cfg(Service::Crisis), crisis_client.clone())
+        .await
+        .context("starting the crisis service")?;
+    let deployments = concord_deployments::bind(&cfg(Service::Deployments), deployments_client.clone())
+        .await
+        .context("starting the deployments service")?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {} (in use? choose another with --http)", args.http))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut ops_task = tokio::spawn(ops.run(stop_signal(&stop_rx)));
-    let mut intel_task = tokio::spawn(intel.run(stop_signal(&stop_rx)));
-    let mut crisis_task = tokio::spawn(crisis.run(stop_signal(&stop_rx)));
-    let mut deployments_task = tokio::spawn(deployments.run(stop_signal(&stop_rx)));
+    let mut ops_task = supervised(
+        ops,
+        |cfg, c| async move { concord_operations::bind(&cfg, c).await },
+        cfg(Service::Operations),
+        ops_client,
+        &stop_rx,
+    );
+    let mut intel_task = supervised(
+        intel,
+        |cfg, c| async move { concord_intel::bind(&cfg, c).await },
+        cfg(Service::Intel),
+        intel_client,
+        &stop_rx,
+    );
+    let mut crisis_task = supervised(
+        crisis,
+        |cfg, c| async move { concord_crisis::bind(&cfg, c).await },
+        cfg(Service::Crisis),
+        crisis_client,
+        &stop_rx,
+    );
+    let mut deployments_task = supervised(
+        deployments,
+        |cfg, c| async move { concord_deployments::bind(&cfg, c).await },
+        cfg(Service::Deployments),
+        deployments_client,
+        &stop_rx,
+    );
     let config = concord_gateway::Config::new(secret.clone(), SERVICES.to_vec());
     let mut gw_task = tokio::spawn(concord_gateway::serve(
         listener,
@@ -361,46 +395,70 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = match args.name.as_str() {
         "operations" => {
-            let ops = concord_operations::bind(
-                &concord_bus::service::Config::in_data_dir(&args.data, Service::Operations),
-                client,
-            )
-            .await?;
+            let cfg = concord_bus::service::Config::in_data_dir(&args.data, Service::Operations);
+            let ops = concord_operations::bind(&cfg, client.clone()).await?;
             eprintln!(
                 "operations serving on {url}, log in {}",
                 args.data.join("operations").display()
             );
-            tokio::spawn(async move { ops.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
+            {
+                let task = supervised(
+                    ops,
+                    |cfg, c| async move { concord_operations::bind(&cfg, c).await },
+                    cfg,
+                    client,
+                    &stop_rx,
+                );
+                tokio::spawn(async move { task.await?.map_err(anyhow::Error::from) })
+            }
         }
         "intel" => {
-            let intel = concord_intel::bind(
-                &concord_bus::service::Config::in_data_dir(&args.data, Service::Intel),
-                client,
-            )
-            .await?;
+            let cfg = concord_bus::service::Config::in_data_dir(&args.data, Service::Intel);
+            let intel = concord_intel::bind(&cfg, client.clone()).await?;
             eprintln!("intel serving on {url}, log in {}", args.data.join("intel").display());
-            tokio::spawn(async move { intel.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
+            {
+                let task = supervised(
+                    intel,
+                    |cfg, c| async move { concord_intel::bind(&cfg, c).await },
+                    cfg,
+                    client,
+                    &stop_rx,
+                );
+                tokio::spawn(async move { task.await?.map_err(anyhow::Error::from) })
+            }
         }
         "crisis" => {
-            let svc = concord_crisis::bind(
-                &concord_bus::service::Config::in_data_dir(&args.data, Service::Crisis),
-                client,
-            )
-            .await?;
+            let cfg = concord_bus::service::Config::in_data_dir(&args.data, Service::Crisis);
+            let svc = concord_crisis::bind(&cfg, client.clone()).await?;
             eprintln!("crisis serving on {url}, log in {}", args.data.join("crisis").display());
-            tokio::spawn(async move { svc.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
+            {
+                let task = supervised(
+                    svc,
+                    |cfg, c| async move { concord_crisis::bind(&cfg, c).await },
+                    cfg,
+                    client,
+                    &stop_rx,
+                );
+                tokio::spawn(async move { task.await?.map_err(anyhow::Error::from) })
+            }
         }
         "deployments" => {
-            let svc = concord_deployments::bind(
-                &concord_bus::service::Config::in_data_dir(&args.data, Service::Deployments),
-                client,
-            )
-            .await?;
+            let cfg = concord_bus::service::Config::in_data_dir(&args.data, Service::Deployments);
+            let svc = concord_deployments::bind(&cfg, client.clone()).await?;
             eprintln!(
                 "deployments serving on {url}, log in {}",
                 args.data.join("deployments").display()
             );
-            tokio::spawn(async move { svc.run(stop_signal(&stop_rx)).await.map_err(anyhow::Error::from) })
+            {
+                let task = supervised(
+                    svc,
+                    |cfg, c| async move { concord_deployments::bind(&cfg, c).await },
+                    cfg,
+                    client,
+                    &stop_rx,
+                );
+                tokio::spawn(async move { task.await?.map_err(anyhow::Error::from) })
+            }
         }
         "gateway" => {
             let (keys, rules) = token_config(&args)?;

@@ -53,7 +53,14 @@ pub enum RuntimeError {
     Bus(#[from] BusError),
     #[error(transparent)]
     NotAlone(#[from] NotAlone),
+    /// The log refuses writes until reopened; the service stopped so that
+    /// its supervisor reopens it (`service::supervise`).
+    #[error("the log refuses writes until it is reopened: {0}")]
+    LogPoisoned(String),
 }
+
+/// How often a running service checks whether its log was poisoned.
+const POISON_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A service's health as its NATS service `STATS` reports it (each
 /// endpoint's `data`), for the gateway's `/readyz`: whether it can decide
@@ -288,9 +295,20 @@ impl<A: Aggregate> Bound<A> {
             ..
         } = self;
         tokio::pin!(shutdown);
+        let mut poison_check = tokio::time::interval(POISON_CHECK_INTERVAL);
+        let mut poisoned = None;
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = poison_check.tick() => {
+                    // Every append would answer `unavailable` until the
+                    // log is reopened from disk: stop, cleanly, for that.
+                    if let Some(why) = rt.log.poisoned() {
+                        tracing::error!(service = %A::SERVICE, %why, "log poisoned: stopping to reopen it");
+                        poisoned = Some(why);
+                        break;
+                    }
+                }
                 msg = commands.next() => {
                     let Some(msg) = msg else { break };
                     let Some(permit) = rt.admit(&msg).await else { continue };
@@ -339,7 +357,10 @@ impl<A: Aggregate> Bound<A> {
         // has applied the UNSUBs: a successor started after this gets
         // every new request.
         let _ = rt.client.flush().await;
-        Ok(())
+        match poisoned {
+            Some(why) => Err(RuntimeError::LogPoisoned(why)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -208,3 +208,59 @@ where
 fn poisoned(source: Service) -> String {
     format!("the facts kept from the {source} log are poisoned")
 }
+
+/// First wait before reopening a poisoned log, doubled up to
+/// `REOPEN_BACKOFF_MAX` while it cannot be reopened (the disk still
+/// failing, fjall's lock not yet released by the stopping service).
+pub const REOPEN_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
+pub const REOPEN_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `bound` until `stop` turns true. When its log is poisoned (a
+/// failed fsync, a full disk: nothing acknowledged after it, every append
+/// answered `unavailable`), the service stops cleanly and is bound again
+/// with `rebind`, which opens the log from disk (fjall's recovery, the
+/// high-water mark's check), backing off while that fails; it answers
+/// again once the disk does. Any other error ends it.
+pub async fn supervise<A, F, Fut>(
+    bound: Bound<A>,
+    mut rebind: F,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), Error>
+where
+    A: Aggregate,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Bound<A>, Error>>,
+{
+    let mut bound = bound;
+    loop {
+        let mut until = stop.clone();
+        match bound
+            .run(async move {
+                let _ = until.wait_for(|s| *s).await;
+            })
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(RuntimeError::LogPoisoned(why)) => {
+                tracing::warn!(service = %A::SERVICE, %why, "reopening the log from disk");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut wait = REOPEN_BACKOFF_MIN;
+        bound = loop {
+            let mut until = stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = until.wait_for(|s| *s) => return Ok(()),
+            }
+            match rebind().await {
+                Ok(b) => break b,
+                Err(e) => {
+                    tracing::warn!(service = %A::SERVICE, error = %e, retry_in = ?wait, "the log does not reopen yet");
+                    wait = (wait * 2).min(REOPEN_BACKOFF_MAX);
+                }
+            }
+        };
+        tracing::info!(service = %A::SERVICE, "log reopened from disk; serving again");
+    }
+}

@@ -1013,6 +1013,18 @@ impl Log {
             .map_err(|e| self.inner.stores.storage("reading a kept view", Seqs::Unknown, &e))
     }
 
+    /// Why the log refuses writes until it is reopened (a failed commit:
+    /// fsync answered an error, the disk is full), if it does.
+    pub fn poisoned(&self) -> Option<String> {
+        if !self.inner.shared.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        match self.inner.shared.unavailable() {
+            LogError::Unavailable { reason, .. } => Some(reason),
+            other => Some(other.to_string()),
+        }
+    }
+
     /// Appends one command's events, durably. See the module doc.
     pub async fn append(&self, req: AppendRequest) -> Result<Appended, LogError> {
         let data = validate::append(&req)?;
