@@ -34,7 +34,7 @@ pub struct NatsServer {
     config: Option<PathBuf>,
 }
 
-/// Oldest nats-server release without known advisories (STACK.md:
+/// Oldest nats-server release without known advisories (docs/security.md:
 /// GHSA-fr2g-9hjm-wr23 fixed in 2.9.23, CVE-2026-33248 in 2.12.6).
 pub const NATS_SERVER_VERSION_MIN: (u32, u32, u32) = (2, 12, 6);
 
