@@ -348,25 +348,6 @@ async fn causal_order_holds_with_the_deployments_clock_5_s_behind() {
     );
 }
 
-/// The `from_seq` of the reads of `service`'s log seen on `reads` within a
-/// short pause after the first (waited for).
-async fn read_froms(reads: &mut async_nats::Subscriber) -> Vec<u64> {
-    let from = |m: async_nats::Message| {
-        serde_json::from_slice::<Value>(&m.payload).expect("read request")["from_seq"]
-            .as_u64()
-            .expect("from_seq")
-    };
-    let first = tokio::time::timeout(Duration::from_secs(10), reads.next())
-        .await
-        .expect("a read of the log")
-        .expect("subscription");
-    let mut froms = vec![from(first)];
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(1), reads.next()).await {
-        froms.push(from(m));
-    }
-    froms
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_reads_the_crisis_log_on_from_where_it_stopped() {
     let w = world().await;
@@ -399,7 +380,7 @@ async fn a_restart_reads_the_crisis_log_on_from_where_it_stopped() {
         .expect("subscribe");
     w.client.flush().await.expect("flush");
     let _running = w.start_deployments().await;
-    let froms = read_froms(&mut reads).await;
+    let froms = concord_testkit::sniff::read_froms(&mut reads, std::time::Duration::from_millis(1000)).await;
     assert!(
         froms.iter().all(|f| *f >= crisis_head),
         "the crisis log was read again from {froms:?}, not from seq {crisis_head}"

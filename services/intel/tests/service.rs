@@ -272,26 +272,6 @@ async fn with_the_operations_log_unreachable_intel_answers_unavailable() {
     assert_eq!(w.post_lead("MC", other, "prints").await["ok"], true);
 }
 
-/// The `from_seq` of every read of the operations log seen on `reads`: at
-/// least one (waiting for it), then all that follow within a short pause.
-async fn read_froms(reads: &mut async_nats::Subscriber) -> Vec<u64> {
-    use futures::StreamExt;
-    let from = |m: async_nats::Message| {
-        serde_json::from_slice::<Value>(&m.payload).expect("read request")["from_seq"]
-            .as_u64()
-            .expect("from_seq")
-    };
-    let first = tokio::time::timeout(std::time::Duration::from_secs(10), reads.next())
-        .await
-        .expect("intel reads the operations log")
-        .expect("subscription");
-    let mut froms = vec![from(first)];
-    while let Ok(Some(m)) = tokio::time::timeout(std::time::Duration::from_millis(300), reads.next()).await {
-        froms.push(from(m));
-    }
-    froms
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_intel_resumes_its_kept_view_instead_of_refolding_the_operations_log() {
     let w = world().await;
@@ -342,7 +322,7 @@ async fn a_restarted_intel_resumes_its_kept_view_instead_of_refolding_the_operat
     );
     assert_eq!(code(&w.post_lead("MC", op, "late").await), "rule_violated");
 
-    let froms = read_froms(&mut reads).await;
+    let froms = concord_testkit::sniff::read_froms(&mut reads, std::time::Duration::from_millis(300)).await;
     assert!(
         froms.iter().all(|f| *f >= head),
         "intel read the operations log from {froms:?}, not from where its kept view stood (seq {head})"

@@ -9,6 +9,7 @@ pub mod decider;
 pub mod http;
 pub mod idp;
 pub mod schemas;
+pub mod sniff;
 
 use std::ops::{Deref, DerefMut};
 
