@@ -109,12 +109,16 @@ pub fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
     }
     let bare = v.strip_prefix("W/").unwrap_or(v);
     let bare = bare.strip_prefix('"').and_then(|b| b.strip_suffix('"')).unwrap_or(bare);
-    bare.parse::<u64>().map(Some).map_err(|_| {
-        Problem::new(
-            ErrorCode::Invalid,
-            format!("If-Match must be a version as returned in ETag (e.g. \"3\"), not {v:?}"),
-        )
-    })
+    bare.parse::<u64>()
+        .ok()
+        .filter(|n| *n <= concord_core::chain::INTEGER_MAX && bare.bytes().all(|b| b.is_ascii_digit()))
+        .map(Some)
+        .ok_or_else(|| {
+            Problem::new(
+                ErrorCode::Invalid,
+                format!("If-Match must be a version as returned in ETag (e.g. \"3\"), not {v:?}"),
+            )
+        })
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -294,7 +298,7 @@ mod tests {
         for (v, want) in [("\"3\"", Some(3)), ("W/\"4\"", Some(4)), ("5", Some(5)), ("*", None)] {
             assert_eq!(expected_version(&headers(&[("if-match", v)])).expect(v), want, "{v}");
         }
-        for bad in ["\"x\"", "-1", "\"3", "3.0"] {
+        for bad in ["\"x\"", "-1", "\"3", "3.0", "+3", "9007199254740992"] {
             assert!(expected_version(&headers(&[("if-match", bad)])).is_err(), "{bad}");
         }
     }

@@ -65,6 +65,9 @@ pub fn document() -> Result<Value, String> {
             .insert(Method::Get.as_str().into(), own_operation(own));
     }
     components.resolve_pending()?;
+    for schema in components.schemas.values_mut() {
+        plain_texts(schema);
+    }
     let tags: Vec<Value> = Service::ALL
         .iter()
         .map(|s| (s.as_str(), tag_description(*s)))
@@ -178,7 +181,9 @@ fn parameters() -> Value {
     fn header(name: &str, schema: Value, description: &str) -> Value {
         json!({"name": name, "in": "header", "required": false, "schema": schema, "description": description})
     }
-    let key = json!({"type": "string", "minLength": 1, "maxLength": KEY_BYTES_MAX});
+    // The patterns are what `call` accepts, so a generated value the
+    // document allows is never refused as malformed.
+    let key = json!({"type": "string", "minLength": 1, "maxLength": KEY_BYTES_MAX, "pattern": "^[!-~]+$"});
     let idempotency = format!(
         "names one request of the caller: its retry (same route, body and role) gets the first answer \
          and changes nothing, and the ids the command creates are derived from the key; the key on \
@@ -190,7 +195,7 @@ fn parameters() -> Value {
         ("Idempotency-Key", key.clone(), idempotency.as_str()),
         (
             "If-Match",
-            json!({"type": "string"}),
+            json!({"type": "string", "pattern": "^([*]|(W/)?\"[0-9]{1,15}\"|[0-9]{1,15})$"}),
             "the version the command expects, as the ETag gave it (`\"3\"`; `W/\"3\"` and `3` too); \
              `*` or none expects nothing; another version is a 409",
         ),
@@ -430,6 +435,42 @@ type Load<'a> = &'a dyn Fn(&str) -> Result<Value, String>;
 fn load(name: &str) -> Result<Value, String> {
     let text = concord_bus::schema::text(name).ok_or_else(|| format!("no schema named {name}"))?;
     serde_json::from_str(text).map_err(|e| format!("schema {name}: {e}"))
+}
+
+/// Says in every string schema what the services check of every text
+/// (`runtime::plain_text`): no control character but line feed and tab,
+/// not white space alone. A schema with its own `pattern` gets this one
+/// beside it (`allOf`); one of an `enum`, a `const` or a `format` admits
+/// no such text anyway. So a text the document admits is one the
+/// services take, and a client generating requests from it finds out.
+fn plain_texts(schema: &mut Value) {
+    let Some(m) = schema.as_object_mut() else {
+        if let Some(items) = schema.as_array_mut() {
+            items.iter_mut().for_each(plain_texts);
+        }
+        return;
+    };
+    let is_string = match m.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    if is_string && !["enum", "const", "format"].iter().any(|k| m.contains_key(*k)) {
+        let rule = json!({"pattern": concord_bus::runtime::PLAIN_TEXT_PATTERN});
+        if m.contains_key("pattern") {
+            match m.entry("allOf").or_insert_with(|| json!([])) {
+                Value::Array(all) => all.push(rule),
+                other => *other = json!([rule]),
+            }
+        } else {
+            m.insert("pattern".into(), rule["pattern"].clone());
+        }
+    }
+    for (k, v) in m.iter_mut() {
+        if !is_data(k) {
+            plain_texts(v);
+        }
+    }
 }
 
 /// The keywords that carry values, not schemas: a `$ref` in them is data.
@@ -870,7 +911,9 @@ mod tests {
                 }
                 assert_eq!(names(&trimmed, key), want, "{id}: {key}");
             }
-            let want = inline(&load, &name, &trimmed, 0).expect("inline");
+            // The service's schema, plus what it checks of every text.
+            let mut want = inline(&load, &name, &trimmed, 0).expect("inline");
+            plain_texts(&mut want);
             assert_eq!(inline_doc(&doc, body, 0), want, "{id}");
             let required = !names(&trimmed, "required").is_empty();
             assert_eq!(op["requestBody"]["required"], required, "{id}");
@@ -884,7 +927,8 @@ mod tests {
         let op = &doc["paths"]["/v1/operations/{id}/participants/{country}"]["delete"];
         let params = op["parameters"].as_array().expect("parameters");
         assert_eq!(params[0]["schema"]["format"], "uuid");
-        assert_eq!(params[1]["schema"]["pattern"], "^[A-Z]{2}$");
+        let countries = params[1]["schema"]["enum"].as_array().expect("the country codes");
+        assert!(countries.contains(&json!("DE")) && !countries.contains(&json!("XX")));
         let op = &doc["paths"]["/v1/leads/{id}"]["get"];
         assert_eq!(op["parameters"][0]["schema"]["format"], "uuid");
     }

@@ -184,9 +184,9 @@ impl Problem {
             kind: format!("{TYPE_BASE}{name}"),
             title: title.to_owned(),
             status: self.status.as_u16(),
-            detail: self.detail.clone(),
+            detail: printable(&self.detail),
             code: self.code.as_str().to_owned(),
-            details: self.details.as_deref().cloned(),
+            details: self.details.as_deref().map(printable_value),
         }
     }
 
@@ -205,6 +205,37 @@ impl Problem {
             },
             None => Problem::new(e.code, e.message).with_details(e.details),
         }
+    }
+}
+
+/// `text` with each control character written as `\u{…}`. A problem often
+/// quotes what the client sent (a key, a value, where it is); quoted raw,
+/// a NUL, an escape sequence or a line break in it would reach the
+/// terminal or the log line of whoever reads the problem, where it can
+/// hide or forge what they see.
+fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:04x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn printable_value(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(printable(s)),
+        Value::Array(items) => Value::Array(items.iter().map(printable_value).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (printable(k), printable_value(v))).collect())
+        }
+        other => other.clone(),
     }
 }
 
@@ -230,6 +261,21 @@ impl IntoResponse for Problem {
 
 #[cfg(test)]
 mod tests {
+    /// What a problem quotes of a request never carries its control
+    /// characters raw, in `detail` nor in `details`.
+    #[test]
+    fn quoted_input_is_printable() {
+        let p = Problem::new(ErrorCode::Invalid, "key \"a\u{1b}[31m\nb\" at $.x\u{0}")
+            .with_details(serde_json::json!([{"message": "bell\u{7}", "k\u{85}": 1}]));
+        let body = p.body();
+        assert_eq!(body.detail, "key \"a\\u{001b}[31m\\u{000a}b\" at $.x\\u{0000}");
+        assert_eq!(
+            body.details,
+            Some(serde_json::json!([{"message": "bell\\u{0007}", "k\\u{0085}": 1}]))
+        );
+        assert_eq!(Problem::new(ErrorCode::Invalid, "plain ü").body().detail, "plain ü");
+    }
+
     use super::*;
 
     #[test]

@@ -479,8 +479,10 @@ fn check_date_of_birth(field: &str, dob: &str, now: &str) -> Result<(), Rejectio
         return Err(Rejection::Invalid(format!("{field} {dob:?} is not a YYYY-MM-DD date")));
     }
     // Both are YYYY-MM-DD with four-digit years: they compare as strings.
+    // A rule of the day, not of the shape (422, not 400): the same request
+    // is well-formed, and a schema cannot say "not after today".
     if now.get(..10).is_some_and(|today| dob > today) {
-        return Err(Rejection::Invalid(format!("{field} {dob} is in the future")));
+        return Err(Rejection::RuleViolated(format!("{field} {dob} is in the future")));
     }
     Ok(())
 }

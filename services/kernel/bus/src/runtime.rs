@@ -384,6 +384,14 @@ fn invalid_input(what: &str, violations: Vec<schema::Violation>) -> Reply {
     )
 }
 
+/// [`plain_text`] as a JSON Schema `pattern` (ECMA-262), for the API
+/// description: a string of no control character but the line feed and
+/// the tab, empty or holding something that is not white space. A test
+/// checks it against `plain_text` over the Basic Multilingual Plane.
+pub const PLAIN_TEXT_PATTERN: &str = "^(?:|[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*\
+    [^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]\
+    [^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*)$";
+
 /// Every text of a command is plain text: no control character but the
 /// line feed and the tab (NUL, escapes and C1 controls hide or forge what a
 /// reader sees, in a log, a terminal or an export), and none is made of
@@ -902,7 +910,28 @@ impl<A: Aggregate> Runtime<A> {
 mod tests {
     use serde_json::json;
 
-    use super::plain_text;
+    use super::{PLAIN_TEXT_PATTERN, plain_text};
+
+    /// The pattern the API description shows admits exactly the texts
+    /// `plain_text` admits: every character of the Basic Multilingual
+    /// Plane alone, beside a letter, and doubled.
+    #[test]
+    fn the_documented_pattern_is_the_rule() {
+        let schema = json!({"type": "string", "pattern": PLAIN_TEXT_PATTERN});
+        let pattern = jsonschema::draft202012::new(&schema).expect("the pattern compiles");
+        for c in (0u32..0x1_0000).filter_map(char::from_u32) {
+            for text in [c.to_string(), format!("a{c}"), format!("{c}{c}")] {
+                let rule = plain_text("", &json!(text)).is_ok();
+                assert_eq!(
+                    pattern.is_valid(&json!(text)),
+                    rule,
+                    "{text:?} (U+{:04X})",
+                    u32::from(c)
+                );
+            }
+        }
+        assert!(pattern.is_valid(&json!("")));
+    }
 
     #[test]
     fn texts_are_plain_and_not_blank() {

@@ -118,4 +118,19 @@ mod tests {
         let e = serde_json::from_str::<CountryCode>("\"XX\"").expect_err("XX is no country");
         assert!(e.to_string().contains("\"XX\" is not an ISO 3166-1"));
     }
+
+    /// The wire's schema lists the same codes (`schemas/common.schema.json`
+    /// `country`), so a code the schema admits is one the services accept.
+    #[test]
+    fn the_schema_lists_exactly_these_codes() {
+        let text = include_str!("../../../../schemas/common.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(text).expect("common schema");
+        let listed: Vec<&str> = schema["$defs"]["country"]["enum"]
+            .as_array()
+            .expect("an enum of codes")
+            .iter()
+            .map(|c| c.as_str().expect("a code"))
+            .collect();
+        assert_eq!(listed, ISO_3166_1_ALPHA_2);
+    }
 }

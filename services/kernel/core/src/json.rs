@@ -156,11 +156,18 @@ impl<'de> Visitor<'de> for Strict<'_> {
 
     /// serde_json reads an integer beyond u64, and any number with a
     /// fraction or an exponent, as a double: one with an integer value
-    /// beyond the range is refused like an integer (`1e20` is one).
+    /// beyond the range is refused like an integer (`1e20` is one), one
+    /// within it is that integer (`1.0` and `1e2` are `1` and `100`, as in
+    /// JSON Schema's `integer` and in the canonical form, RFC 8785), so
+    /// that a count written `3.0` is read as the 3 it is.
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
-        // 2^53 − 1 is exact as a double.
-        if v.fract() == 0.0 && v.abs() > INTEGER_MAX as f64 {
-            return Err(self.refuse(Refusal::Integer(v.to_string())));
+        if v.fract() == 0.0 {
+            // 2^53 − 1 is exact as a double.
+            if v.abs() > INTEGER_MAX as f64 {
+                return Err(self.refuse(Refusal::Integer(v.to_string())));
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            return Ok(Value::from(v as i64));
         }
         serde_json::Number::from_f64(v)
             .map(Value::Number)
@@ -274,6 +281,13 @@ mod tests {
         }
         // Fractions are no integers: the schema or the log decides on them.
         assert_eq!(parse(b"[2.5, -0.5]"), Ok(json!([2.5, -0.5])));
+        // An integer written with a fraction or an exponent is that integer.
+        assert_eq!(
+            parse(b"[1.0, 1e2, -3.0, -0.0, 4096.0]"),
+            Ok(json!([1, 100, -3, 0, 4096]))
+        );
+        let typed: Vec<u8> = from_slice(b"[1.0, 5e0]").expect("integers");
+        assert_eq!(typed, [1, 5]);
     }
 
     #[test]
