@@ -204,7 +204,7 @@ fn from_service(dir: &Path, url: &str, seed: Option<&Seed>, staging: &mut Stagin
         .ok_or_else(|| anyhow!("{}: unknown service {:?}", dir.display(), mark.service))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = credentials::connect_options(Identity::Operator, seed)
+        let client = credentials::connect_options(Identity::Operator, seed, None)
             .connect(url)
             .await
             .with_context(|| format!("connecting to NATS at {url} (set --nats or NATS_URL)"))?;

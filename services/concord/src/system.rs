@@ -128,7 +128,7 @@ fn nats_url_from_env() -> Option<String> {
 }
 
 async fn connect(url: &str, identity: Identity, seed: Option<&Seed>) -> anyhow::Result<async_nats::Client> {
-    credentials::connect_options(identity, seed)
+    credentials::connect_options(identity, seed, None)
         // A restarted nats-server is expected; reconnect rather than die.
         .retry_on_initial_connect()
         // A refused key or a permission violation is a misconfiguration

@@ -120,6 +120,12 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// `tls://127.0.0.1:<port>`: the URL that says TLS is required, for a
+    /// server started with `tls::ensure`'s configuration.
+    pub fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -206,7 +206,17 @@ fn generate() -> Result<Made, rcgen::Error> {
 
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::default();
-    ca.distinguished_name = name("Concord NATS CA");
+    // Named after its key: each installation's CA has a name of its own,
+    // so a client given another installation's CA finds no issuer of that
+    // name rather than one whose signature fails, and a person reading a
+    // trust store can tell two installations apart.
+    let id: String = ca
+        .key_identifier(&ca_key)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    ca.distinguished_name = name(&format!("Concord NATS CA {id}"));
     // It signs server certificates only: no intermediate CA below it.
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
