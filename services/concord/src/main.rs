@@ -174,6 +174,12 @@ enum LogCmd {
         /// `<DIR>/../nats/identities/operator.nk` as `concord up` makes it
         #[arg(long)]
         creds: Option<PathBuf>,
+        /// Require TLS and trust this CA certificate for the NATS server
+        /// (as `concord serve --nats-ca`); default: CONCORD_NATS_CA, else,
+        /// for a `tls://` URL, `<DIR>/../nats/tls/ca.pem` as `concord up
+        /// --tls` makes it
+        #[arg(long)]
+        nats_ca: Option<PathBuf>,
     },
     /// Rebuild a log directory from a backup, verifying its chain: the log
     /// keeps its identity and its high-water mark is the backup's head.
@@ -214,7 +220,13 @@ fn main() -> ExitCode {
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir, head } => logcmd::verify(&dir, head.as_ref()),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
-            LogCmd::Backup { dir, out, nats, creds } => backup::backup(&dir, &out, nats, creds.as_deref()),
+            LogCmd::Backup {
+                dir,
+                out,
+                nats,
+                creds,
+                nats_ca,
+            } => backup::backup(&dir, &out, nats, creds.as_deref(), nats_ca.as_deref()),
             LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
             LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
         },
