@@ -88,6 +88,12 @@ async fn up_with_tls_serves_the_story_and_refuses_plaintext() {
     let ready = sys.call("GET", "/readyz", None, &[], None).await;
     assert_eq!(ready.status, 200, "{:?}", ready.json());
 
+    // Every connection of Concord's own, and the start-up check, went
+    // through the handshake: the server logged no failed one.
+    let log = std::fs::read_to_string(data.join("nats").join("nats.log")).expect("nats.log");
+    assert!(log.contains("TLS required for client connections"), "{log}");
+    assert!(!log.contains("TLS handshake error"), "{log}");
+
     // A plaintext client: told TLS is required, then closed; its CONNECT
     // is never read as NATS (no PONG, not even an authorization error).
     let (info, after, closed) = plaintext_client(&url);
