@@ -37,7 +37,9 @@ pub const CA_ENV: &str = "CONCORD_NATS_CA";
 /// The CA's certificate: what clients trust.
 pub const CA_CERT: &str = "ca.pem";
 /// The CA's key: signs the server's certificate; needed again only to
-/// issue another one by hand.
+/// issue another one by hand, so it may be moved off the host (nats-server
+/// never reads it, and [`ensure`] does not need it once the server's
+/// certificate exists).
 pub const CA_KEY: &str = "ca-key.pem";
 pub const SERVER_CERT: &str = "server.pem";
 pub const SERVER_KEY: &str = "server-key.pem";
@@ -132,7 +134,7 @@ pub fn ensure(dir: &Path) -> Result<Tls, TlsError> {
     if !tls_dir.exists() {
         make(&dir, &tls_dir)?;
     }
-    for file in [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY] {
+    for file in [CA_CERT, SERVER_CERT, SERVER_KEY] {
         if !tls_dir.join(file).is_file() {
             return Err(TlsError::Incomplete {
                 dir: tls_dir.display().to_string(),
@@ -140,8 +142,10 @@ pub fn ensure(dir: &Path) -> Result<Tls, TlsError> {
             });
         }
     }
-    for key in [CA_KEY, SERVER_KEY] {
-        private(&tls_dir.join(key))?;
+    private(&tls_dir.join(SERVER_KEY))?;
+    let ca_key = tls_dir.join(CA_KEY);
+    if ca_key.exists() {
+        private(&ca_key)?;
     }
     let tls = Tls { dir };
     write_atomically(&tls.config(), &server_config(&tls)?)?;
@@ -388,6 +392,9 @@ mod tests {
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         }
         ensure(dir.path()).expect("private again");
+        // The CA's key may be taken off the host: it is not needed to run.
+        std::fs::remove_file(dir.path().join(TLS_DIR).join(CA_KEY)).expect("rm");
+        ensure(dir.path()).expect("without the CA's key");
         std::fs::remove_file(tls.cert()).expect("rm");
         let err = ensure(dir.path()).expect_err("incomplete");
         assert!(
