@@ -62,7 +62,7 @@ type Violations = Arc<Mutex<Vec<String>>>;
 async fn probe_as(url: &str, id: Identity, seed: Option<&Seed>) -> Result<(async_nats::Client, Violations), String> {
     let seen: Violations = Arc::default();
     let sink = seen.clone();
-    credentials::connect_options(id, seed)
+    credentials::connect_options(id, seed, None)
         .name(format!("probe-{id}"))
         .connection_timeout(Duration::from_secs(5))
         .event_callback(move |event| {

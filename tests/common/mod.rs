@@ -49,10 +49,16 @@ pub fn free_addr() -> String {
 
 /// Starts `concord up` and reads its banner up to the `ready` line.
 pub fn up(data: &Path, addr: &str) -> Up {
+    up_with(data, addr, &[])
+}
+
+/// `up` with more arguments (e.g. `--tls`).
+pub fn up_with(data: &Path, addr: &str, extra: &[&str]) -> Up {
     let mut child = Command::new(BIN)
         .args(["up", "--data"])
         .arg(data)
         .args(["--http", addr])
+        .args(extra)
         .env_remove("NATS_URL")
         .env_remove("CONCORD_JWT_SECRET")
         .stdout(Stdio::piped())

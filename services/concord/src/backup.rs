@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use concord_bus::credentials::{self, Seed};
 use concord_bus::permissions::Identity;
+use concord_bus::tls;
 use concord_core::Service;
 use concord_core::chain::ChainVerifier;
 use concord_log::{Head, Log, LogError, LogIdentity, MarkCheck, READ_BATCH_EVENTS_MAX};
@@ -125,7 +126,13 @@ impl Drop for Staging {
     }
 }
 
-pub fn backup(dir: &Path, out: &Path, nats: Option<String>, creds: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn backup(
+    dir: &Path,
+    out: &Path,
+    nats: Option<String>,
+    creds: Option<&Path>,
+    nats_ca: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let mut staging = Staging::new(out)?;
     let manifest = match Log::open_read_only(dir) {
         Ok(log) => from_disk(&log, &mut staging)?,
@@ -139,7 +146,14 @@ pub fn backup(dir: &Path, out: &Path, nats: Option<String>, creds: Option<&Path>
                 .parent()
                 .map(|data| data.join("nats").join(credentials::SEEDS_DIR).join("operator.nk"));
             let seed = crate::system::nats_seed(creds, beside.as_deref())?;
-            from_service(dir, &url, seed.as_ref(), &mut staging)?
+            // Likewise the CA of `concord up --tls`, when the URL says TLS
+            // and no CA was named.
+            let ca = crate::system::nats_ca(nats_ca).or_else(|| {
+                dir.parent()
+                    .map(|data| data.join("nats").join(tls::TLS_DIR).join(tls::CA_CERT))
+                    .filter(|ca| url.starts_with("tls://") && ca.is_file())
+            });
+            from_service(dir, &url, seed.as_ref(), ca.as_deref(), &mut staging)?
         }
         Err(e) => return Err(e.into()),
     };
@@ -190,7 +204,13 @@ fn from_disk(log: &Log, staging: &mut Staging) -> anyhow::Result<Manifest> {
     Ok(manifest(log.service(), log.identity(), head, "disk"))
 }
 
-fn from_service(dir: &Path, url: &str, seed: Option<&Seed>, staging: &mut Staging) -> anyhow::Result<Manifest> {
+fn from_service(
+    dir: &Path,
+    url: &str,
+    seed: Option<&Seed>,
+    ca: Option<&Path>,
+    staging: &mut Staging,
+) -> anyhow::Result<Manifest> {
     // The directory's mark names the log a service holds there: the one
     // that must answer.
     let mark = concord_log::read_mark(dir)?.ok_or_else(|| {
@@ -204,7 +224,7 @@ fn from_service(dir: &Path, url: &str, seed: Option<&Seed>, staging: &mut Stagin
         .ok_or_else(|| anyhow!("{}: unknown service {:?}", dir.display(), mark.service))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = credentials::connect_options(Identity::Operator, seed)
+        let client = credentials::connect_options(Identity::Operator, seed, ca)
             .connect(url)
             .await
             .with_context(|| format!("connecting to NATS at {url} (set --nats or NATS_URL)"))?;

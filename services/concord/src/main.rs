@@ -46,6 +46,11 @@ enum Cmd {
         /// `identities.conf` and `identities/<name>.nk`
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// Also the TLS certificates `concord up --tls` makes, if missing
+        /// (`<data>/nats/tls/`: a private CA and a server certificate for
+        /// localhost, 127.0.0.1 and ::1) and `<data>/nats/concord-tls.conf`
+        #[arg(long)]
+        tls: bool,
     },
     /// Inspect, back up and restore a service's event log.
     Log {
@@ -107,10 +112,18 @@ fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn nats_identities(data: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn nats_identities(data: &std::path::Path, tls: bool) -> anyhow::Result<ExitCode> {
     use concord_bus::permissions::Identity;
     let identities = concord_bus::credentials::ensure(&data.join("nats"))?;
-    println!("nats-server configuration: {}", identities.config().display());
+    if tls {
+        let tls = concord_bus::tls::ensure(&data.join("nats"))?;
+        println!("nats-server configuration (TLS required): {}", tls.config().display());
+        println!("server certificate: {}", tls.cert().display());
+        println!("server key: {}", tls.key().display());
+        println!("CA clients trust (--nats-ca): {}", tls.ca().display());
+    } else {
+        println!("nats-server configuration: {}", identities.config().display());
+    }
     for id in Identity::ALL {
         println!("{id}: {}", identities.seed_file(id).display());
     }
@@ -174,6 +187,12 @@ enum LogCmd {
         /// `<DIR>/../nats/identities/operator.nk` as `concord up` makes it
         #[arg(long)]
         creds: Option<PathBuf>,
+        /// Require TLS and trust this CA certificate for the NATS server
+        /// (as `concord serve --nats-ca`); default: CONCORD_NATS_CA, else,
+        /// for a `tls://` URL, `<DIR>/../nats/tls/ca.pem` as `concord up
+        /// --tls` makes it
+        #[arg(long)]
+        nats_ca: Option<PathBuf>,
     },
     /// Rebuild a log directory from a backup, verifying its chain: the log
     /// keeps its identity and its high-water mark is the backup's head.
@@ -210,11 +229,17 @@ fn main() -> ExitCode {
         Cmd::Up(args) => run_async(system::up(args)),
         Cmd::Serve(args) => run_async(system::serve(args)),
         Cmd::Token(args) => token(args),
-        Cmd::NatsIdentities { data } => nats_identities(&data),
+        Cmd::NatsIdentities { data, tls } => nats_identities(&data, tls),
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir, head } => logcmd::verify(&dir, head.as_ref()),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),
-            LogCmd::Backup { dir, out, nats, creds } => backup::backup(&dir, &out, nats, creds.as_deref()),
+            LogCmd::Backup {
+                dir,
+                out,
+                nats,
+                creds,
+                nats_ca,
+            } => backup::backup(&dir, &out, nats, creds.as_deref(), nats_ca.as_deref()),
             LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
             LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
         },

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use concord_bus::credentials::{self, SEED_ENV, Seed};
 use concord_bus::nats_server::{NATS_SERVER_VERSION_MIN, NatsServer, nats_server_version};
 use concord_bus::permissions::Identity;
+use concord_bus::tls;
 use concord_core::{CountryCode, Role, Service};
 use tokio::sync::watch;
 
@@ -47,6 +48,12 @@ pub struct UpArgs {
     /// Address of the HTTP API
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// TLS on every NATS connection: makes a private CA and the server's
+    /// certificate once (`<data>/nats/tls/`), runs nats-server with
+    /// `<data>/nats/concord-tls.conf` (a plaintext client is refused) and
+    /// connects every service trusting that CA only
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +86,12 @@ pub struct ServeArgs {
     /// server configured by Concord refuses.
     #[arg(long)]
     creds: Option<PathBuf>,
+    /// Require TLS on the NATS connection and trust this CA certificate
+    /// (PEM) for the server's: `<data>/nats/tls/ca.pem` of `concord up
+    /// --tls`, or your own. Else the CA in CONCORD_NATS_CA; else TLS only
+    /// for a `tls://` NATS_URL, against the system's CAs.
+    #[arg(long)]
+    nats_ca: Option<PathBuf>,
 }
 
 /// The gateway's token keys and rules from `serve` arguments.
@@ -123,12 +136,32 @@ pub fn nats_seed(creds: Option<&Path>, fallback: Option<&Path>) -> anyhow::Resul
     }
 }
 
+/// The CA a command-line process trusts for NATS: `flag` (`--nats-ca`),
+/// else the file named in `CONCORD_NATS_CA`, else none.
+pub fn nats_ca(flag: Option<&Path>) -> Option<PathBuf> {
+    flag.map(Path::to_owned).or_else(|| {
+        std::env::var_os(tls::CA_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
 fn nats_url_from_env() -> Option<String> {
     std::env::var("NATS_URL").ok().filter(|s| !s.trim().is_empty())
 }
 
-async fn connect(url: &str, identity: Identity, seed: Option<&Seed>) -> anyhow::Result<async_nats::Client> {
-    credentials::connect_options(identity, seed)
+async fn connect(
+    url: &str,
+    identity: Identity,
+    seed: Option<&Seed>,
+    ca: Option<&Path>,
+) -> anyhow::Result<async_nats::Client> {
+    if let Some(ca) = ca {
+        // The client reads it only when it connects, and with
+        // `retry_on_initial_connect` it would retry a missing file forever.
+        std::fs::metadata(ca).with_context(|| format!("the NATS CA certificate {}", ca.display()))?;
+    }
+    credentials::connect_options(identity, seed, ca)
         // A restarted nats-server is expected; reconnect rather than die.
         .retry_on_initial_connect()
         // A refused key or a permission violation is a misconfiguration
@@ -207,7 +240,14 @@ fn warn_if_old_nats_server() {
     }
 }
 
-fn print_banner(http: SocketAddr, nats: &str, own_nats: bool, data: &Path, tokens: &[(String, String)]) {
+fn print_banner(
+    http: SocketAddr,
+    nats: &str,
+    own_nats: bool,
+    tls: Option<&tls::Tls>,
+    data: &Path,
+    tokens: &[(String, String)],
+) {
     println!("Concord is up.");
     println!("  API      http://{http}   (OpenAPI: http://{http}/openapi.json)");
     if own_nats {
@@ -216,9 +256,17 @@ fn print_banner(http: SocketAddr, nats: &str, own_nats: bool, data: &Path, token
             data.display()
         );
     } else {
+        let config = match tls {
+            Some(t) => t.config(),
+            None => data.join("nats").join(concord_bus::permissions::CONFIG_FILE),
+        };
+        println!("  NATS     {nats}   (NATS_URL; it must run {})", config.display());
+    }
+    if let Some(t) = tls {
         println!(
-            "  NATS     {nats}   (NATS_URL; it must run {})",
-            data.join("nats").join(concord_bus::permissions::CONFIG_FILE).display()
+            "  TLS      required of every NATS client; they trust the CA {} (--nats-ca or {})",
+            t.ca().display(),
+            tls::CA_ENV
         );
     }
     println!(
@@ -269,15 +317,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     // rewritten from the permission table on every start.
     let nats_dir = data.join("nats");
     let identities = credentials::ensure(&nats_dir).context("the NATS identities")?;
+    // Likewise the certificates; the server's configuration then includes
+    // the permissions above and requires TLS.
+    let tls = match args.tls {
+        true => Some(tls::ensure(&nats_dir).context("the NATS TLS certificates")?),
+        false => None,
+    };
+    let server_config = tls.as_ref().map_or_else(|| identities.config(), tls::Tls::config);
+    let ca = tls.as_ref().map(tls::Tls::ca);
 
     let mut own_nats = match nats_url_from_env() {
         Some(_) => None,
         None => {
             warn_if_old_nats_server();
-            Some(NatsServer::start_with_config(&nats_dir, &identities.config())?)
+            Some(NatsServer::start_with_config(&nats_dir, &server_config)?)
         }
     };
     let url = match (&own_nats, nats_url_from_env()) {
+        (Some(n), _) if tls.is_some() => n.tls_url(),
         (Some(n), _) => n.url(),
         (None, Some(u)) => u,
         (None, None) => bail!("no NATS: neither NATS_URL nor an own nats-server"),
@@ -286,7 +343,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let as_ = |identity: Identity| {
         let seed = identities.seed(identity).cloned();
         let url = url.clone();
-        async move { connect(&url, identity, seed.as_ref()).await }
+        let ca = ca.clone();
+        async move { connect(&url, identity, seed.as_ref(), ca.as_deref()).await }
     };
     let ops_client = as_(Identity::Service(Service::Operations)).await?;
     let intel_client = as_(Identity::Service(Service::Intel)).await?;
@@ -348,7 +406,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     ));
 
     let tokens = demo_tokens(&secret, &data)?;
-    print_banner(args.http, &url, own_nats.is_some(), &data, &tokens);
+    print_banner(args.http, &url, own_nats.is_some(), tls.as_ref(), &data, &tokens);
 
     let nats_died = async {
         loop {
@@ -391,7 +449,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
     };
     let seed = nats_seed(args.creds.as_deref(), None)?;
-    let client = connect(&url, identity, seed.as_ref()).await?;
+    let ca = nats_ca(args.nats_ca.as_deref());
+    let client = connect(&url, identity, seed.as_ref(), ca.as_deref()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = match args.name.as_str() {
         "operations" => {

@@ -109,17 +109,28 @@ impl Seed {
 }
 
 /// How `identity` connects: its name, its own inbox prefix (replies to its
-/// requests arrive there, and only it may subscribe there) and, with a
-/// seed, its key. Without a seed it connects anonymously, which a server
-/// configured by [`ensure`] refuses.
-pub fn connect_options(identity: Identity, seed: Option<&Seed>) -> async_nats::ConnectOptions {
-    let opts = async_nats::ConnectOptions::new()
+/// requests arrive there, and only it may subscribe there), with a seed its
+/// key, and with `ca` (a PEM file of certificates, e.g. `tls::Tls::ca`)
+/// TLS required and a server certificate issued by that CA only, not by
+/// the system's CAs. Without a seed it connects anonymously, which a
+/// server configured by [`ensure`] refuses; without `ca` it uses TLS only
+/// when the URL (`tls://`) or the server asks for it, trusting the
+/// system's CAs.
+pub fn connect_options(identity: Identity, seed: Option<&Seed>, ca: Option<&Path>) -> async_nats::ConnectOptions {
+    let mut opts = async_nats::ConnectOptions::new()
         .name(format!("concord-{identity}"))
         .custom_inbox_prefix(identity.inbox_prefix());
-    match seed {
-        Some(s) => opts.nkey(s.0.clone()),
-        None => opts,
+    if let Some(s) = seed {
+        opts = opts.nkey(s.0.clone());
     }
+    if let Some(ca) = ca {
+        // Required, not merely taken when the server offers it: something
+        // posing as the server without TLS would otherwise get the
+        // connection, and could relay the real server's nonce for this
+        // key to sign and then speak as this identity.
+        opts = opts.require_tls(true).add_root_certificates(ca.to_owned());
+    }
+    opts
 }
 
 /// The identities of one installation: their seeds, and the server
@@ -145,9 +156,9 @@ impl Identities {
         self.seeds.get(&identity)
     }
 
-    /// How `identity` connects (see [`connect_options`]).
+    /// How `identity` connects, without TLS (see [`connect_options`]).
     pub fn connect_options(&self, identity: Identity) -> async_nats::ConnectOptions {
-        connect_options(identity, self.seed(identity))
+        connect_options(identity, self.seed(identity), None)
     }
 }
 

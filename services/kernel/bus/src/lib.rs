@@ -8,8 +8,9 @@
 //! kept from another log (`follow`), one writing instance per service log
 //! (`one_writer`), a nats-server child process (`nats_server`, for
 //! `concord up` and the testkit), who may publish and subscribe what
-//! (`permissions`, one table) and the identities' keys and how to connect
-//! as one (`credentials`).
+//! (`permissions`, one table), the identities' keys and how to connect
+//! as one (`credentials`), and the certificates that put the connections
+//! under TLS (`tls`).
 //!
 //! Must not: hold a domain rule (those are the contracts'), or acknowledge
 //! anything the log has not made durable.
@@ -25,3 +26,4 @@ pub mod permissions;
 pub mod runtime;
 pub mod schema;
 pub mod service;
+pub mod tls;

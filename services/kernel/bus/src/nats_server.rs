@@ -5,7 +5,8 @@
 //! Must not: touch a server it did not start (the machine's own one on 4222
 //! included).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,6 +121,12 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// `tls://127.0.0.1:<port>`: the URL that says TLS is required, for a
+    /// server started with `tls::ensure`'s configuration.
+    pub fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -148,6 +155,9 @@ impl NatsServer {
 fn spawn(port: u16, dir: &Path, config: Option<&Path>) -> Result<Child, NatsServerError> {
     let bin = nats_server_binary()?;
     let log = dir.join("nats.log");
+    // The log is appended to across restarts: only what this start writes
+    // says whether it is ready.
+    let logged_before = std::fs::metadata(&log).map_or(0, |m| m.len());
     let mut cmd = Command::new(bin);
     if let Some(config) = config {
         cmd.arg("-c").arg(config);
@@ -164,10 +174,9 @@ fn spawn(port: u16, dir: &Path, config: Option<&Path>) -> Result<Child, NatsServ
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| NatsServerError::Start(e.to_string()))?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if logged_ready(&log, logged_before) {
             return Ok(child);
         }
         let exited = child.try_wait().ok().flatten().is_some();
@@ -179,6 +188,24 @@ fn spawn(port: u16, dir: &Path, config: Option<&Path>) -> Result<Child, NatsServ
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// What nats-server logs once it accepts clients (2.9 to 2.15 alike).
+const READY_LINE: &str = "Server is ready";
+
+/// Whether the log says, after its first `from` bytes, that the server is
+/// ready. Read rather than probed by connecting: a server requiring TLS
+/// logs every connection that leaves without a handshake as an error (one
+/// per start), and another process that took the port between our probe
+/// and nats-server's bind would accept a connection in its place.
+fn logged_ready(log: &Path, from: u64) -> bool {
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return false;
+    };
+    let mut text = Vec::new();
+    f.seek(SeekFrom::Start(from)).is_ok()
+        && f.read_to_end(&mut text).is_ok()
+        && String::from_utf8_lossy(&text).contains(READY_LINE)
 }
 
 const PID_FILE: &str = "nats-server.pid";

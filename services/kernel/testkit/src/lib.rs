@@ -62,7 +62,7 @@ impl NatsServer {
     pub async fn connect_as(&self, identity: Identity) -> Result<async_nats::Client, async_nats::ConnectError> {
         let opts = match &self.identities {
             Some(ids) => ids.connect_options(identity),
-            None => credentials::connect_options(identity, None),
+            None => credentials::connect_options(identity, None, None),
         };
         opts.connect(self.url()).await
     }
