@@ -461,7 +461,7 @@ impl fmt::Display for CrisisStatus {
 }
 
 /// A declared crisis, as its events recorded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrisisRecord {
     pub id: Uuid,
     pub kind: CrisisKind,
@@ -486,7 +486,7 @@ pub struct CrisisRecord {
 /// The state of one stream: `Empty` (the default) until its first event.
 // One state per command, rebuilt and dropped; boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Default, Clone, Debug, PartialEq, Eq)]
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
     #[default]
     Empty,
@@ -586,6 +586,10 @@ impl Aggregate for Crisis {
             State::Empty => Audience::nobody(),
             State::Crisis(_) => Audience::everyone(),
         }
+    }
+
+    fn view(state: &State) -> Value {
+        state.view()
     }
 
     fn query_stream(query: &Query) -> String {

@@ -608,6 +608,10 @@ impl Aggregate for Deployments {
         }
     }
 
+    fn view(state: &State) -> Value {
+        state.view()
+    }
+
     fn query_stream(query: &Query) -> String {
         let Query::Get(get) = query;
         stream_of(get.deployment_id)

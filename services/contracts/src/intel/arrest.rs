@@ -55,7 +55,7 @@ pub struct ArrestReported {
     pub reported_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Arrest {
     pub id: Uuid,
     pub operation_id: Uuid,

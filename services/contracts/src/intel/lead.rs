@@ -142,7 +142,7 @@ impl LeadStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lead {
     pub id: Uuid,
     pub operation_id: Uuid,

@@ -248,7 +248,7 @@ pub enum Event {
 /// The state of one stream: `Empty` (the default) until its first event.
 // One state per command, rebuilt and dropped; boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Default, Clone, Debug, PartialEq, Eq)]
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
     #[default]
     Empty,
@@ -389,6 +389,10 @@ impl Aggregate for Intel {
             State::Arrest(arrest) => arrest.audience(ops),
             State::Notice(notice) => notice.audience(),
         }
+    }
+
+    fn view(state: &State) -> Value {
+        state.view()
     }
 
     fn query_stream(query: &Query) -> String {

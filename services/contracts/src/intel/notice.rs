@@ -198,7 +198,7 @@ impl fmt::Display for NoticeStatus {
 }
 
 /// A reviewer's decision on a notice, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Review {
     pub decision: Decision,
     pub reviewed_by: String,
@@ -209,7 +209,7 @@ pub struct Review {
     pub at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     pub id: Uuid,
     pub color: Color,

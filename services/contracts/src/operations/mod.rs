@@ -313,7 +313,7 @@ impl OperationStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub id: Uuid,
     pub assignee_country: CountryCode,
@@ -325,7 +325,7 @@ pub struct Task {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operation {
     pub id: Uuid,
     pub title: String,
@@ -754,6 +754,10 @@ impl Aggregate for Operations {
             Some(op) => Audience::countries(op.participants.iter().copied().chain([op.lead_country])),
             None => Audience::nobody(),
         }
+    }
+
+    fn view(state: &State) -> Value {
+        state.as_ref().map_or(Value::Null, Operation::view)
     }
 
     fn query_stream(query: &Query) -> String {

@@ -442,13 +442,7 @@ fn refused(r: &Rejection) -> Reply {
     Reply::error(r.code(), r.to_string())
 }
 
-/// A stored event as the contract reads it: upcast from an older
-/// `schema_version` when needed, then typed.
-pub fn read_event<A: Aggregate>(e: &EventEnvelope) -> Result<A::Event, String> {
-    let upcast = A::upcast(&e.event_type, e.schema_version, &e.data)?;
-    let data = upcast.as_ref().unwrap_or(&e.data);
-    from_tagged(&e.event_type, data).map_err(|err| format!("malformed {} data: {err}", e.event_type))
-}
+pub use concord_core::decider::read_event;
 
 /// What a command answers: the id of what it created or changed, the
 /// stream's id under `<kind>_id`, the stream's version after it and the

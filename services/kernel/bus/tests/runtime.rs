@@ -118,6 +118,10 @@ impl Aggregate for Notes {
         Audience::everyone()
     }
 
+    fn view(state: &Note) -> Value {
+        json!({"name": state.name})
+    }
+
     fn query_stream(query: &Query) -> String {
         let Query::Get(g) = query;
         format!("note-{}", g.id)

@@ -154,6 +154,11 @@ pub trait Aggregate: Send + Sync + 'static {
     /// alike for an unknown stream and one the asker may not see.
     fn answer(query: &Self::Query, state: &Self::State, version: u64, facts: &Self::Facts) -> Result<Value, Rejection>;
 
+    /// What anyone [`Aggregate::audience`] admits sees of the stream: the
+    /// item its `get` answers and the projector's views show (`null` for
+    /// an empty stream, which nobody sees).
+    fn view(state: &Self::State) -> Value;
+
     /// What a command's reply names as its `id` when that is not the
     /// stream's own id (a task inside an operation), from the first event
     /// the command recorded (a retry's answer names what the first attempt
@@ -185,6 +190,15 @@ pub trait Aggregate: Send + Sync + 'static {
             ))
         }
     }
+}
+
+/// A stored event as the contract reads it: upcast from an older
+/// `schema_version` when needed, then typed. What every reader of a log
+/// (the service, a follower, the projector) calls.
+pub fn read_event<A: Aggregate>(e: &crate::envelope::EventEnvelope) -> Result<A::Event, String> {
+    let upcast = A::upcast(&e.event_type, e.schema_version, &e.data)?;
+    let data = upcast.as_ref().unwrap_or(&e.data);
+    crate::tagged::from_tagged(&e.event_type, data).map_err(|err| format!("malformed {} data: {err}", e.event_type))
 }
 
 /// A kind of stream, named `<prefix>-<uuid>` (`operation-…`, `lead-…`): the

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::country::CountryCode;
 
 /// A writing service, i.e. the owner of one event log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     Operations,

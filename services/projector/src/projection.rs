@@ -1,0 +1,289 @@
+//! The projection: a pure fold of the four writing services' events, in
+//! causal order, into what each country may see. No IO: the same function
+//! runs live, on restart and in a rebuild, and its tests need neither NATS
+//! nor disk.
+//!
+//! Who sees a stream is never decided here: after each event the stream's
+//! audience is asked of its contract (`Aggregate::audience`, with the facts
+//! the owning service itself decides with, folded by the contract's own
+//! fold), and an intel stream's audience is asked again whenever the
+//! membership of its operation changes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use concord_contracts::crisis::Crisis;
+use concord_contracts::deployments::Deployments;
+use concord_contracts::intel::Intel;
+use concord_contracts::operations::membership::OperationsView;
+use concord_contracts::operations::{self, Operations};
+use concord_core::decider::{Aggregate, Audience, read_event};
+use concord_core::{CountryCode, EventEnvelope, Role, Service};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Who an item or an event reaches, from its stream's audience. Auditors
+/// reach everything and are not listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reach {
+    pub everyone: bool,
+    pub countries: BTreeSet<CountryCode>,
+    /// Reviewers, whatever their country (notice requests under review).
+    pub reviewers: bool,
+}
+
+impl Reach {
+    pub fn of(audience: &Audience) -> Reach {
+        Reach {
+            everyone: audience.everyone,
+            countries: audience.countries.clone(),
+            reviewers: audience.roles.contains(&Role::Reviewer),
+        }
+    }
+
+    /// Whether the liaisons and coordinators of `country` see it.
+    pub fn country(&self, country: CountryCode) -> bool {
+        self.everyone || self.countries.contains(&country)
+    }
+
+    /// Whether a caller of `role` in `country` sees it.
+    pub fn admits(&self, country: CountryCode, role: Role) -> bool {
+        role == Role::Auditor || self.country(country) || (self.reviewers && role == Role::Reviewer)
+    }
+}
+
+/// One stream as the views show it: its service, name, version, the view
+/// its contract gives of it, and who sees it now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub service: Service,
+    pub stream: String,
+    pub version: u64,
+    pub view: Value,
+    pub reach: Reach,
+}
+
+/// What applying one event did: its feed position, who it reached, and
+/// the items whose view or reach changed (to store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub position: u64,
+    pub reach: Reach,
+    pub changed: Vec<(Service, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectionError {
+    /// An event this release cannot read, or that cannot follow its
+    /// stream's state: the logs say something the contracts do not allow.
+    #[error("{service} seq {seq}: {why}")]
+    Unreadable { service: Service, seq: u64, why: String },
+}
+
+/// The states of one service's streams.
+type States<A> = HashMap<String, <A as Aggregate>::State>;
+
+/// Everything the views are made of. `Default` is the projection of no
+/// event at all.
+#[derive(Default)]
+pub struct Projection {
+    operations: States<Operations>,
+    intel: States<Intel>,
+    crisis: States<Crisis>,
+    deployments: States<Deployments>,
+    /// Intel's facts: membership of operations, as intel folds it.
+    membership: OperationsView,
+    /// Intel streams by the operation they belong to, to ask their
+    /// audience again when its membership changes.
+    by_operation: HashMap<Uuid, BTreeSet<String>>,
+    items: BTreeMap<(Service, String), Item>,
+    /// The feed position of the last event applied (0: none).
+    position: u64,
+}
+
+/// Folds one event of `A` into `states`; the stream's new state.
+fn fold<'s, A: Aggregate>(states: &'s mut States<A>, e: &EventEnvelope) -> Result<&'s A::State, String> {
+    let event = read_event::<A>(e)?;
+    let state = states.remove(&e.stream).unwrap_or_default();
+    let next = A::evolve(state, &event)?;
+    Ok(states.entry(e.stream.clone()).or_insert(next))
+}
+
+fn item<A: Aggregate>(e: &EventEnvelope, state: &A::State, facts: &A::Facts) -> Item {
+    Item {
+        service: A::SERVICE,
+        stream: e.stream.clone(),
+        version: e.version,
+        view: A::view(state),
+        reach: Reach::of(&A::audience(state, facts)),
+    }
+}
+
+impl Projection {
+    /// Applies `e`, the next event in causal order. An event that does not
+    /// read changes nothing and is an error.
+    pub fn apply(&mut self, e: &EventEnvelope) -> Result<Applied, ProjectionError> {
+        let unreadable = |why: String| ProjectionError::Unreadable {
+            service: e.service,
+            seq: e.seq,
+            why,
+        };
+        let mut changed = vec![(e.service, e.stream.clone())];
+        let item = match e.service {
+            Service::Operations => {
+                let operation_id = operations::STREAM.id_of(&e.stream).map_err(unreadable)?;
+                let event = read_event::<Operations>(e).map_err(unreadable)?;
+                let state = fold::<Operations>(&mut self.operations, e).map_err(unreadable)?;
+                let item = item::<Operations>(e, state, &());
+                self.membership.apply(operation_id, &event).map_err(unreadable)?;
+                // Who sees the operation's leads and arrests follows its
+                // membership (a removed country no longer does).
+                for stream in self.by_operation.get(&operation_id).into_iter().flatten() {
+                    if let (Some(state), Some(old)) = (
+                        self.intel.get(stream),
+                        self.items.get_mut(&(Service::Intel, stream.clone())),
+                    ) {
+                        let reach = Reach::of(&Intel::audience(state, &self.membership));
+                        if reach != old.reach {
+                            old.reach = reach;
+                            changed.push((Service::Intel, stream.clone()));
+                        }
+                    }
+                }
+                item
+            }
+            Service::Intel => {
+                let state = fold::<Intel>(&mut self.intel, e).map_err(unreadable)?;
+                let item = item::<Intel>(e, state, &self.membership);
+                if let Some(op) = item.view.get("operation_id").and_then(Value::as_str)
+                    && let Ok(op) = Uuid::parse_str(op)
+                {
+                    self.by_operation.entry(op).or_default().insert(e.stream.clone());
+                }
+                item
+            }
+            Service::Crisis => {
+                let state = fold::<Crisis>(&mut self.crisis, e).map_err(unreadable)?;
+                // Crisis's audience needs no facts of its own (every
+                // country sees a crisis); its facts type is what it decides
+                // with.
+                item::<Crisis>(e, state, &Default::default())
+            }
+            Service::Deployments => {
+                let state = fold::<Deployments>(&mut self.deployments, e).map_err(unreadable)?;
+                item::<Deployments>(e, state, &Default::default())
+            }
+        };
+        self.position += 1;
+        let reach = item.reach.clone();
+        self.items.insert((e.service, e.stream.clone()), item);
+        Ok(Applied {
+            position: self.position,
+            reach,
+            changed,
+        })
+    }
+
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    pub fn item(&self, service: Service, stream: &str) -> Option<&Item> {
+        self.items.get(&(service, stream.to_owned()))
+    }
+
+    /// Every item, in `(service, stream)` order.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
+    }
+
+    /// The items after `after` (exclusive) that `country`'s `role` sees,
+    /// at most `max`, in `(service, stream)` order.
+    pub fn seen_by(
+        &self,
+        country: CountryCode,
+        role: Role,
+        after: Option<&(Service, String)>,
+    ) -> impl Iterator<Item = &Item> {
+        let range = match after {
+            Some(k) => self
+                .items
+                .range::<(Service, String), _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+            None => self.items.range::<(Service, String), _>(..),
+        };
+        range.map(|(_, i)| i).filter(move |i| i.reach.admits(country, role))
+    }
+
+    /// What to keep of one stream: its state and its item.
+    pub fn kept(&self, service: Service, stream: &str) -> Option<Kept> {
+        fn state<A: Aggregate>(m: &States<A>, stream: &str) -> Option<Value>
+        where
+            A::State: Serialize,
+        {
+            m.get(stream).and_then(|s| serde_json::to_value(s).ok())
+        }
+        let state = match service {
+            Service::Operations => state::<Operations>(&self.operations, stream),
+            Service::Intel => state::<Intel>(&self.intel, stream),
+            Service::Crisis => state::<Crisis>(&self.crisis, stream),
+            Service::Deployments => state::<Deployments>(&self.deployments, stream),
+        }?;
+        let item = self.item(service, stream)?.clone();
+        Some(Kept { state, item })
+    }
+
+    /// Intel's facts as folded so far (kept beside the streams).
+    pub fn membership(&self) -> &OperationsView {
+        &self.membership
+    }
+
+    /// The projection that kept `streams`, `membership` and `position`.
+    pub fn resume(
+        streams: impl IntoIterator<Item = Kept>,
+        membership: OperationsView,
+        position: u64,
+    ) -> Result<Projection, String> {
+        fn put<A: Aggregate>(m: &mut States<A>, stream: &str, state: Value) -> Result<(), String>
+        where
+            A::State: for<'de> Deserialize<'de>,
+        {
+            let state = serde_json::from_value(state).map_err(|e| format!("kept state of {stream}: {e}"))?;
+            m.insert(stream.to_owned(), state);
+            Ok(())
+        }
+        let mut p = Projection {
+            membership,
+            position,
+            ..Projection::default()
+        };
+        for Kept { state, item } in streams {
+            let stream = item.stream.clone();
+            match item.service {
+                Service::Operations => put::<Operations>(&mut p.operations, &stream, state)?,
+                Service::Intel => {
+                    put::<Intel>(&mut p.intel, &stream, state)?;
+                    if let Some(op) = item
+                        .view
+                        .get("operation_id")
+                        .and_then(Value::as_str)
+                        .and_then(|o| Uuid::parse_str(o).ok())
+                    {
+                        p.by_operation.entry(op).or_default().insert(stream.clone());
+                    }
+                }
+                Service::Crisis => put::<Crisis>(&mut p.crisis, &stream, state)?,
+                Service::Deployments => put::<Deployments>(&mut p.deployments, &stream, state)?,
+            }
+            p.items.insert((item.service, stream), item);
+        }
+        Ok(p)
+    }
+}
+
+/// One stream as kept on disk: its contract state (to fold the next event
+/// into) and its item (what the views serve).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    pub state: Value,
+    pub item: Item,
+}

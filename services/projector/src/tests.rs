@@ -1,0 +1,211 @@
+//! The projection over typed events, without NATS or disk: visibility
+//! follows time, restrictions and publication.
+
+use concord_core::{Actor, CountryCode, EventEnvelope, Hlc, Role, Service};
+use serde_json::{Value, json};
+
+use crate::projection::{Projection, ProjectionError};
+
+const OP: &str = "01900000-0000-7000-8000-000000000001";
+const LEAD: &str = "01900000-0000-7000-8000-000000000002";
+const NOTICE: &str = "01900000-0000-7000-8000-000000000003";
+const AT: &str = "2026-11-30T10:00:00.000000Z";
+
+fn cc(c: &str) -> CountryCode {
+    CountryCode::parse(c).expect("country")
+}
+
+struct Logs {
+    seqs: std::collections::HashMap<Service, u64>,
+    versions: std::collections::HashMap<String, u64>,
+    clock: u64,
+}
+
+impl Logs {
+    fn new() -> Logs {
+        Logs {
+            seqs: Default::default(),
+            versions: Default::default(),
+            clock: 1000,
+        }
+    }
+
+    fn event(&mut self, service: Service, stream: &str, event_type: &str, by: &str, data: Value) -> EventEnvelope {
+        let seq = self.seqs.entry(service).or_default();
+        *seq += 1;
+        let version = self.versions.entry(stream.to_owned()).or_default();
+        *version += 1;
+        self.clock += 1;
+        EventEnvelope {
+            id: uuid::Uuid::now_v7(),
+            service,
+            seq: *seq,
+            stream: stream.to_owned(),
+            version: *version,
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            recorded_at: AT.to_owned(),
+            hlc: Hlc {
+                wall_ms: self.clock,
+                logical: 0,
+            },
+            actor: Actor {
+                sub: "someone".into(),
+                role: Role::Liaison,
+                country: cc(by),
+            },
+            command_id: uuid::Uuid::now_v7().to_string(),
+            correlation_id: "c".into(),
+            causation_id: None,
+            data,
+            data_digest: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}
+
+fn opened(logs: &mut Logs, lead: &str, participants: &[&str]) -> EventEnvelope {
+    logs.event(
+        Service::Operations,
+        &format!("operation-{OP}"),
+        "operation.opened",
+        lead,
+        json!({"operation_id": OP, "title": "Op", "objective": "o", "lead_country": lead,
+               "participants": participants, "opened_at": AT}),
+    )
+}
+
+fn lead_posted(logs: &mut Logs, owner: &str, restricted_to: &[&str]) -> EventEnvelope {
+    logs.event(
+        Service::Intel,
+        &format!("lead-{LEAD}"),
+        "lead.posted",
+        owner,
+        json!({"lead_id": LEAD, "operation_id": OP, "owner_country": owner, "summary": "a van",
+               "details": null, "subject": null, "restricted_to": restricted_to, "grading": null,
+               "posted_by": "x", "posted_at": AT}),
+    )
+}
+
+fn sees(p: &Projection, country: &str) -> Vec<String> {
+    p.seen_by(cc(country), Role::Liaison, None)
+        .map(|i| i.stream.split('-').next().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_removed_country_stops_seeing_the_operation_and_its_leads() {
+    let mut logs = Logs::new();
+    let mut p = Projection::default();
+    let a = p.apply(&opened(&mut logs, "FR", &["DE", "ES"])).expect("opened");
+    assert_eq!(a.position, 1);
+    assert!(a.reach.country(cc("DE")) && !a.reach.country(cc("IT")));
+    let a = p.apply(&lead_posted(&mut logs, "DE", &[])).expect("lead");
+    assert!(
+        a.reach.country(cc("ES")),
+        "an unrestricted lead reaches every participant"
+    );
+    assert_eq!(sees(&p, "ES"), ["operation", "lead"]);
+    assert!(sees(&p, "IT").is_empty());
+
+    let removed = logs.event(
+        Service::Operations,
+        &format!("operation-{OP}"),
+        "participant.removed",
+        "FR",
+        json!({"country": "ES"}),
+    );
+    let a = p.apply(&removed).expect("removed");
+    assert!(!a.reach.country(cc("ES")), "the removal itself does not reach ES");
+    assert!(
+        a.changed.contains(&(Service::Intel, format!("lead-{LEAD}"))),
+        "the lead's reach changed with the membership: {:?}",
+        a.changed
+    );
+    assert!(sees(&p, "ES").is_empty(), "ES left the operation: {:?}", sees(&p, "ES"));
+    assert_eq!(sees(&p, "DE"), ["operation", "lead"]);
+    // Auditors see everything, whatever their country.
+    assert_eq!(p.seen_by(cc("GS"), Role::Auditor, None).count(), 2);
+}
+
+#[test]
+fn a_restricted_lead_reaches_only_its_owner_and_the_listed_countries() {
+    let mut logs = Logs::new();
+    let mut p = Projection::default();
+    p.apply(&opened(&mut logs, "FR", &["DE", "ES"])).expect("opened");
+    let a = p.apply(&lead_posted(&mut logs, "DE", &["FR"])).expect("lead");
+    assert!(a.reach.country(cc("DE")) && a.reach.country(cc("FR")));
+    assert!(!a.reach.country(cc("ES")));
+    assert_eq!(sees(&p, "ES"), ["operation"]);
+}
+
+#[test]
+fn a_notice_reaches_every_country_only_once_published() {
+    let mut logs = Logs::new();
+    let mut p = Projection::default();
+    let requested = logs.event(
+        Service::Intel,
+        &format!("notice-{NOTICE}"),
+        "notice.requested",
+        "DE",
+        json!({"notice_id": NOTICE, "color": "blue",
+               "subject": {"kind": "person", "description": "a witness", "name": null, "date_of_birth": null, "nationality": null},
+               "reason": "locate", "offence": null, "warrant": null, "operation_id": null, "recipients": null,
+               "requesting_country": "DE", "requested_by": "x", "requested_at": AT}),
+    );
+    let a = p.apply(&requested).expect("requested");
+    assert!(a.reach.country(cc("DE")) && !a.reach.country(cc("FR")));
+    assert!(a.reach.admits(cc("GS"), Role::Reviewer), "reviewers see a request");
+    assert!(!a.reach.admits(cc("GS"), Role::Liaison));
+    let published = logs.event(
+        Service::Intel,
+        &format!("notice-{NOTICE}"),
+        "notice.published",
+        "GS",
+        json!({"reviewed_by": "r", "reviewer_country": "GS", "reason": "fine", "grounds": {"not_political": true, "not_military": true, "not_religious": true, "not_racial": true, "facts_support_purpose": true}, "published_at": AT}),
+    );
+    let a = p.apply(&published).expect("published");
+    assert!(a.reach.everyone, "published: everyone");
+    assert_eq!(sees(&p, "IT"), ["notice"]);
+}
+
+#[test]
+fn an_unreadable_event_changes_nothing() {
+    let mut logs = Logs::new();
+    let mut p = Projection::default();
+    let bad = logs.event(
+        Service::Operations,
+        &format!("operation-{OP}"),
+        "operation.opened",
+        "FR",
+        json!({"operation_id": OP}),
+    );
+    assert!(matches!(p.apply(&bad), Err(ProjectionError::Unreadable { .. })));
+    assert_eq!(p.position(), 0);
+    assert_eq!(p.items().count(), 0);
+}
+
+#[test]
+fn a_kept_projection_resumes_where_it_stood() {
+    let mut logs = Logs::new();
+    let mut p = Projection::default();
+    p.apply(&opened(&mut logs, "FR", &["DE", "ES"])).expect("opened");
+    p.apply(&lead_posted(&mut logs, "DE", &[])).expect("lead");
+    let kept: Vec<_> = p.items().filter_map(|i| p.kept(i.service, &i.stream)).collect();
+    let mut resumed = Projection::resume(kept, p.membership().clone(), p.position()).expect("resume");
+    assert_eq!(resumed.position(), 2);
+    let removed = logs.event(
+        Service::Operations,
+        &format!("operation-{OP}"),
+        "participant.removed",
+        "FR",
+        json!({"country": "ES"}),
+    );
+    let (a, b) = (
+        p.apply(&removed).expect("live"),
+        resumed.apply(&removed).expect("resumed"),
+    );
+    assert_eq!(a, b);
+    assert_eq!(p.items().collect::<Vec<_>>(), resumed.items().collect::<Vec<_>>());
+}
