@@ -61,6 +61,10 @@ fn reported(doc: &Value, file: &Path, out: &mut BTreeSet<(String, u64)>) -> (usi
         let path = path.find('/').map_or("/", |i| &path[i..]);
         let path = path.split('?').next().unwrap_or(path);
         let method = e["request"]["method"].as_str().expect("method");
+        // Reads (a feed lists events too) append nothing.
+        if method == "GET" {
+            continue;
+        }
         let Ok(body) = serde_json::from_str::<Value>(e["response"]["content"]["text"].as_str().unwrap_or("")) else {
             continue;
         };

@@ -32,6 +32,7 @@ fn follows(id: Identity) -> &'static [Service] {
         Identity::Service(Service::Intel) => &[Service::Operations],
         Identity::Service(Service::Crisis) => &[Service::Deployments],
         Identity::Service(Service::Deployments) => &[Service::Crisis, Service::Operations, Service::Deployments],
+        Identity::Projector => &Service::ALL,
         _ => &[],
     }
 }
@@ -225,7 +226,7 @@ async fn probe(url: &str, data: &Path, id: Identity, traffic: &async_nats::Clien
     let allowed = match id {
         Identity::Service(s) => subjects::service_api("PING", s.as_str()),
         Identity::Gateway => subjects::service_api("PING", "operations"),
-        Identity::Operator => subjects::log_head(Service::Intel),
+        Identity::Operator | Identity::Projector => subjects::log_head(Service::Intel),
     };
     let r = tokio::time::timeout(Duration::from_secs(5), c.request(allowed.clone(), "{}".into()))
         .await

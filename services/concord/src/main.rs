@@ -257,3 +257,12 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The gateway documents and checks the projector's page bound.
+    #[test]
+    fn one_page_bound() {
+        assert_eq!(concord_gateway::views::PAGE_MAX, concord_projector::api::PAGE_MAX);
+    }
+}

@@ -58,7 +58,7 @@ pub struct UpArgs {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// operations | intel | crisis | deployments | gateway
+    /// operations | intel | crisis | deployments | projector | gateway
     name: String,
     /// Data directory (the service's log is `<data>/<service>`)
     #[arg(long, default_value = "data")]
@@ -351,6 +351,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let crisis_client = as_(Identity::Service(Service::Crisis)).await?;
     let deployments_client = as_(Identity::Service(Service::Deployments)).await?;
     let gw_client = as_(Identity::Gateway).await?;
+    let projector_client = as_(Identity::Projector).await?;
     let cfg = |service| concord_bus::service::Config::in_data_dir(&data, service);
     let ops = concord_operations::bind(&cfg(Service::Operations), ops_client.clone())
         .await
@@ -364,6 +365,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let deployments = concord_deployments::bind(&cfg(Service::Deployments), deployments_client.clone())
         .await
         .context("starting the deployments service")?;
+    let mut projector = concord_projector::Projector::bind(&concord_projector::dir_in(&data), projector_client)
+        .await
+        .context("starting the projector")?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {} (in use? choose another with --http)", args.http))?;
@@ -424,6 +428,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         r = &mut crisis_task => Err(anyhow::anyhow!("the crisis service stopped: {r:?}")),
         r = &mut deployments_task => Err(anyhow::anyhow!("the deployments service stopped: {r:?}")),
         r = &mut gw_task => Err(anyhow::anyhow!("the gateway stopped: {r:?}")),
+        r = projector.stopped() => Err(anyhow::anyhow!("the projector stopped: {r:?}")),
     };
     eprintln!("stopping");
     let _ = stop_tx.send(true);
@@ -433,6 +438,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         let _ = (&mut intel_task).await;
         let _ = (&mut crisis_task).await;
         let _ = (&mut deployments_task).await;
+        let _ = projector.stop().await;
     })
     .await;
     // Services first (they stop reading NATS), then their nats-server.
@@ -444,7 +450,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let url = nats_url_from_env().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
     let Some(identity) = Identity::parse(&args.name).filter(|i| *i != Identity::Operator) else {
         bail!(
-            "unknown service {:?}: the services are operations, intel, crisis, deployments and gateway",
+            "unknown service {:?}: the services are operations, intel, crisis, deployments, projector and gateway",
             args.name
         )
     };
@@ -518,6 +524,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 );
                 tokio::spawn(async move { task.await?.map_err(anyhow::Error::from) })
             }
+        }
+        "projector" => {
+            let dir = concord_projector::dir_in(&args.data);
+            let projector = concord_projector::Projector::bind(&dir, client).await?;
+            eprintln!("projector serving on {url}, views in {}", dir.display());
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut projector = projector;
+                tokio::select! {
+                    r = projector.stopped() => return r.map_err(anyhow::Error::from),
+                    _ = stop.changed() => {}
+                }
+                projector.stop().await.map_err(anyhow::Error::from)
+            })
         }
         "gateway" => {
             let (keys, rules) = token_config(&args)?;

@@ -190,6 +190,13 @@ pub async fn query(
     request(gw, subject, &body, &traceparent(headers)).await
 }
 
+/// Asks the projector's `query` (a view, a list, a feed) and returns the
+/// reply's fields (without `ok`).
+pub async fn view(gw: &Gateway, headers: &HeaderMap, query: &str, body: Value) -> Result<Map<String, Value>, Problem> {
+    let subject = subjects::query(concord_bus::permissions::PROJECTOR, query);
+    request(gw, subject, &body, &traceparent(headers)).await
+}
+
 async fn request(
     gw: &Gateway,
     subject: String,

@@ -22,7 +22,8 @@ use crate::{AppState, call};
 
 type Segments = Result<Path<HashMap<String, String>>, PathRejection>;
 
-/// Every row of [`ROUTES`], each served by the handler of its kind.
+/// Every row of [`ROUTES`], each served by the handler of its kind, and
+/// the projector's reads ([`crate::views::VIEWS`]).
 pub fn routes() -> Router<AppState> {
     // Rows may share a path with different methods; axum takes each path
     // once, with all its methods.
@@ -39,6 +40,12 @@ pub fn routes() -> Router<AppState> {
             }),
         };
         paths.insert(route.path, methods);
+    }
+    // The projector's reads share paths with commands (`GET` and `POST
+    // /v1/operations`).
+    for (path, get) in crate::views::handlers() {
+        let methods = paths.remove(path).unwrap_or_default();
+        paths.insert(path, methods.merge(get));
     }
     paths
         .into_iter()

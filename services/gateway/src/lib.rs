@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod problem;
 pub mod respond;
 pub mod routes;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -58,6 +58,12 @@ pub fn document() -> Result<Value, String> {
             .or_default()
             .insert(route.method.as_str().into(), op);
     }
+    for view in crate::views::VIEWS {
+        paths
+            .entry(view.path)
+            .or_default()
+            .insert(Method::Get.as_str().into(), view_operation(view));
+    }
     for own in OWN {
         paths
             .entry(own.path)
@@ -71,7 +77,13 @@ pub fn document() -> Result<Value, String> {
     let tags: Vec<Value> = Service::ALL
         .iter()
         .map(|s| (s.as_str(), tag_description(*s)))
-        .chain([("health", "The gateway itself")])
+        .chain([
+            (
+                "projector",
+                "What each country may see: its view, its feed and lists, built from every log",
+            ),
+            ("health", "The gateway itself"),
+        ])
         .map(|(name, description)| json!({"name": name, "description": description}))
         .collect();
     Ok(json!({
@@ -407,6 +419,49 @@ fn code_list(fields: &[&str]) -> String {
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         None => String::new(),
     }
+}
+
+/// A read of the projector: its path and query parameters, what it
+/// answers and refuses.
+fn view_operation(view: &crate::views::View) -> Value {
+    use crate::views::Kind;
+    let mut parameters = Vec::new();
+    if view.country {
+        parameters.push(json!({
+            "name": "cc", "in": "path", "required": true,
+            "schema": {"$ref": format!("{SCHEMAS}common.country")},
+            "description": "the country whose view or feed it is",
+        }));
+    }
+    for p in view.params {
+        let schema = match p.kind {
+            Kind::Number => json!({"type": "integer", "minimum": 0, "maximum": concord_core::chain::INTEGER_MAX}),
+            Kind::Country => json!({"$ref": format!("{SCHEMAS}common.country")}),
+            Kind::OneOf(values) => json!({"enum": values()}),
+            Kind::Count => json!({"type": "integer", "minimum": 1, "maximum": crate::views::PAGE_MAX}),
+            Kind::Cursor => json!({"type": "string", "pattern": crate::views::CURSOR_PATTERN}),
+        };
+        parameters.push(
+            json!({"name": p.name, "in": "query", "required": false, "schema": schema, "description": p.description}),
+        );
+    }
+    parameters.push(json!({"$ref": "#/components/parameters/traceparent"}));
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "the page (`next`: the cursor of the following one, null at the end)",
+               "content": {JSON: {"schema": {"type": "object"}}}}),
+    );
+    for status in [400, 401, 403, 503] {
+        responses.insert(status.to_string(), refusal(status));
+    }
+    json!({
+        "operationId": view.operation_id,
+        "summary": view.summary,
+        "tags": ["projector"],
+        "parameters": parameters,
+        "responses": responses,
+    })
 }
 
 fn own_operation(own: &crate::Own) -> Value {
@@ -755,7 +810,8 @@ mod tests {
     }
 
     /// Every route the router serves is documented, and nothing else: both
-    /// come from `ROUTES` and `OWN`, which this compares the document to.
+    /// come from `ROUTES`, `VIEWS` and `OWN`, which this compares the
+    /// document to.
     #[test]
     fn the_document_has_exactly_the_routes() {
         let doc = doc();
@@ -763,6 +819,11 @@ mod tests {
             .iter()
             .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
             .chain(OWN.iter().map(|o| ("get".to_owned(), o.path.to_owned())))
+            .chain(
+                crate::views::VIEWS
+                    .iter()
+                    .map(|v| ("get".to_owned(), v.path.to_owned())),
+            )
             .collect();
         assert_eq!(operations(&doc), routed);
         for r in ROUTES {

@@ -446,6 +446,9 @@ pub enum CrisisStatus {
 }
 
 impl CrisisStatus {
+    /// Every status, in the order of the lifecycle (lists and filters name them).
+    pub const ALL: [CrisisStatus; 2] = [CrisisStatus::Active, CrisisStatus::Closed];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             CrisisStatus::Active => "active",

@@ -394,6 +394,16 @@ pub enum DeploymentStatus {
 }
 
 impl DeploymentStatus {
+    /// Every status, in the order of the lifecycle (lists and filters name them).
+    pub const ALL: [DeploymentStatus; 6] = [
+        DeploymentStatus::Requested,
+        DeploymentStatus::Approved,
+        DeploymentStatus::Declined,
+        DeploymentStatus::Arrived,
+        DeploymentStatus::Ended,
+        DeploymentStatus::Recalled,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             DeploymentStatus::Requested => "requested",

@@ -181,6 +181,14 @@ pub enum NoticeStatus {
 }
 
 impl NoticeStatus {
+    /// Every status, in the order of the lifecycle (lists and filters name them).
+    pub const ALL: [NoticeStatus; 4] = [
+        NoticeStatus::Requested,
+        NoticeStatus::Published,
+        NoticeStatus::Rejected,
+        NoticeStatus::Cancelled,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             NoticeStatus::Requested => "requested",

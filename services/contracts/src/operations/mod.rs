@@ -305,6 +305,9 @@ pub enum OperationStatus {
 }
 
 impl OperationStatus {
+    /// Every status, in the order of the lifecycle (lists and filters name them).
+    pub const ALL: [OperationStatus; 2] = [OperationStatus::Open, OperationStatus::Closed];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             OperationStatus::Open => "open",

@@ -27,17 +27,20 @@ pub enum Identity {
     Service(Service),
     Gateway,
     Operator,
+    /// The projector: follows every log, answers the views' queries.
+    Projector,
 }
 
 impl Identity {
     /// Every identity, in the table's order.
-    pub const ALL: [Identity; 6] = [
+    pub const ALL: [Identity; 7] = [
         Identity::Service(Service::Operations),
         Identity::Service(Service::Intel),
         Identity::Service(Service::Crisis),
         Identity::Service(Service::Deployments),
         Identity::Gateway,
         Identity::Operator,
+        Identity::Projector,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +48,7 @@ impl Identity {
             Identity::Service(s) => s.as_str(),
             Identity::Gateway => "gateway",
             Identity::Operator => "operator",
+            Identity::Projector => "projector",
         }
     }
 
@@ -72,6 +76,7 @@ impl Identity {
             Identity::Service(Service::Deployments) => 3,
             Identity::Gateway => 4,
             Identity::Operator => 5,
+            Identity::Projector => 6,
         };
         &TABLE[at]
     }
@@ -103,6 +108,11 @@ pub struct Row {
     pub heads: &'static [Service],
     /// The logs it reads whole, without hearing their events (backups).
     pub reads: &'static [Service],
+    /// Whether it answers the projector's queries (`concord.qry.projector.*`,
+    /// queue group `projector`).
+    pub projects: bool,
+    /// Whether it asks the projector's queries.
+    pub reads_views: bool,
 }
 
 /// The one permission table. Rationale for each row:
@@ -116,7 +126,9 @@ pub struct Row {
 ///   operations logs and its own (the stand-down choreography's index),
 ///   and the choreography sends it `request_stand_down`;
 /// - the gateway turns HTTP requests into commands and queries, and
-///   `/readyz` asks each service's `PING` and `STATS` (its follow health);
+///   `/readyz` asks each service's `PING` and `STATS` (its follow health),
+///   and it reads the projector's views;
+/// - the projector follows every log and answers the views' queries;
 /// - the operator's tools watch the services and where each log stands,
 ///   and `concord log backup` reads a running service's log whole (an
 ///   operator holds the data directory anyway); they hear no live event
@@ -131,6 +143,8 @@ pub const TABLE: &[Row] = &[
         monitors: &[],
         heads: &[],
         reads: &[],
+        projects: false,
+        reads_views: false,
     },
     Row {
         identity: Identity::Service(Service::Intel),
@@ -141,6 +155,8 @@ pub const TABLE: &[Row] = &[
         monitors: &[],
         heads: &[],
         reads: &[],
+        projects: false,
+        reads_views: false,
     },
     Row {
         identity: Identity::Service(Service::Crisis),
@@ -151,6 +167,8 @@ pub const TABLE: &[Row] = &[
         monitors: &[],
         heads: &[],
         reads: &[],
+        projects: false,
+        reads_views: false,
     },
     Row {
         identity: Identity::Service(Service::Deployments),
@@ -161,6 +179,8 @@ pub const TABLE: &[Row] = &[
         monitors: &[],
         heads: &[],
         reads: &[],
+        projects: false,
+        reads_views: false,
     },
     Row {
         identity: Identity::Gateway,
@@ -176,6 +196,8 @@ pub const TABLE: &[Row] = &[
         monitors: &Service::ALL,
         heads: &[],
         reads: &[],
+        projects: false,
+        reads_views: true,
     },
     Row {
         identity: Identity::Operator,
@@ -186,6 +208,20 @@ pub const TABLE: &[Row] = &[
         monitors: &Service::ALL,
         heads: &Service::ALL,
         reads: &Service::ALL,
+        projects: false,
+        reads_views: false,
+    },
+    Row {
+        identity: Identity::Projector,
+        serves: None,
+        follows: &Service::ALL,
+        sends: &[],
+        asks: &[],
+        monitors: &[],
+        heads: &[],
+        reads: &[],
+        projects: true,
+        reads_views: false,
     },
 ];
 
@@ -221,6 +257,9 @@ pub struct Grant {
     /// once), and nothing else on reply subjects.
     pub allow_responses: bool,
 }
+
+/// The projector's name on the bus (its queries, its queue group).
+pub const PROJECTOR: &str = "projector";
 
 /// The NATS service protocol's verbs a service answers.
 const SERVICE_VERBS: [&str; 3] = ["PING", "INFO", "STATS"];
@@ -278,6 +317,15 @@ pub fn grant(row: &Row) -> Grant {
     for &service in row.reads {
         publish.push(subjects::log_read(service));
     }
+    if row.projects {
+        subscribe.push(Sub {
+            subject: subjects::queries_of(PROJECTOR),
+            queue: Some(subjects::queue_group(PROJECTOR)),
+        });
+    }
+    if row.reads_views {
+        publish.push(subjects::queries_of(PROJECTOR));
+    }
     subscribe.push(Sub::plain(format!("{}.>", row.identity.inbox_prefix())));
     publish.sort();
     publish.dedup();
@@ -287,7 +335,7 @@ pub fn grant(row: &Row) -> Grant {
         identity: row.identity,
         publish,
         subscribe,
-        allow_responses: row.serves.is_some(),
+        allow_responses: row.serves.is_some() || row.projects,
     }
 }
 

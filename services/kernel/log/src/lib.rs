@@ -89,7 +89,7 @@ pub const JOURNALS_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const BLOCK_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Opens the fjall database of a log in `dir` with the bounds above.
-pub(crate) fn open_database(dir: &Path) -> Result<Database, fjall::Error> {
+pub fn open_database(dir: &Path) -> Result<Database, fjall::Error> {
     Database::builder(dir)
         .cache_size(BLOCK_CACHE_BYTES)
         .max_journaling_size(JOURNALS_BYTES_MAX)
@@ -97,7 +97,7 @@ pub(crate) fn open_database(dir: &Path) -> Result<Database, fjall::Error> {
 }
 
 /// Opens (or creates) keyspace `name` of a log's database with the bounds above.
-pub(crate) fn open_keyspace(db: &Database, name: &str) -> Result<Keyspace, fjall::Error> {
+pub fn open_keyspace(db: &Database, name: &str) -> Result<Keyspace, fjall::Error> {
     db.keyspace(name, || {
         KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
     })

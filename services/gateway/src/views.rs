@@ -1,0 +1,374 @@
+//! The reads the projector answers: a country's view and feed, and the
+//! lists (operations, tasks, notices, crises, deployments), each a row of
+//! [`VIEWS`], from which the router and `/openapi.json` are both built.
+//!
+//! The gateway checks the query string's shape (known parameters, a
+//! country code, a number) and sends the caller's country and role with
+//! the request; who may read which view is the projector's decision.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use concord_contracts::{crisis, deployments, intel, operations};
+use concord_core::CountryCode;
+use concord_core::reply::ErrorCode;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Caller;
+use crate::problem::Problem;
+use crate::{AppState, call};
+
+/// What a query parameter holds, as the gateway checks it.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A whole number (`after` of a feed).
+    Number,
+    /// How many per page: 1 to [`PAGE_MAX`].
+    Count,
+    /// A country code.
+    Country,
+    /// One of the values a contract names (a status, a colour).
+    OneOf(fn() -> Vec<&'static str>),
+    /// An opaque cursor the previous page gave.
+    Cursor,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueryParam {
+    pub name: &'static str,
+    /// The field of the projector's request it fills.
+    pub field: &'static str,
+    pub kind: Kind,
+    pub description: &'static str,
+}
+
+/// One read of the projector.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    pub path: &'static str,
+    /// The projector's query (`view`, `feed`, `list`).
+    pub query: &'static str,
+    /// A list's kind (`operations` …), sent as `kind`.
+    pub list: Option<&'static str>,
+    /// Whether the path holds `{cc}`, the country whose view or feed it is.
+    pub country: bool,
+    pub params: &'static [QueryParam],
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+}
+
+/// What a cursor looks like (`<service>:<stream>`, as the projector gives
+/// it): documented, and checked here before anything is asked.
+pub const CURSOR_PATTERN: &str = "^(operations|intel|crisis|deployments):[!-~]{1,190}$";
+
+/// Most items or events one page holds: the projector's
+/// `api::PAGE_MAX`, which answers a NATS client the same (a test of the
+/// binary keeps the two equal).
+pub const PAGE_MAX: usize = 500;
+
+const LIMIT: QueryParam = QueryParam {
+    name: "limit",
+    field: "limit",
+    kind: Kind::Count,
+    description: "items per page (1 to 500; 100 when not given)",
+};
+const AFTER: QueryParam = QueryParam {
+    name: "after",
+    field: "after",
+    kind: Kind::Cursor,
+    description: "the `next` cursor of the previous page",
+};
+
+const fn status(values: fn() -> Vec<&'static str>) -> QueryParam {
+    QueryParam {
+        name: "status",
+        field: "status",
+        kind: Kind::OneOf(values),
+        description: "only items in this status",
+    }
+}
+
+fn names<T>(all: &[T], name: fn(&T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(name).collect()
+}
+
+fn operation_statuses() -> Vec<&'static str> {
+    names(&operations::OperationStatus::ALL, operations::OperationStatus::as_str)
+}
+fn task_statuses() -> Vec<&'static str> {
+    names(&operations::TaskStatus::ALL, operations::TaskStatus::as_str)
+}
+fn notice_statuses() -> Vec<&'static str> {
+    names(&intel::NoticeStatus::ALL, intel::NoticeStatus::as_str)
+}
+fn colors() -> Vec<&'static str> {
+    names(&intel::Color::ALL, intel::Color::as_str)
+}
+fn crisis_statuses() -> Vec<&'static str> {
+    names(&crisis::CrisisStatus::ALL, crisis::CrisisStatus::as_str)
+}
+fn deployment_statuses() -> Vec<&'static str> {
+    names(
+        &deployments::DeploymentStatus::ALL,
+        deployments::DeploymentStatus::as_str,
+    )
+}
+
+pub static VIEWS: &[View] = &[
+    View {
+        path: "/v1/countries/{cc}/view",
+        query: "view",
+        list: None,
+        country: true,
+        params: &[AFTER, LIMIT],
+        operation_id: "projector.view",
+        summary: "Everything the country may see, a page at a time: its operations (participants, tasks), the leads and arrests it may see, published notices and its own requests, crises, its deployments (its own country's liaison or coordinator; an auditor)",
+    },
+    View {
+        path: "/v1/countries/{cc}/feed",
+        query: "feed",
+        list: None,
+        country: true,
+        params: &[
+            QueryParam {
+                name: "after",
+                field: "after",
+                kind: Kind::Number,
+                description: "the feed position to read after (0: from the start)",
+            },
+            QueryParam {
+                name: "max",
+                field: "max",
+                kind: Kind::Count,
+                description: "events per answer (1 to 500; 100 when not given)",
+            },
+        ],
+        operation_id: "projector.feed",
+        summary: "The events the country may see, in the order the projector applied them, each with its feed position",
+    },
+    View {
+        path: "/v1/operations",
+        query: "list",
+        list: Some("operations"),
+        country: false,
+        params: &[status(operation_statuses), AFTER, LIMIT],
+        operation_id: "projector.list_operations",
+        summary: "The operations the caller's country leads or takes part in",
+    },
+    View {
+        path: "/v1/tasks",
+        query: "list",
+        list: Some("tasks"),
+        country: false,
+        params: &[
+            QueryParam {
+                name: "assignee",
+                field: "assignee",
+                kind: Kind::Country,
+                description: "only tasks assigned to this country (a liaison's work queue)",
+            },
+            status(task_statuses),
+            AFTER,
+            LIMIT,
+        ],
+        operation_id: "projector.list_tasks",
+        summary: "Tasks of the operations the caller's country sees",
+    },
+    View {
+        path: "/v1/notices",
+        query: "list",
+        list: Some("notices"),
+        country: false,
+        params: &[
+            status(notice_statuses),
+            QueryParam {
+                name: "color",
+                field: "color",
+                kind: Kind::OneOf(colors),
+                description: "only notices of this colour",
+            },
+            AFTER,
+            LIMIT,
+        ],
+        operation_id: "projector.list_notices",
+        summary: "Published notices and the caller's country's own requests (a reviewer: every request and published notice)",
+    },
+    View {
+        path: "/v1/crises",
+        query: "list",
+        list: Some("crises"),
+        country: false,
+        params: &[status(crisis_statuses), AFTER, LIMIT],
+        operation_id: "projector.list_crises",
+        summary: "Crises (every country sees them)",
+    },
+    View {
+        path: "/v1/deployments",
+        query: "list",
+        list: Some("deployments"),
+        country: false,
+        params: &[status(deployment_statuses), AFTER, LIMIT],
+        operation_id: "projector.list_deployments",
+        summary: "The deployments the caller's country hosts or contributes to",
+    },
+];
+
+fn invalid(message: String) -> Problem {
+    Problem::new(ErrorCode::Invalid, message)
+}
+
+/// The projector's request for `view` from the path and the query string.
+pub fn request(
+    view: &View,
+    caller: &Caller,
+    path: &HashMap<String, String>,
+    query: &HashMap<String, String>,
+) -> Result<Value, Problem> {
+    let mut body = Map::new();
+    body.insert(
+        "caller".into(),
+        json!({"country": caller.0.country, "role": caller.0.role}),
+    );
+    if let Some(kind) = view.list {
+        body.insert("kind".into(), json!(kind));
+    }
+    if view.country {
+        let raw = path.get("cc").map(String::as_str).unwrap_or_default();
+        let cc = CountryCode::parse(raw).map_err(|e| invalid(format!("path: {e}")))?;
+        body.insert("country".into(), json!(cc));
+    }
+    for (name, raw) in query {
+        let Some(p) = view.params.iter().find(|p| p.name == name) else {
+            let known: Vec<&str> = view.params.iter().map(|p| p.name).collect();
+            return Err(invalid(format!(
+                "unknown query parameter {name:?}; {} takes {}",
+                view.path,
+                known.join(", ")
+            )));
+        };
+        let value = match p.kind {
+            Kind::Number => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= concord_core::chain::INTEGER_MAX && raw.bytes().all(|b| b.is_ascii_digit()))
+                .map(|n| json!(n))
+                .ok_or_else(|| invalid(format!("{name} must be a whole number, not {raw:?}")))?,
+            Kind::Country => json!(CountryCode::parse(raw).map_err(|e| invalid(format!("{name}: {e}")))?),
+            Kind::OneOf(values) => {
+                let values = values();
+                if !values.contains(&raw.as_str()) {
+                    return Err(invalid(format!(
+                        "{name} must be one of {}, not {raw:?}",
+                        values.join(", ")
+                    )));
+                }
+                json!(raw)
+            }
+            Kind::Count => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=PAGE_MAX).contains(n) && raw.bytes().all(|b| b.is_ascii_digit()))
+                .map(|n| json!(n))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{name} must be a whole number from 1 to {PAGE_MAX}, not {raw:?}"
+                    ))
+                })?,
+            Kind::Cursor => {
+                let well_formed = raw.split_once(':').is_some_and(|(service, stream)| {
+                    ["operations", "intel", "crisis", "deployments"].contains(&service)
+                        && (1..=190).contains(&stream.len())
+                        && stream.bytes().all(|b| b.is_ascii_graphic())
+                });
+                if !well_formed {
+                    return Err(invalid(format!("{name} is not a cursor this API gave")));
+                }
+                json!(raw)
+            }
+        };
+        body.insert(p.field.into(), value);
+    }
+    Ok(Value::Object(body))
+}
+
+/// Serves one row of [`VIEWS`].
+pub async fn serve(
+    view: &'static View,
+    gw: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    path: Result<Path<HashMap<String, String>>, axum::extract::rejection::PathRejection>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Path(path) = path.map_err(|e| invalid(e.body_text()))?;
+    let Query(query) = query.map_err(|e| invalid(e.body_text()))?;
+    let body = request(view, &caller, &path, &query)?;
+    let reply = call::view(&gw, &headers, view.query, body).await?;
+    Ok(axum::Json(Value::Object(reply)).into_response())
+}
+
+/// Handlers of [`VIEWS`] as `(path, handler)`.
+pub fn handlers() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
+    VIEWS
+        .iter()
+        .map(|v| {
+            (
+                v.path,
+                axum::routing::get(move |State(gw), caller, headers, path, query| {
+                    serve(v, gw, caller, headers, path, query)
+                }),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::Role;
+    use concord_core::auth::Claims;
+
+    fn caller() -> Caller {
+        Caller(Claims {
+            sub: "a".into(),
+            role: Role::Liaison,
+            country: CountryCode::parse("DE").expect("DE"),
+            exp: 0,
+            iat: None,
+            nbf: None,
+            iss: None,
+            aud: None,
+        })
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn query_strings_are_checked_before_anything_is_asked() {
+        let tasks = VIEWS.iter().find(|v| v.path == "/v1/tasks").expect("tasks");
+        let ok = request(tasks, &caller(), &q(&[]), &q(&[("assignee", "DE"), ("status", "done")])).expect("ok");
+        assert_eq!(ok["kind"], "tasks");
+        assert_eq!(ok["assignee"], "DE");
+        assert_eq!(ok["caller"]["country"], "DE");
+        for bad in [
+            &[("assignee", "XX")][..],
+            &[("status", "nope")],
+            &[("limit", "0")],
+            &[("limit", "501")],
+            &[("limit", "-1")],
+            &[("limit", "1.5")],
+            &[("color", "red")],
+            &[("after", "\u{1}")],
+        ] {
+            assert!(request(tasks, &caller(), &q(&[]), &q(bad)).is_err(), "{bad:?}");
+        }
+        let view = VIEWS.iter().find(|v| v.path.ends_with("/view")).expect("view");
+        assert!(request(view, &caller(), &q(&[("cc", "XX")]), &q(&[])).is_err());
+        let v = request(view, &caller(), &q(&[("cc", "FR")]), &q(&[])).expect("FR");
+        assert_eq!(v["country"], "FR", "who may read FR's view is the projector's call");
+    }
+}

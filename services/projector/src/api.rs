@@ -1,0 +1,257 @@
+//! What the projector answers on `concord.qry.projector.<name>` (`view`,
+//! `list`, `feed`): the caller's country and role come with each request
+//! (the gateway puts in what the token says), and who may read what is
+//! decided here, once:
+//!
+//! - a liaison or a coordinator reads its own country's view, feed and
+//!   lists, nothing of another country;
+//! - a reviewer reads the notice list (requests under review and
+//!   published notices), nothing else;
+//! - an auditor reads everything;
+//! - what a country may not see is never in its answers (items reach a
+//!   country by their contract's audience, see `projection`).
+
+use concord_contracts::{crisis, deployments, intel, operations};
+use concord_core::decider::Rejection;
+use concord_core::{CountryCode, Role, Service};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::projection::{Item, Projection};
+use crate::store::{FeedEntry, Store, StoreError};
+
+/// Most items or feed entries one answer holds.
+pub const PAGE_MAX: usize = 500;
+/// Items or entries of a page when the request names no limit.
+pub const PAGE_DEFAULT: usize = 100;
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caller {
+    pub country: CountryCode,
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewRequest {
+    pub caller: Caller,
+    pub country: CountryCode,
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedRequest {
+    pub caller: Caller,
+    pub country: CountryCode,
+    #[serde(default)]
+    pub after: u64,
+    #[serde(default)]
+    pub max: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListKind {
+    Operations,
+    Tasks,
+    Notices,
+    Crises,
+    Deployments,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {
+    pub caller: Caller,
+    pub kind: ListKind,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub assignee: Option<CountryCode>,
+    #[serde(default)]
+    pub color: Option<String>,
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+fn page(limit: Option<usize>) -> Result<usize, Rejection> {
+    match limit {
+        None => Ok(PAGE_DEFAULT),
+        Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
+        Some(n) => Err(Rejection::Invalid(format!("limit {n} is not within 1 to {PAGE_MAX}"))),
+    }
+}
+
+/// A cursor is the last item's `<service>:<stream>`, opaque to clients.
+fn cursor(item: &Item) -> String {
+    format!("{}:{}", item.service, item.stream)
+}
+
+fn parse_cursor(after: Option<&str>) -> Result<Option<(Service, String)>, Rejection> {
+    let Some(after) = after else { return Ok(None) };
+    let bad = || Rejection::Invalid(format!("cursor {after:?} is not one this API gave"));
+    let (service, stream) = after.split_once(':').ok_or_else(bad)?;
+    let service = Service::ALL
+        .into_iter()
+        .find(|s| s.as_str() == service)
+        .ok_or_else(bad)?;
+    Ok(Some((service, stream.to_owned())))
+}
+
+/// May `caller` read `country`'s own view and feed?
+fn may_read_country(caller: &Caller, country: CountryCode) -> Result<(), Rejection> {
+    match caller.role {
+        Role::Auditor => Ok(()),
+        Role::Liaison | Role::Coordinator if caller.country == country => Ok(()),
+        Role::Liaison | Role::Coordinator => Err(Rejection::Forbidden(format!(
+            "a {} of {} reads its own country's view, not {country}'s",
+            caller.role.as_str(),
+            caller.country
+        ))),
+        Role::Reviewer => Err(Rejection::Forbidden(
+            "a reviewer reads the notice list, not a country's view".into(),
+        )),
+    }
+}
+
+fn entry(item: &Item) -> Value {
+    json!({
+        "service": item.service,
+        "stream": item.stream,
+        "version": item.version,
+        "item": item.view,
+    })
+}
+
+/// `country`'s view: every item it may see, a page at a time.
+pub fn view(p: &Projection, req: &ViewRequest) -> Result<Value, Rejection> {
+    may_read_country(&req.caller, req.country)?;
+    let limit = page(req.limit)?;
+    let after = parse_cursor(req.after.as_deref())?;
+    // An auditor reading a country's view sees what that country sees.
+    let role = Role::Liaison;
+    let items: Vec<&Item> = p.seen_by(req.country, role, after.as_ref()).take(limit + 1).collect();
+    let more = items.len() > limit;
+    let shown = &items[..items.len().min(limit)];
+    Ok(json!({
+        "country": req.country,
+        "position": p.position(),
+        "items": shown.iter().map(|i| entry(i)).collect::<Vec<_>>(),
+        "next": if more { shown.last().map(|i| cursor(i)) } else { None },
+    }))
+}
+
+fn field_is(view: &Value, field: &str, want: Option<&str>) -> bool {
+    want.is_none_or(|w| view.get(field).and_then(Value::as_str) == Some(w))
+}
+
+/// A list, filtered to what the caller may see.
+pub fn list(p: &Projection, req: &ListRequest) -> Result<Value, Rejection> {
+    let caller = req.caller;
+    if caller.role == Role::Reviewer && req.kind != ListKind::Notices {
+        return Err(Rejection::Forbidden("a reviewer reads the notice list only".into()));
+    }
+    if req.assignee.is_some() && req.kind != ListKind::Tasks {
+        return Err(Rejection::Invalid("assignee filters tasks only".into()));
+    }
+    if req.color.is_some() && req.kind != ListKind::Notices {
+        return Err(Rejection::Invalid("color filters notices only".into()));
+    }
+    let limit = page(req.limit)?;
+    let after = parse_cursor(req.after.as_deref())?;
+    let (service, prefix) = match req.kind {
+        ListKind::Operations | ListKind::Tasks => (Service::Operations, "operation-"),
+        ListKind::Notices => (Service::Intel, "notice-"),
+        ListKind::Crises => (Service::Crisis, "crisis-"),
+        ListKind::Deployments => (Service::Deployments, "deployment-"),
+    };
+    // Which statuses and colours exist is each contract's: an unknown one
+    // is refused, not answered with an empty list.
+    fn known<T: serde::de::DeserializeOwned>(what: &str, value: Option<&str>) -> Result<(), Rejection> {
+        match value {
+            Some(v) if serde_json::from_value::<T>(json!(v)).is_err() => {
+                Err(Rejection::Invalid(format!("no {what} is {v:?}")))
+            }
+            _ => Ok(()),
+        }
+    }
+    let status = req.status.as_deref();
+    match req.kind {
+        ListKind::Operations => known::<operations::OperationStatus>("operation status", status)?,
+        ListKind::Tasks => known::<operations::TaskStatus>("task status", status)?,
+        ListKind::Notices => known::<intel::notice::NoticeStatus>("notice status", status)?,
+        ListKind::Crises => known::<crisis::CrisisStatus>("crisis status", status)?,
+        ListKind::Deployments => known::<deployments::DeploymentStatus>("deployment status", status)?,
+    }
+    known::<intel::Color>("notice colour", req.color.as_deref())?;
+    let mut out = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for item in p.seen_by(caller.country, caller.role, after.as_ref()) {
+        if item.service != service || !item.stream.starts_with(prefix) {
+            continue;
+        }
+        let rows: Vec<Value> = match req.kind {
+            ListKind::Tasks => item
+                .view
+                .get("tasks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|t| field_is(t, "status", status))
+                .filter(|t| {
+                    req.assignee
+                        .is_none_or(|a| t.get("assignee_country").and_then(Value::as_str) == Some(a.as_str()))
+                })
+                .map(|t| {
+                    let mut t = t.clone();
+                    t["operation_id"] = item.view["id"].clone();
+                    t
+                })
+                .collect(),
+            _ if field_is(&item.view, "status", status) && field_is(&item.view, "color", req.color.as_deref()) => {
+                vec![entry(item)]
+            }
+            _ => vec![],
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        if out.len() >= limit {
+            more = true;
+            break;
+        }
+        out.extend(rows);
+        last = Some(cursor(item));
+    }
+    Ok(json!({
+        "items": out,
+        "next": if more { last } else { None },
+    }))
+}
+
+/// `country`'s feed after `after`.
+pub fn feed(store: &Store, req: &FeedRequest) -> Result<Result<Value, Rejection>, StoreError> {
+    if let Err(e) = may_read_country(&req.caller, req.country) {
+        return Ok(Err(e));
+    }
+    let max = match page(req.max) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    // An auditor reading a country's feed reads what reached that country.
+    let entries: Vec<FeedEntry> = store.feed(req.country, Role::Liaison, req.after, max)?;
+    let last = entries.last().map_or(req.after, |e| e.position);
+    Ok(Ok(json!({
+        "country": req.country,
+        "events": entries.iter().map(|e| json!({"position": e.position, "event": e.event})).collect::<Vec<_>>(),
+        "last": last,
+    })))
+}

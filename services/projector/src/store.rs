@@ -1,0 +1,233 @@
+//! The projector's own fjall database (`<data>/projector`): the kept
+//! streams (state and item), the feed with its per-country index, and
+//! where each source log was applied to. Everything one applied burst
+//! changed is written in one batch with the checkpoints, and fsynced: a
+//! crash keeps all of it or none, so after a restart no event is applied
+//! twice or skipped.
+//!
+//! Must not: be called on the async runtime's threads (the driver runs it
+//! on the blocking pool).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use concord_bus::consumer::{Checkpoint, start_of_log};
+use concord_contracts::operations::membership::OperationsView;
+use concord_core::{CountryCode, EventEnvelope, Role, Service};
+use fjall::{Database, Keyspace, PersistMode};
+use serde::{Deserialize, Serialize};
+
+use crate::projection::{Kept, Projection, Reach};
+
+const KS_STREAMS: &str = "streams";
+const KS_FEED: &str = "feed";
+const KS_REACH: &str = "reach";
+const KS_META: &str = "meta";
+const META_STATE: &[u8] = b"state";
+/// The index key prefix of what reaches everyone.
+const EVERYONE: &[u8; 2] = b"**";
+/// The index key prefix of what reaches reviewers.
+const REVIEWERS: &[u8; 2] = b"RV";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("projector store at {dir}: {source}")]
+    Fjall { dir: PathBuf, source: fjall::Error },
+    #[error("projector store at {dir}: {what}")]
+    Corrupt { dir: PathBuf, what: String },
+}
+
+/// Where the projection stands, kept with every batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    checkpoints: BTreeMap<Service, Checkpoint>,
+    membership: OperationsView,
+    position: u64,
+}
+
+/// One entry of the feed: its position, who it reached, the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    pub position: u64,
+    pub reach: Reach,
+    pub event: EventEnvelope,
+}
+
+pub struct Store {
+    dir: PathBuf,
+    db: Database,
+    streams: Keyspace,
+    feed: Keyspace,
+    reach: Keyspace,
+    meta: Keyspace,
+}
+
+/// What the store held at open.
+pub struct Opened {
+    pub store: Store,
+    pub projection: Projection,
+    pub checkpoints: BTreeMap<Service, Checkpoint>,
+}
+
+fn stream_key(service: Service, stream: &str) -> Vec<u8> {
+    let mut k = service.as_str().as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(stream.as_bytes());
+    k
+}
+
+fn reach_key(prefix: &[u8; 2], position: u64) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&position.to_be_bytes());
+    k
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Opened, StoreError> {
+        let fj = |source| StoreError::Fjall {
+            dir: dir.to_owned(),
+            source,
+        };
+        let corrupt = |what: String| StoreError::Corrupt {
+            dir: dir.to_owned(),
+            what,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fj(fjall::Error::Io(e)))?;
+        let db = concord_log::open_database(dir).map_err(fj)?;
+        let ks = |name| concord_log::open_keyspace(&db, name).map_err(fj);
+        let (streams, feed, reach, meta) = (ks(KS_STREAMS)?, ks(KS_FEED)?, ks(KS_REACH)?, ks(KS_META)?);
+        let state: State = match meta.get(META_STATE).map_err(fj)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("its state: {e}")))?,
+            None => State {
+                checkpoints: Service::ALL.into_iter().map(|s| (s, start_of_log())).collect(),
+                membership: OperationsView::default(),
+                position: 0,
+            },
+        };
+        let mut kept = Vec::new();
+        for item in streams.iter() {
+            let (_, v) = item.into_inner().map_err(fj)?;
+            kept.push(serde_json::from_slice::<Kept>(&v).map_err(|e| corrupt(format!("a kept stream: {e}")))?);
+        }
+        let projection = Projection::resume(kept, state.membership, state.position).map_err(corrupt)?;
+        Ok(Opened {
+            store: Store {
+                dir: dir.to_owned(),
+                db,
+                streams,
+                feed,
+                reach,
+                meta,
+            },
+            projection,
+            checkpoints: state.checkpoints,
+        })
+    }
+
+    fn fjall(&self, source: fjall::Error) -> StoreError {
+        StoreError::Fjall {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// Writes, in one fsynced batch: the feed entries `applied`, the
+    /// streams they changed as `projection` now holds them, and the
+    /// checkpoints.
+    pub fn commit(
+        &self,
+        projection: &Projection,
+        applied: &[(FeedEntry, Vec<(Service, String)>)],
+        checkpoints: &BTreeMap<Service, Checkpoint>,
+    ) -> Result<(), StoreError> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut changed = std::collections::BTreeSet::new();
+        for (entry, streams) in applied {
+            let bytes = serde_json::to_vec(entry).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
+            batch.insert(&self.feed, entry.position.to_be_bytes(), bytes);
+            let r = &entry.reach;
+            if r.everyone {
+                batch.insert(&self.reach, reach_key(EVERYONE, entry.position), []);
+            }
+            if r.reviewers {
+                batch.insert(&self.reach, reach_key(REVIEWERS, entry.position), []);
+            }
+            for c in &r.countries {
+                let mut prefix = [0u8; 2];
+                prefix.copy_from_slice(c.as_str().as_bytes());
+                batch.insert(&self.reach, reach_key(&prefix, entry.position), []);
+            }
+            changed.extend(streams.iter().cloned());
+        }
+        for (service, stream) in changed {
+            if let Some(kept) = projection.kept(service, &stream) {
+                let bytes = serde_json::to_vec(&kept).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
+                batch.insert(&self.streams, stream_key(service, &stream), bytes);
+            }
+        }
+        let state = State {
+            checkpoints: checkpoints.clone(),
+            membership: projection.membership().clone(),
+            position: projection.position(),
+        };
+        let bytes = serde_json::to_vec(&state).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
+        batch.insert(&self.meta, META_STATE, bytes);
+        batch.commit().map_err(|e| self.fjall(e))?;
+        self.db.persist(PersistMode::SyncAll).map_err(|e| self.fjall(e))
+    }
+
+    /// The feed of `country` as a caller of `role` may read it: entries
+    /// after `after`, at most `max`, in position order. Auditors read every
+    /// entry.
+    pub fn feed(&self, country: CountryCode, role: Role, after: u64, max: usize) -> Result<Vec<FeedEntry>, StoreError> {
+        let from = after.saturating_add(1);
+        let positions: Vec<u64> = if role == Role::Auditor {
+            let mut out = Vec::new();
+            for item in self.feed.range(from.to_be_bytes()..).take(max) {
+                let (k, _) = item.into_inner().map_err(|e| self.fjall(e))?;
+                out.push(position_of(&k));
+            }
+            out
+        } else {
+            let mut prefixes = vec![*EVERYONE];
+            let mut own = [0u8; 2];
+            own.copy_from_slice(country.as_str().as_bytes());
+            prefixes.push(own);
+            if role == Role::Reviewer {
+                prefixes.push(*REVIEWERS);
+            }
+            let mut merged = std::collections::BTreeSet::new();
+            for p in prefixes {
+                for item in self
+                    .reach
+                    .range(reach_key(&p, from)..=reach_key(&p, u64::MAX))
+                    .take(max)
+                {
+                    let (k, _) = item.into_inner().map_err(|e| self.fjall(e))?;
+                    merged.insert(position_of(&k[2..]));
+                }
+            }
+            merged.into_iter().take(max).collect()
+        };
+        let mut out = Vec::with_capacity(positions.len());
+        for p in positions {
+            let Some(bytes) = self.feed.get(p.to_be_bytes()).map_err(|e| self.fjall(e))? else {
+                continue;
+            };
+            let entry: FeedEntry = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                dir: self.dir.clone(),
+                what: format!("feed entry {p}: {e}"),
+            })?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+fn position_of(k: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    if k.len() >= 8 {
+        b.copy_from_slice(&k[..8]);
+    }
+    u64::from_be_bytes(b)
+}
