@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use common::{BIN, free_addr, up};
+use common::{acknowledge, free_addr, service_of, unacknowledged, up};
 use serde_json::Value;
 
 /// Roles the fuzzer acts as (demo tokens of `concord up`).
@@ -30,19 +30,6 @@ const SEED: &str = "20261130";
 fn schemathesis() -> std::path::PathBuf {
     let python = concord_testkit::test_python();
     python.with_file_name("schemathesis")
-}
-
-/// The route template of `path` among the document's, and its service (the
-/// operation's tag).
-fn service_of(doc: &Value, method: &str, path: &str) -> Option<String> {
-    let segments: Vec<&str> = path.split('/').collect();
-    doc["paths"].as_object()?.iter().find_map(|(template, item)| {
-        let t: Vec<&str> = template.split('/').collect();
-        let matches = t.len() == segments.len() && t.iter().zip(&segments).all(|(a, b)| a.starts_with('{') || a == b);
-        matches
-            .then(|| item[method.to_ascii_lowercase()]["tags"][0].as_str().map(str::to_owned))
-            .flatten()
-    })
 }
 
 /// `(service, seq)` of every event a 2xx answer of the HAR `file` reported.
@@ -68,13 +55,12 @@ fn reported(doc: &Value, file: &Path, out: &mut BTreeSet<(String, u64)>) -> (usi
         let Ok(body) = serde_json::from_str::<Value>(e["response"]["content"]["text"].as_str().unwrap_or("")) else {
             continue;
         };
-        let Some(events) = body["events"].as_array() else {
+        // Only commands list events (reads, /healthz … have no service).
+        if body["events"].as_array().is_none() {
             continue;
-        };
-        let service = service_of(doc, method, path).unwrap_or_else(|| panic!("{method} {path}: no route"));
-        for ev in events {
-            out.insert((service.clone(), ev["seq"].as_u64().expect("seq")));
         }
+        let service = service_of(doc, method, path).unwrap_or_else(|| panic!("{method} {path}: no route"));
+        acknowledge(&service, &body, out);
     }
     (entries.len(), statuses)
 }
@@ -130,26 +116,10 @@ async fn every_route_survives_schema_driven_fuzzing_and_refusals_write_nothing()
     drop(sys);
 
     // Nothing but what was acknowledged: a request answered 4xx moved no log.
-    let mut stray = Vec::new();
-    for service in ["operations", "intel", "crisis", "deployments"] {
-        let out = Command::new(BIN)
-            .args(["log", "export"])
-            .arg(data.join(service))
-            .output()
-            .expect("concord log export");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let e: Value = serde_json::from_str(line).expect("an exported event");
-            let seq = e["seq"].as_u64().expect("seq");
-            let own_reaction = e["command_id"].as_str().is_some_and(|c| c.starts_with("stand-down:"));
-            if !acknowledged.remove(&(service.to_owned(), seq)) && !own_reaction {
-                stray.push(format!("{service} seq {seq}: {} by {}", e["type"], e["actor"]));
-            }
-        }
-    }
-    assert!(stray.is_empty(), "events no 2xx answer reported:\n{}", stray.join("\n"));
+    let stray = unacknowledged(&data, acknowledged);
     assert!(
-        acknowledged.is_empty(),
-        "acknowledged but not in a log: {acknowledged:?}"
+        stray.is_empty(),
+        "the logs and the answers disagree:\n{}",
+        stray.join("\n")
     );
 }

@@ -182,3 +182,57 @@ pub fn token_as(data: &Path, role: &str, country: &str, sub: &str) -> String {
         .expect("a token line")
         .to_owned()
 }
+
+/// The service of the route `method path` among `/openapi.json`'s (`doc`):
+/// its operation's tag. `path` is a concrete path (`/v1/operations/<id>`).
+pub fn service_of(doc: &Value, method: &str, path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').collect();
+    doc["paths"].as_object()?.iter().find_map(|(template, item)| {
+        let t: Vec<&str> = template.split('/').collect();
+        let matches = t.len() == segments.len() && t.iter().zip(&segments).all(|(a, b)| a.starts_with('{') || a == b);
+        matches
+            .then(|| item[method.to_ascii_lowercase()]["tags"][0].as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
+/// Adds `(service, seq)` of each event a command's 2xx `answer` lists.
+pub fn acknowledge(service: &str, answer: &Value, acknowledged: &mut std::collections::BTreeSet<(String, u64)>) {
+    for event in answer["events"].as_array().into_iter().flatten() {
+        acknowledged.insert((service.to_owned(), event["seq"].as_u64().expect("seq")));
+    }
+}
+
+/// What the logs under `data` (the system stopped) disagree with the
+/// answers on: every event no 2xx answer `acknowledged` (a refused request
+/// that wrote something), except the stand-downs the deployments service
+/// sends itself when a crisis closes, and every acknowledged event missing
+/// from its log. Empty when every refusal left every log as it was.
+pub fn unacknowledged(data: &Path, mut acknowledged: std::collections::BTreeSet<(String, u64)>) -> Vec<String> {
+    let mut stray = Vec::new();
+    for service in ["operations", "intel", "crisis", "deployments"] {
+        let out = Command::new(BIN)
+            .args(["log", "export"])
+            .arg(data.join(service))
+            .output()
+            .expect("concord log export");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let e: Value = serde_json::from_str(line).expect("an exported event");
+            let seq = e["seq"].as_u64().expect("seq");
+            let own_reaction = e["command_id"].as_str().is_some_and(|c| c.starts_with("stand-down:"));
+            if !acknowledged.remove(&(service.to_owned(), seq)) && !own_reaction {
+                stray.push(format!(
+                    "{service} seq {seq}: {} by {} unacknowledged",
+                    e["type"], e["actor"]
+                ));
+            }
+        }
+    }
+    stray.extend(
+        acknowledged
+            .into_iter()
+            .map(|(service, seq)| format!("{service} seq {seq}: acknowledged but not in its log")),
+    );
+    stray
+}

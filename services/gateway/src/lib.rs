@@ -17,6 +17,7 @@ pub mod body;
 pub mod call;
 pub mod handler;
 pub mod openapi;
+pub mod parse_errors;
 pub mod problem;
 pub mod respond;
 pub mod routes;
@@ -182,7 +183,8 @@ async fn within(limit: Duration, req: axum::extract::Request, next: axum::middle
 
 /// Serves the API on `listener` until `shutdown` resolves; requests in
 /// flight are finished first. HTTP/1.1, at most `connections_max`
-/// connections at once, headers within `header_read_timeout`.
+/// connections at once, headers within `header_read_timeout`; a request
+/// hyper cannot parse is answered with a problem too.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     client: async_nats::Client,
@@ -217,8 +219,10 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        // What hyper answers by itself, to a request it cannot parse, goes
+        // out as a problem like every other error (`parse_errors`).
+        let (io, service) = parse_errors::watch(stream, hyper_util::service::TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
