@@ -732,6 +732,65 @@ impl World {
     }
 }
 
+/// The projector's reads: a country's view and feed (`{cc}`: the caller's
+/// own country, or FR's), and the lists. Who may read (the issue of the
+/// projector): a liaison or a coordinator its own country only; a
+/// reviewer the notice list only; an auditor everything.
+struct ViewRule {
+    path: &'static str,
+    /// `(role, the caller's own country in {cc})` → the status.
+    expected: fn(Role, bool) -> u16,
+}
+
+fn own_country_only(role: Role, own: bool) -> u16 {
+    match role {
+        Coordinator | Liaison if own => 200,
+        Coordinator | Liaison | Reviewer => 403,
+        Auditor => 200,
+    }
+}
+
+fn countries_not_reviewers(role: Role, _: bool) -> u16 {
+    if role == Reviewer { 403 } else { 200 }
+}
+
+fn everyone(_: Role, _: bool) -> u16 {
+    200
+}
+
+fn view_rules() -> Vec<ViewRule> {
+    vec![
+        ViewRule {
+            path: "/v1/countries/{cc}/view",
+            expected: own_country_only,
+        },
+        ViewRule {
+            path: "/v1/countries/{cc}/feed",
+            expected: own_country_only,
+        },
+        ViewRule {
+            path: "/v1/operations",
+            expected: countries_not_reviewers,
+        },
+        ViewRule {
+            path: "/v1/tasks",
+            expected: countries_not_reviewers,
+        },
+        ViewRule {
+            path: "/v1/notices",
+            expected: everyone,
+        },
+        ViewRule {
+            path: "/v1/crises",
+            expected: countries_not_reviewers,
+        },
+        ViewRule {
+            path: "/v1/deployments",
+            expected: countries_not_reviewers,
+        },
+    ]
+}
+
 /// The `(METHOD, path)` of every `/v1` operation of the document.
 fn operations_of(doc: &Value) -> BTreeSet<(String, String)> {
     const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
@@ -767,6 +826,12 @@ async fn every_operation_answers_each_role_and_object_as_its_rule_says() {
     for r in &rules {
         if !ruled.insert((r.method.to_owned(), r.path.to_owned())) {
             problems.push(format!("{} {}: two rules", r.method, r.path));
+        }
+    }
+    let views = view_rules();
+    for v in &views {
+        if !ruled.insert(("GET".to_owned(), v.path.to_owned())) {
+            problems.push(format!("GET {}: two rules", v.path));
         }
     }
     let documented = operations_of(&doc);
@@ -848,9 +913,86 @@ async fn every_operation_answers_each_role_and_object_as_its_rule_says() {
             }
         }
     }
+    for v in &views {
+        for role in [None, Some(Coordinator), Some(Liaison), Some(Reviewer), Some(Auditor)] {
+            let (who, country) = role.map_or((None, "IT"), |r| {
+                let (who, country) = r.caller();
+                (Some(who), country)
+            });
+            for own in [true, false] {
+                if !own && !v.path.contains("{cc}") {
+                    continue;
+                }
+                let path = v.path.replace("{cc}", if own { country } else { "FR" });
+                let r = world.send("GET", &path, who, None).await;
+                cells += 1;
+                *by_status.entry(r.status).or_insert(0) += 1;
+                let expected = role.map_or(401, |role| (v.expected)(role, own));
+                if r.status != expected {
+                    wrong.push(format!(
+                        "GET {path} as {role:?}: {} instead of {expected}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    ));
+                }
+            }
+        }
+    }
+    // Nothing of what IT is not entitled to is in IT's view: every
+    // operation there has IT in it, every deployment too, every notice is
+    // IT's own request or published, every lead or arrest is of an
+    // operation IT sees.
+    let mut after: Option<String> = None;
+    let mut seen_ops = BTreeSet::new();
+    let mut intel = Vec::new();
+    loop {
+        let path = match &after {
+            Some(c) => format!("/v1/countries/IT/view?after={c}"),
+            None => "/v1/countries/IT/view".to_owned(),
+        };
+        let page = world.send("GET", &path, Some("IT_LIAISON"), None).await.json();
+        for entry in page["items"].as_array().expect("items") {
+            let item = &entry["item"];
+            let has_it = |field: &str| item[field].as_array().is_some_and(|a| a.contains(&json!("IT")));
+            match entry["service"].as_str() {
+                Some("operations") => {
+                    if item["lead_country"] != "IT" && !has_it("participants") {
+                        wrong.push(format!("IT's view holds an operation IT is not in: {item}"));
+                    }
+                    seen_ops.insert(item["id"].as_str().unwrap_or_default().to_owned());
+                }
+                Some("deployments") => {
+                    if item["host_country"] != "IT" && !item.to_string().contains("\"country\":\"IT\"") {
+                        wrong.push(format!("IT's view holds a deployment IT is not in: {item}"));
+                    }
+                }
+                Some("intel") if item["kind"] == "notice" => {
+                    if item["requesting_country"] != "IT" && item["status"] != "published" {
+                        wrong.push(format!("IT's view holds another country's notice request: {item}"));
+                    }
+                }
+                Some("intel") => intel.push(item.clone()),
+                _ => {}
+            }
+        }
+        match page["next"].as_str() {
+            Some(c) => after = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    if seen_ops.is_empty() {
+        wrong.push("IT's view holds none of the operations IT leads: the leak check saw nothing".to_owned());
+    }
+    for item in intel {
+        if !seen_ops.contains(item["operation_id"].as_str().unwrap_or_default()) {
+            wrong.push(format!(
+                "IT's view holds a lead or arrest of an operation it does not see: {item}"
+            ));
+        }
+    }
     eprintln!(
         "{cells} cells over {} operations, by status {by_status:?}, in {:?}",
-        rules.len(),
+        rules.len() + views.len(),
         started.elapsed()
     );
     assert!(
