@@ -66,6 +66,10 @@ impl Op {
     }
 }
 
+/// A notice: requester, published (ever), recipients of a diffusion,
+/// current status.
+type NoticeFacts = (String, bool, Option<BTreeSet<String>>, String);
+
 /// What the history made, as the oracle understands it.
 #[derive(Default)]
 struct World {
@@ -76,7 +80,7 @@ struct World {
     /// arrest id → (operation, reporter)
     arrests: BTreeMap<String, (String, String)>,
     /// notice id → (requester, published, recipients, status)
-    notices: BTreeMap<String, (String, bool, Option<BTreeSet<String>>, String)>,
+    notices: BTreeMap<String, NoticeFacts>,
     crises: BTreeMap<String, String>,
     /// deployment id → (host, contributors)
     deployments: BTreeMap<String, (String, BTreeSet<String>)>,
