@@ -667,3 +667,79 @@ async fn a_projector_killed_halfway_resumes_to_exactly_the_entitlements() {
         run(seed, Some(STEPS / 2)).await;
     }
 }
+
+/// Read your writes: a command answers where it left its log
+/// (`Concord-Position`); a view asked with it (`Concord-Seen`) shows what
+/// the command wrote at once, without polling; a position the projector
+/// has not reached is a 503 with Retry-After, and a malformed one a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_names_a_commands_position_shows_it() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let sys = up(&dir.path().join("data"), &free_addr());
+    for round in 0..20 {
+        let r = sys
+            .post(
+                "/v1/operations",
+                "FR_COORDINATOR",
+                json!({"title": format!("op {round}"), "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        let op = id(&r.json());
+        let position = r.header("concord-position").expect("Concord-Position").to_owned();
+        assert!(position.starts_with("operations:"), "{position}");
+        let r = sys
+            .post(
+                &format!("/v1/operations/{op}/leads"),
+                "DE_LIAISON",
+                json!({"summary": "s"}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        let lead = id(&r.json());
+        let seen = format!("{position}, {}", r.header("concord-position").expect("position"));
+        let view = sys
+            .call(
+                "GET",
+                "/v1/countries/DE/view?limit=500",
+                Some("DE_LIAISON"),
+                &[("Concord-Seen", &seen)],
+                None,
+            )
+            .await;
+        assert_eq!(view.status, 200, "{}", String::from_utf8_lossy(&view.body));
+        let streams: Vec<String> = view.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["stream"].as_str().expect("stream").to_owned())
+            .collect();
+        assert!(
+            streams.contains(&format!("operation-{op}")),
+            "round {round}: {streams:?}"
+        );
+        assert!(streams.contains(&format!("lead-{lead}")), "round {round}: {streams:?}");
+    }
+    let ahead = sys
+        .call(
+            "GET",
+            "/v1/operations",
+            Some("DE_LIAISON"),
+            &[("Concord-Seen", "intel:999999")],
+            None,
+        )
+        .await;
+    assert_eq!(ahead.status, 503, "{}", String::from_utf8_lossy(&ahead.body));
+    assert_eq!(ahead.header("retry-after"), Some("1"));
+    assert!(String::from_utf8_lossy(&ahead.body).contains("intel:999999"));
+    let bad = sys
+        .call(
+            "GET",
+            "/v1/operations",
+            Some("DE_LIAISON"),
+            &[("Concord-Seen", "intel:x")],
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+}

@@ -99,7 +99,7 @@ async fn command(
         mint(&mut data, field, &command_id)?;
     }
     let reply = call::command(&gw, &caller.0, &headers, &command_id, route.service, route.name, data).await?;
-    Ok(answer(cmd.status, reply, cmd.location))
+    Ok(answer(cmd.status, route.service, reply, cmd.location))
 }
 
 async fn query(

@@ -221,6 +221,12 @@ fn parameters() -> Value {
             json!({"type": "string"}),
             "W3C trace context: the request continues the caller's trace",
         ),
+        (
+            "Concord-Seen",
+            json!({"type": "string", "pattern": "^(operations|intel|crisis|deployments):[0-9]{1,15}(, ?(operations|intel|crisis|deployments):[0-9]{1,15})*$"}),
+            "read your writes: the `Concord-Position` of commands the caller sent (comma-separated); the answer \
+             shows them, or is a 503 after a bounded wait (retry after Retry-After)",
+        ),
     ] {
         out.insert(name.to_owned(), header(name, schema, description));
     }
@@ -230,6 +236,10 @@ fn parameters() -> Value {
 fn headers() -> Value {
     json!({
         "ETag": {"description": "the version, quoted (`\"3\"`)", "schema": {"type": "string"}},
+        "Concord-Position": {
+            "description": "`<service>:<seq>`: where the command left its service's log; send it back in `Concord-Seen` to read what it wrote",
+            "schema": {"type": "string"},
+        },
         "Location": {
             "description": "where what was created is read",
             "schema": {"type": "string", "format": "uri-reference"},
@@ -361,7 +371,10 @@ fn operation(route: &Route, components: &mut Components) -> Result<Value, String
                 description.push('.');
             }
             op["description"] = json!(description);
-            let mut headers = json!({"ETag": {"$ref": "#/components/headers/ETag"}});
+            let mut headers = json!({
+                "ETag": {"$ref": "#/components/headers/ETag"},
+                "Concord-Position": {"$ref": "#/components/headers/Concord-Position"},
+            });
             if cmd.location.is_some() {
                 headers["Location"] = json!({"$ref": "#/components/headers/Location"});
             }
@@ -446,6 +459,7 @@ fn view_operation(view: &crate::views::View) -> Value {
         );
     }
     parameters.push(json!({"$ref": "#/components/parameters/traceparent"}));
+    parameters.push(json!({"$ref": "#/components/parameters/Concord-Seen"}));
     let mut responses = Map::new();
     responses.insert(
         "200".into(),

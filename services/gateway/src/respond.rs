@@ -44,16 +44,38 @@ fn etag(resp: &mut Response, version: Option<u64>) {
 
 /// A command's answer: the reply's fields, `ETag` = the new version;
 /// `Location` = `{prefix}/{id}` when the command created something.
-pub fn answer(status: StatusCode, reply: Map<String, Value>, location_prefix: Option<&str>) -> Response {
+pub fn answer(
+    status: StatusCode,
+    service: concord_core::Service,
+    reply: Map<String, Value>,
+    location_prefix: Option<&str>,
+) -> Response {
     let version = reply.get("version").and_then(Value::as_u64);
+    // Where the command left its log, for a read that must show it
+    // (`Concord-Seen`, docs/design.md).
+    let position = reply
+        .get("events")
+        .and_then(Value::as_array)
+        .and_then(|events| events.iter().filter_map(|e| e["seq"].as_u64()).max())
+        .map(|seq| format!("{service}:{seq}"));
     let location = location_prefix.and_then(|p| reply.get("id").and_then(Value::as_str).map(|id| format!("{p}/{id}")));
     let mut resp = (status, axum::Json(Value::Object(reply))).into_response();
     etag(&mut resp, version);
     if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
+    if let Some(p) = position.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        resp.headers_mut().insert(POSITION, p);
+    }
     resp
 }
+
+/// The response header of a command that appended: `<service>:<seq>` of
+/// its last event.
+pub const POSITION: &str = "concord-position";
+/// The request header of a read that must show what the caller wrote:
+/// positions as `Concord-Position` gave them, comma-separated.
+pub const SEEN: &str = "concord-seen";
 
 /// A query's answer: the item under `key` in the reply, `ETag` = its version.
 pub async fn item(

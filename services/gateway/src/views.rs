@@ -293,6 +293,38 @@ pub fn request(
     Ok(Value::Object(body))
 }
 
+/// `Concord-Seen: intel:55, operations:3` → `{"intel": 55, "operations": 3}`:
+/// the projector answers once it has applied those (or 503).
+pub fn seen(headers: &HeaderMap) -> Result<Option<Value>, Problem> {
+    let mut out = Map::new();
+    for value in headers.get_all(crate::respond::SEEN) {
+        let text = value
+            .to_str()
+            .map_err(|_| invalid("Concord-Seen is not visible ASCII".into()))?;
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let parsed = part.split_once(':').and_then(|(service, seq)| {
+                let service = concord_core::Service::ALL.into_iter().find(|s| s.as_str() == service)?;
+                let digits = !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit());
+                let seq = seq
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| digits && *n <= concord_core::chain::INTEGER_MAX)?;
+                Some((service, seq))
+            });
+            let Some((service, seq)) = parsed else {
+                return Err(invalid(format!(
+                    "Concord-Seen takes positions as a command answer's Concord-Position gives them (`intel:55`), not {part:?}"
+                )));
+            };
+            let at = out.entry(service.as_str().to_owned()).or_insert(json!(0));
+            if at.as_u64().unwrap_or(0) < seq {
+                *at = json!(seq);
+            }
+        }
+    }
+    Ok((!out.is_empty()).then_some(Value::Object(out)))
+}
+
 /// Serves one row of [`VIEWS`].
 pub async fn serve(
     view: &'static View,
@@ -304,7 +336,10 @@ pub async fn serve(
 ) -> Result<Response, Problem> {
     let Path(path) = path.map_err(|e| invalid(e.body_text()))?;
     let Query(query) = query.map_err(|e| invalid(e.body_text()))?;
-    let body = request(view, &caller, &path, &query)?;
+    let mut body = request(view, &caller, &path, &query)?;
+    if let Some(seen) = seen(&headers)? {
+        body["wait_for"] = seen;
+    }
     let reply = call::view(&gw, &headers, view.query, body).await?;
     Ok(axum::Json(Value::Object(reply)).into_response())
 }
@@ -345,6 +380,27 @@ mod tests {
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn seen_positions_are_read_as_command_answers_give_them() {
+        let mut h = HeaderMap::new();
+        h.append(crate::respond::SEEN, "intel:55, operations:3".parse().expect("header"));
+        h.append(crate::respond::SEEN, "intel:7".parse().expect("header"));
+        assert_eq!(seen(&h).expect("ok"), Some(json!({"intel": 55, "operations": 3})));
+        assert_eq!(seen(&HeaderMap::new()).expect("none"), None);
+        for bad in [
+            "intel",
+            "intel:",
+            "nowhere:3",
+            "intel:+3",
+            "intel:-1",
+            "intel:9007199254740992",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(crate::respond::SEEN, bad.parse().expect("header"));
+            assert!(seen(&h).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Caller {
 #[serde(deny_unknown_fields)]
 pub struct ViewRequest {
     pub caller: Caller,
+    /// Answer only once these positions are applied (read your writes).
+    #[serde(default)]
+    pub wait_for: std::collections::BTreeMap<Service, u64>,
     pub country: CountryCode,
     #[serde(default)]
     pub after: Option<String>,
@@ -47,6 +50,9 @@ pub struct ViewRequest {
 #[serde(deny_unknown_fields)]
 pub struct FeedRequest {
     pub caller: Caller,
+    /// Answer only once these positions are applied (read your writes).
+    #[serde(default)]
+    pub wait_for: std::collections::BTreeMap<Service, u64>,
     pub country: CountryCode,
     #[serde(default)]
     pub after: u64,
@@ -68,6 +74,9 @@ pub enum ListKind {
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     pub caller: Caller,
+    /// Answer only once these positions are applied (read your writes).
+    #[serde(default)]
+    pub wait_for: std::collections::BTreeMap<Service, u64>,
     pub kind: ListKind,
     #[serde(default)]
     pub status: Option<String>,

@@ -44,6 +44,14 @@ pub const NAME: &str = concord_bus::permissions::PROJECTOR;
 pub const BATCH_MAX: usize = 1000;
 /// How long to wait before asking a log's head again after it failed.
 const RETRY: Duration = Duration::from_millis(200);
+/// How long a read that names positions (`wait_for`) waits for them to be
+/// applied before it is answered `unavailable` (then retried).
+pub const WAIT_FOR_MAX: Duration = Duration::from_secs(2);
+/// Queries answered at once; more wait for a slot.
+const QUERIES_IN_FLIGHT_MAX: usize = 256;
+
+/// The last seq applied of each log.
+type Applied = BTreeMap<Service, u64>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -98,6 +106,8 @@ impl Projector {
         let projection = Arc::new(RwLock::new(opened.projection));
         let checkpoints = opened.checkpoints;
         let (stop, stopped) = watch::channel(false);
+        let (applied_tx, applied_rx) =
+            watch::channel::<Applied>(checkpoints.iter().map(|(s, c)| (*s, c.seq)).collect());
 
         let (tx, rx) = mpsc::channel(BATCH_MAX * 4);
         let mut readers = Vec::new();
@@ -141,9 +151,18 @@ impl Projector {
             subscriber,
             Arc::clone(&projection),
             Arc::clone(&store),
+            applied_rx,
             stopped.clone(),
         ));
-        let apply = tokio::spawn(apply(client, rx, Arc::clone(&projection), store, checkpoints, stopped));
+        let apply = tokio::spawn(apply(
+            client,
+            rx,
+            Arc::clone(&projection),
+            store,
+            checkpoints,
+            applied_tx,
+            stopped,
+        ));
         Ok(Projector {
             stop,
             apply: Some(apply),
@@ -190,6 +209,7 @@ async fn apply(
     projection: Arc<RwLock<Projection>>,
     store: Arc<Store>,
     mut checkpoints: BTreeMap<Service, Checkpoint>,
+    applied_tx: watch::Sender<Applied>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let mut merge = Merge::new(|s| checkpoints.get(&s).map_or(0, |c| c.seq));
@@ -242,6 +262,8 @@ async fn apply(
             })
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
+            // Only now, durable, does a waiting read see it.
+            applied_tx.send_replace(checkpoints.iter().map(|(s, c)| (*s, c.seq)).collect());
             continue;
         }
         if let Some(service) = need_head {
@@ -268,27 +290,85 @@ async fn apply(
     }
 }
 
-/// Answers `concord.qry.projector.<view|list|feed>`.
+/// Answers `concord.qry.projector.<view|list|feed>`, each request in its
+/// own task (one that waits for a position holds no other).
 async fn answer(
     client: async_nats::Client,
     mut subscriber: async_nats::Subscriber,
     projection: Arc<RwLock<Projection>>,
     store: Arc<Store>,
+    applied: watch::Receiver<Applied>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(QUERIES_IN_FLIGHT_MAX));
     loop {
         let msg = tokio::select! {
             msg = subscriber.next() => match msg { Some(m) => m, None => return },
             _ = stopped.changed() => return,
         };
         let Some(reply_to) = msg.reply.clone() else { continue };
-        let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
-        let (projection, store) = (Arc::clone(&projection), Arc::clone(&store));
-        let reply = tokio::task::spawn_blocking(move || respond(&name, &msg.payload, &projection, &store))
-            .await
-            .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string()));
-        if let Err(e) = client.publish(reply_to, reply.to_bytes().into()).await {
-            tracing::warn!(error = %e, "the projector could not answer a query");
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let (client, projection, store, mut applied) = (
+            client.clone(),
+            Arc::clone(&projection),
+            Arc::clone(&store),
+            applied.clone(),
+        );
+        tokio::spawn(async move {
+            let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
+            let reply = match wait_for(&msg.payload, &mut applied).await {
+                Err(reply) => reply,
+                Ok(()) => tokio::task::spawn_blocking(move || respond(&name, &msg.payload, &projection, &store))
+                    .await
+                    .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string())),
+            };
+            if let Err(e) = client.publish(reply_to, reply.to_bytes().into()).await {
+                tracing::warn!(error = %e, "the projector could not answer a query");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Waits until the positions the request names in `wait_for` are applied
+/// (and written), at most [`WAIT_FOR_MAX`].
+async fn wait_for(payload: &[u8], applied: &mut watch::Receiver<Applied>) -> Result<(), Reply> {
+    #[derive(serde::Deserialize)]
+    struct Positions {
+        #[serde(default)]
+        wait_for: Applied,
+    }
+    // A request that does not parse is refused precisely by `respond`.
+    let Ok(v) = concord_core::json::parse(payload) else {
+        return Ok(());
+    };
+    let Ok(Positions { wait_for }) = serde_json::from_value::<Positions>(v) else {
+        return Ok(());
+    };
+    if wait_for.is_empty() {
+        return Ok(());
+    }
+    let done = |now: &Applied| wait_for.iter().all(|(s, seq)| now.get(s).is_some_and(|at| at >= seq));
+    let reached = matches!(
+        tokio::time::timeout(WAIT_FOR_MAX, applied.wait_for(done)).await,
+        Ok(Ok(_))
+    );
+    if reached {
+        Ok(())
+    } else {
+        {
+            let now = applied.borrow().clone();
+            let behind: Vec<String> = wait_for
+                .iter()
+                .filter(|(s, seq)| now.get(s).is_none_or(|at| at < seq))
+                .map(|(s, seq)| format!("{s}:{seq} (it stands at {s}:{})", now.get(s).copied().unwrap_or(0)))
+                .collect();
+            Err(Reply::error(
+                ErrorCode::Unavailable,
+                format!("the projector has not applied {} yet; retry", behind.join(", ")),
+            ))
         }
     }
 }
