@@ -540,6 +540,19 @@ async fn differences(sys: &Up, w: &World, c: &str) -> Vec<String> {
             out.push(format!("{c}'s {list}: {got:?}, entitled to {expected:?}"));
         }
     }
+    // Search finds what the country sees: every lead says "a lead".
+    let found: BTreeSet<String> = sys.get("/v1/search?q=a%20lead&limit=500", &liaison(c)).await.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["stream"].as_str().expect("stream").to_owned())
+        .collect();
+    let expected: BTreeSet<String> = want.iter().filter(|s| s.starts_with("lead-")).cloned().collect();
+    if found != expected {
+        out.push(format!(
+            "{c}'s search for \"a lead\": {found:?}, entitled to {expected:?}"
+        ));
+    }
     // A liaison's work queue: the open tasks assigned to its country.
     let tasks: BTreeSet<String> = pages(sys, &format!("/v1/tasks?assignee={c}"), &liaison(c))
         .await

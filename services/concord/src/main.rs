@@ -264,5 +264,9 @@ mod tests {
     #[test]
     fn one_page_bound() {
         assert_eq!(concord_gateway::views::PAGE_MAX, concord_projector::api::PAGE_MAX);
+        assert_eq!(
+            concord_gateway::views::QUERY_CHARS_MAX,
+            concord_projector::api::QUERY_CHARS_MAX
+        );
     }
 }

@@ -453,9 +453,15 @@ fn view_operation(view: &crate::views::View) -> Value {
             Kind::OneOf(values) => json!({"enum": values()}),
             Kind::Count => json!({"type": "integer", "minimum": 1, "maximum": crate::views::PAGE_MAX}),
             Kind::Cursor => json!({"type": "string", "pattern": crate::views::CURSOR_PATTERN}),
+            Kind::Text => json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": crate::views::QUERY_CHARS_MAX,
+                "pattern": concord_bus::runtime::PLAIN_TEXT_PATTERN,
+            }),
         };
         parameters.push(
-            json!({"name": p.name, "in": "query", "required": false, "schema": schema, "description": p.description}),
+            json!({"name": p.name, "in": "query", "required": matches!(p.kind, Kind::Text), "schema": schema, "description": p.description}),
         );
     }
     parameters.push(json!({"$ref": "#/components/parameters/traceparent"}));

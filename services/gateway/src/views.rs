@@ -33,6 +33,8 @@ pub enum Kind {
     OneOf(fn() -> Vec<&'static str>),
     /// An opaque cursor the previous page gave.
     Cursor,
+    /// Plain text of 1 to [`QUERY_CHARS_MAX`] characters (a search).
+    Text,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +64,10 @@ pub struct View {
 /// What a cursor looks like (`<service>:<stream>`, as the projector gives
 /// it): documented, and checked here before anything is asked.
 pub const CURSOR_PATTERN: &str = "^(operations|intel|crisis|deployments):[!-~]{1,190}$";
+
+/// Longest search query, in characters (the projector's
+/// `api::QUERY_CHARS_MAX`).
+pub const QUERY_CHARS_MAX: usize = 200;
 
 /// Most items or events one page holds: the projector's
 /// `api::PAGE_MAX`, which answers a NATS client the same (a test of the
@@ -147,6 +153,23 @@ pub static VIEWS: &[View] = &[
         ],
         operation_id: "projector.feed",
         summary: "The events the country may see, in the order the projector applied them, each with its feed position",
+    },
+    View {
+        path: "/v1/search",
+        query: "search",
+        list: None,
+        country: false,
+        params: &[
+            QueryParam {
+                name: "q",
+                field: "q",
+                kind: Kind::Text,
+                description: "the words to find (a name, as an officer types it: case, accents and script do not matter)",
+            },
+            LIMIT,
+        ],
+        operation_id: "projector.search",
+        summary: "Published notices and the leads and arrests the caller's country may see whose names and texts hold every word of `q`, best first (a reviewer: notices, published or not)",
     },
     View {
         path: "/v1/operations",
@@ -239,6 +262,14 @@ pub fn request(
         let cc = CountryCode::parse(raw).map_err(|e| invalid(format!("path: {e}")))?;
         body.insert("country".into(), json!(cc));
     }
+    // A search's words are required (`Kind::Text`).
+    if let Some(p) = view
+        .params
+        .iter()
+        .find(|p| matches!(p.kind, Kind::Text) && !query.contains_key(p.name))
+    {
+        return Err(invalid(format!("{} needs the query parameter {}", view.path, p.name)));
+    }
     for (name, raw) in query {
         let Some(p) = view.params.iter().find(|p| p.name == name) else {
             let known: Vec<&str> = view.params.iter().map(|p| p.name).collect();
@@ -276,6 +307,16 @@ pub fn request(
                         "{name} must be a whole number from 1 to {PAGE_MAX}, not {raw:?}"
                     ))
                 })?,
+            Kind::Text => {
+                let plain = raw.chars().all(|c| !c.is_control() || c == '\n' || c == '\t');
+                let chars = raw.chars().count();
+                if !plain || chars == 0 || chars > QUERY_CHARS_MAX || raw.trim().is_empty() {
+                    return Err(invalid(format!(
+                        "{name} must be 1 to {QUERY_CHARS_MAX} characters of plain text"
+                    )));
+                }
+                json!(raw)
+            }
             Kind::Cursor => {
                 let well_formed = raw.split_once(':').is_some_and(|(service, stream)| {
                     ["operations", "intel", "crisis", "deployments"].contains(&service)

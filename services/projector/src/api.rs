@@ -264,3 +264,120 @@ pub fn feed(store: &Store, req: &FeedRequest) -> Result<Result<Value, Rejection>
         "last": last,
     })))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub caller: Caller,
+    #[serde(default)]
+    pub wait_for: std::collections::BTreeMap<Service, u64>,
+    pub q: String,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Longest query, in characters.
+pub const QUERY_CHARS_MAX: usize = 200;
+
+/// `text` folded for search: transliterated to ASCII by `deunicode` (any
+/// script, accents dropped, `ß` → `ss`), lowercased, cut into words.
+pub fn words(text: &str) -> Vec<String> {
+    deunicode::deunicode(text)
+        .to_ascii_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The searchable texts of an item, each with its weight (a name counts
+/// more than a description): published notices, leads and arrests.
+fn texts(item: &Item) -> Vec<(u32, String)> {
+    let v = &item.view;
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    match v.get("kind").and_then(Value::as_str) {
+        Some("notice") => vec![
+            (3, s("/subject/name")),
+            (1, s("/subject/description")),
+            (1, s("/reason")),
+            (1, s("/offence")),
+        ],
+        Some("lead") => vec![
+            (3, s("/subject/name")),
+            (1, s("/subject/description")),
+            (1, s("/summary")),
+            (1, s("/details")),
+        ],
+        Some("arrest") => vec![(3, s("/person/name"))],
+        _ => vec![],
+    }
+}
+
+/// Published notices and the leads and arrests the caller may see whose
+/// texts hold the query's words, best first: each query word found as a
+/// word scores its field's weight twice, as the start of a word once; an
+/// item must match every query word.
+pub fn search(p: &Projection, req: &SearchRequest) -> Result<Value, Rejection> {
+    let caller = req.caller;
+    let limit = page(req.limit)?;
+    if req.q.chars().count() > QUERY_CHARS_MAX {
+        return Err(Rejection::Invalid(format!(
+            "q is longer than {QUERY_CHARS_MAX} characters"
+        )));
+    }
+    // A query of no letter or digit matches nothing (answered, not
+    // refused: it is a well-formed question).
+    let wanted = words(&req.q);
+    let mut hits: Vec<(u32, &Item)> = Vec::new();
+    for item in p.seen_by(caller.country, caller.role, None) {
+        let kind = item.view.get("kind").and_then(Value::as_str);
+        // A reviewer searches notices only; a notice is searched once it
+        // was published (a request under review is not a wanted person).
+        let searchable = match kind {
+            Some("notice") => {
+                item.view.pointer("/review/decision").and_then(Value::as_str) == Some("approve")
+                    || caller.role == Role::Reviewer
+            }
+            Some("lead" | "arrest") => caller.role != Role::Reviewer,
+            _ => false,
+        };
+        if !searchable {
+            continue;
+        }
+        let fields: Vec<(u32, Vec<String>)> = texts(item).into_iter().map(|(w, t)| (w, words(&t))).collect();
+        let mut score = 0;
+        let mut all = true;
+        for q in &wanted {
+            let best = fields
+                .iter()
+                .map(|(weight, ws)| {
+                    if ws.iter().any(|w| w == q) {
+                        weight * 2
+                    } else if ws.iter().any(|w| w.starts_with(q.as_str())) {
+                        *weight
+                    } else {
+                        0
+                    }
+                })
+                .max()
+                .unwrap_or(0);
+            all &= best > 0;
+            score += best;
+        }
+        if all && !wanted.is_empty() {
+            hits.push((score, item));
+        }
+    }
+    hits.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| (a.1.service, &a.1.stream).cmp(&(b.1.service, &b.1.stream)))
+    });
+    Ok(json!({
+        "q": req.q,
+        "items": hits.iter().take(limit).map(|(score, i)| {
+            let mut e = entry(i);
+            e["score"] = json!(score);
+            e
+        }).collect::<Vec<_>>(),
+    }))
+}

@@ -415,6 +415,17 @@ fn respond(name: &str, payload: &[u8], projection: &RwLock<Projection>, store: &
                 Ok(Err(r)) => Err(refused(&r)),
                 Err(e) => Err(Reply::error(ErrorCode::Unavailable, e.to_string())),
             }),
+        "search" => typed("search")
+            .and_then(|v| {
+                serde_json::from_value::<api::SearchRequest>(v)
+                    .map_err(|e| Reply::error(ErrorCode::Invalid, format!("search query: {e}")))
+            })
+            .and_then(|req| {
+                let p = projection
+                    .read()
+                    .map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))?;
+                api::search(&p, &req).map_err(|r| refused(&r))
+            }),
         other => Err(Reply::error(
             ErrorCode::NotFound,
             format!("the projector has no query {other:?}"),

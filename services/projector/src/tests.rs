@@ -209,3 +209,79 @@ fn a_kept_projection_resumes_where_it_stood() {
     assert_eq!(a, b);
     assert_eq!(p.items().collect::<Vec<_>>(), resumed.items().collect::<Vec<_>>());
 }
+
+#[test]
+fn search_folds_case_accents_and_scripts_and_keeps_to_what_the_caller_sees() {
+    use crate::api::{Caller, SearchRequest, search, words};
+    assert_eq!(
+        words("Müller, STRASSE-straße Петров"),
+        ["muller", "strasse", "strasse", "petrov"]
+    );
+    let mut logs = Logs::new();
+    let mut p = Projection::default();
+    p.apply(&opened(&mut logs, "FR", &["DE"])).expect("opened");
+    let mut lead = lead_posted(&mut logs, "DE", &["FR"]);
+    lead.data["summary"] = json!("Hans MÜLLER seen at the border");
+    p.apply(&lead).expect("lead");
+    let notice = logs.event(
+        Service::Intel,
+        &format!("notice-{NOTICE}"),
+        "notice.requested",
+        "ES",
+        json!({"notice_id": NOTICE, "color": "red",
+               "subject": {"kind": "person", "description": "wanted", "name": "Jürgen Muller", "date_of_birth": null, "nationality": null},
+               "reason": "fraud", "offence": "fraud", "warrant": "w-1", "operation_id": null, "recipients": null,
+               "requesting_country": "ES", "requested_by": "x", "requested_at": AT}),
+    );
+    p.apply(&notice).expect("notice");
+    fn ask(p: &Projection, country: &str, role: Role, q: &str) -> Vec<String> {
+        let req = SearchRequest {
+            caller: Caller {
+                country: cc(country),
+                role,
+            },
+            wait_for: Default::default(),
+            q: q.to_owned(),
+            limit: None,
+        };
+        search(p, &req).expect("search")["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                i["stream"]
+                    .as_str()
+                    .unwrap_or("")
+                    .split('-')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    }
+    // FR sees DE's lead restricted to it; the notice is not published yet.
+    assert_eq!(ask(&p, "FR", Role::Liaison, "muller"), ["lead"]);
+    assert_eq!(ask(&p, "FR", Role::Liaison, "Müller hans"), ["lead"]);
+    assert!(
+        ask(&p, "FR", Role::Liaison, "müller nobody").is_empty(),
+        "every word must match"
+    );
+    // IT sees neither: not in the operation, notice unpublished.
+    assert!(ask(&p, "IT", Role::Liaison, "Muller").is_empty());
+    // A reviewer searches notices, published or not; not leads.
+    assert_eq!(ask(&p, "GS", Role::Reviewer, "MULLER"), ["notice"]);
+    let published = logs.event(
+        Service::Intel,
+        &format!("notice-{NOTICE}"),
+        "notice.published",
+        "GS",
+        json!({"reviewed_by": "r", "reviewer_country": "GS", "reason": "fine",
+               "grounds": {"not_political": true, "not_military": true, "not_religious": true, "not_racial": true, "facts_support_purpose": true},
+               "published_at": AT}),
+    );
+    p.apply(&published).expect("published");
+    // Published: every country finds it; the name ranks it above the lead's summary.
+    assert_eq!(ask(&p, "IT", Role::Liaison, "jurgen"), ["notice"]);
+    assert_eq!(ask(&p, "FR", Role::Liaison, "muller"), ["notice", "lead"]);
+    assert!(ask(&p, "FR", Role::Liaison, "!!").is_empty());
+}
