@@ -117,10 +117,10 @@ pub fn memory(args: MemoryBenchArgs) -> anyhow::Result<()> {
 
 /// A `concord serve` child process, stopped with SIGTERM (a graceful stop:
 /// it keeps its views) or killed when dropped.
-struct Served(Child);
+pub(crate) struct Served(Child);
 
 impl Served {
-    fn start(name: &str, data: &Path, nats_url: &str) -> anyhow::Result<Served> {
+    pub(crate) fn start(name: &str, data: &Path, nats_url: &str) -> anyhow::Result<Served> {
         let exe = std::env::current_exe().context("finding the concord binary")?;
         let child = Command::new(exe)
             .args(["serve", name, "--data"])
@@ -135,11 +135,11 @@ impl Served {
         Ok(Served(child))
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.0.id()
     }
 
-    fn stop(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(&mut self) -> anyhow::Result<()> {
         let status = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status()
@@ -162,10 +162,15 @@ impl Drop for Served {
 }
 
 fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    proc_status_mib(pid, "VmRSS:")
+}
+
+/// A memory figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:` the peak), in MiB.
+pub(crate) fn proc_status_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .context("no VmRSS in /proc/<pid>/status")?;
@@ -203,8 +208,25 @@ fn coordinator() -> Actor {
 /// `EVENTS_PER_OPERATION` events, each decided by the operations contract
 /// and appended one command at a time, as the service would.
 async fn fill(dir: &Path, events: u64) -> anyhow::Result<Vec<Uuid>> {
+    fill_with(dir, events, EVENTS_PER_OPERATION, |_| {
+        (
+            fr(),
+            CountryCode::parse("DE").unwrap_or_else(|_| unreachable!("DE is a country")),
+        )
+    })
+    .await
+}
+
+/// [`fill`] with `per_operation` events an operation, operation `i` led by
+/// `countries(i).0` with `countries(i).1` taking part and tasked.
+pub(crate) async fn fill_with(
+    dir: &Path,
+    events: u64,
+    per_operation: u64,
+    countries: fn(u64) -> (CountryCode, CountryCode),
+) -> anyhow::Result<Vec<Uuid>> {
     let log = Log::open(dir, Service::Operations)?;
-    let count = events.div_ceil(EVENTS_PER_OPERATION);
+    let count = events.div_ceil(per_operation);
     let ops: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tasks: Vec<_> = (0..FILL_WRITERS)
@@ -216,8 +238,9 @@ async fn fill(dir: &Path, events: u64) -> anyhow::Result<Vec<Uuid>> {
                     let Some(&op) = ops.get(usize::try_from(i)?) else {
                         return anyhow::Ok(());
                     };
-                    let n = EVENTS_PER_OPERATION.min(events - i * EVENTS_PER_OPERATION);
-                    fill_operation(&log, op, n).await?;
+                    let n = per_operation.min(events - i * per_operation);
+                    let (lead, other) = countries(i);
+                    fill_operation(&log, op, n, lead, other).await?;
                 }
             })
         })
@@ -228,12 +251,14 @@ async fn fill(dir: &Path, events: u64) -> anyhow::Result<Vec<Uuid>> {
     Ok(ops)
 }
 
-async fn fill_operation(log: &Log, op: Uuid, events: u64) -> anyhow::Result<()> {
+async fn fill_operation(log: &Log, op: Uuid, events: u64, lead: CountryCode, de: CountryCode) -> anyhow::Result<()> {
     let ctx = Ctx {
-        actor: coordinator(),
+        actor: Actor {
+            country: lead,
+            ..coordinator()
+        },
         now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
     };
-    let de = CountryCode::parse("DE")?;
     let mut state = operations::State::default();
     for n in 0..events {
         let command = if n == 0 {
@@ -241,7 +266,7 @@ async fn fill_operation(log: &Log, op: Uuid, events: u64) -> anyhow::Result<()> 
                 operation_id: op,
                 title: "bench".into(),
                 objective: "measure".into(),
-                lead_country: fr(),
+                lead_country: lead,
                 countries: vec![de],
             })
         } else {
@@ -288,7 +313,7 @@ async fn fill_operation(log: &Log, op: Uuid, events: u64) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn request(client: &async_nats::Client, subject: String, body: Value) -> anyhow::Result<Value> {
+pub(crate) async fn request(client: &async_nats::Client, subject: String, body: Value) -> anyhow::Result<Value> {
     let msg = client.request(subject, serde_json::to_vec(&body)?.into()).await?;
     match Reply::parse(&msg.payload) {
         Ok(Reply::Ok(v)) => Ok(Value::Object(v)),
@@ -306,7 +331,7 @@ async fn get(client: &async_nats::Client, op: Uuid) -> anyhow::Result<()> {
     .map(drop)
 }
 
-fn envelope(actor: Value, data: Value) -> Value {
+pub(crate) fn envelope(actor: Value, data: Value) -> Value {
     json!({
         "command_id": Uuid::now_v7().to_string(),
         "actor": actor,

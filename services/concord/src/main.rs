@@ -9,6 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod backup;
 mod bench;
 mod benchmem;
+mod benchproj;
 mod logcmd;
 mod secret;
 mod system;
@@ -221,6 +222,9 @@ enum BenchCmd {
     Ops(bench::OpsBenchArgs),
     /// Memory and start time of the services over a long history
     Memory(benchmem::MemoryBenchArgs),
+    /// The projector: building the views of a long history, memory, and
+    /// acknowledged → visible latency at given append rates
+    Projector(benchproj::ProjectorBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -247,6 +251,7 @@ fn main() -> ExitCode {
             BenchCmd::Log(args) => bench::log(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Ops(args) => bench::ops(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Memory(args) => benchmem::memory(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Projector(args) => benchproj::projector(args).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {

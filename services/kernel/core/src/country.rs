@@ -51,6 +51,14 @@ impl CountryCode {
         }
     }
 
+    /// Every code, in order (the secretariat's `GS` among them).
+    pub fn all() -> impl Iterator<Item = CountryCode> {
+        ISO_3166_1_ALPHA_2.iter().map(|c| {
+            let b = c.as_bytes();
+            CountryCode([b[0], b[1]])
+        })
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ever built from the ASCII list above.
         std::str::from_utf8(&self.0).unwrap_or("??")
