@@ -386,6 +386,13 @@ async fn every_probe_is_refused_from_every_identity_and_each_service_works_with_
     }
     let ready = sys.call("GET", "/readyz", None, &[], None).await;
     assert_eq!(ready.status, 200, "{:?}", ready.json());
+    // The projector, with its own identity, answers too.
+    assert_eq!(
+        ready.json()["checks"]["services"]["projector"],
+        "up",
+        "{:?}",
+        ready.json()
+    );
     // The operator's tool reads a running service's log whole, with the
     // operator's key `concord up` made beside it.
     let backup = std::process::Command::new(common::BIN)

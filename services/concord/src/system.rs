@@ -401,7 +401,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         deployments_client,
         &stop_rx,
     );
-    let config = concord_gateway::Config::new(secret.clone(), SERVICES.to_vec());
+    let mut config = concord_gateway::Config::new(secret.clone(), SERVICES.to_vec());
+    config.projector = true;
     let mut gw_task = tokio::spawn(concord_gateway::serve(
         listener,
         gw_client,
@@ -546,6 +547,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {}", args.http))?;
             let mut config = concord_gateway::Config::with_keys(keys, SERVICES.to_vec());
             config.token_rules = rules;
+            config.projector = true;
             eprintln!("gateway serving http://{} on {url}", args.http);
             tokio::spawn(async move {
                 concord_gateway::serve(listener, client, config, stop_signal(&stop_rx))

@@ -72,6 +72,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The services `/readyz` expects to answer.
     pub services: Vec<Service>,
+    /// Whether `/readyz` expects the projector (the views) to answer.
+    pub projector: bool,
     /// Limits of the HTTP edge (the constants above unless a test sets
     /// others).
     pub connections_max: usize,
@@ -92,6 +94,7 @@ impl Config {
             token_rules: concord_core::auth::Rules::default(),
             request_timeout: call::REQUEST_TIMEOUT,
             services,
+            projector: false,
             connections_max: CONNECTIONS_MAX,
             header_read_timeout: HEADER_READ_TIMEOUT,
             request_timeout_total: REQUEST_TIMEOUT_TOTAL,
@@ -129,7 +132,7 @@ pub static OWN: &[Own] = &[
         path: "/readyz",
         methods: || get(readyz),
         operation_id: "health.readyz",
-        summary: "Ready: NATS connected and every configured service answering its `$SRV.STATS` and following the logs it decides with",
+        summary: "Ready: NATS connected, every configured service answering its `$SRV.STATS` and following the logs it decides with, and the projector answering",
         responses: &[
             (200, "NATS connected and every service answers and follows its sources"),
             (503, "not ready; `details` says what is missing"),
@@ -287,6 +290,26 @@ async fn readyz(State(gw): State<AppState>) -> Response {
         let ready = service_ready(&gw.client, *s).await;
         all &= ready.is_ok();
         services.insert(s.to_string(), json!(ready.err().unwrap_or_else(|| "up".to_owned())));
+    }
+    if gw.config.projector {
+        let asked = gw
+            .client
+            .send_request(
+                subjects::query(concord_bus::permissions::PROJECTOR, "health"),
+                async_nats::Request::new().timeout(Some(READY_PING_TIMEOUT)),
+            )
+            .await;
+        let up = asked.is_ok_and(|m| {
+            matches!(
+                concord_core::reply::Reply::parse(&m.payload),
+                Ok(concord_core::reply::Reply::Ok(_))
+            )
+        });
+        all &= up;
+        services.insert(
+            concord_bus::permissions::PROJECTOR.to_owned(),
+            json!(if up { "up" } else { "down" }),
+        );
     }
     let report = json!({"nats": if connected {"connected"} else {"disconnected"}, "services": services});
     if all {

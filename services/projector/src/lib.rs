@@ -30,6 +30,7 @@ use concord_core::decider::Rejection;
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::{EventEnvelope, Service, subjects};
 use futures::StreamExt;
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -318,11 +319,17 @@ async fn answer(
         );
         tokio::spawn(async move {
             let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
-            let reply = match wait_for(&msg.payload, &mut applied).await {
-                Err(reply) => reply,
-                Ok(()) => tokio::task::spawn_blocking(move || respond(&name, &msg.payload, &projection, &store))
-                    .await
-                    .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string())),
+            // Readiness (the gateway's /readyz): it answers, and where it
+            // stands in each log.
+            let health = (name == "health").then(|| Reply::ok(json!({"applied": *applied.borrow()})));
+            let reply = match health {
+                Some(reply) => reply,
+                None => match wait_for(&msg.payload, &mut applied).await {
+                    Err(reply) => reply,
+                    Ok(()) => tokio::task::spawn_blocking(move || respond(&name, &msg.payload, &projection, &store))
+                        .await
+                        .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string())),
+                },
             };
             if let Err(e) = client.publish(reply_to, reply.to_bytes().into()).await {
                 tracing::warn!(error = %e, "the projector could not answer a query");
