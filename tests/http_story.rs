@@ -209,8 +209,8 @@ async fn an_operation_story_over_http_survives_kill_9() {
 
 /// `concord serve`: each service its own process on a shared NATS, as
 /// deploy/ runs them, each with its own identity (`--creds`) on a server
-/// configured like `concord up`'s; the gateway answers once the service
-/// answers.
+/// configured like `concord up`'s; the gateway answers once the services
+/// and the projector answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_run_as_separate_processes() {
     let nats = concord_testkit::NatsServer::start_secured().expect("nats-server");
@@ -236,6 +236,7 @@ async fn services_run_as_separate_processes() {
     let mut intel = spawn(&["serve", "intel", "--data", &data]);
     let mut crisis = spawn(&["serve", "crisis", "--data", &data]);
     let mut deployments = spawn(&["serve", "deployments", "--data", &data]);
+    let mut projector = spawn(&["serve", "projector", "--data", &data]);
     let mut gw = spawn(&["serve", "gateway", "--http", &addr]);
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -275,7 +276,36 @@ async fn services_run_as_separate_processes() {
         dir.path().join("operations").is_dir(),
         "the service's log is in its data dir"
     );
-    for child in [&mut gw, &mut deployments, &mut crisis, &mut intel, &mut ops] {
+    // The projector, in its own process, shows it to FR (read your writes).
+    let position = r.header("concord-position").expect("Concord-Position").to_owned();
+    let list = request(
+        &addr,
+        "GET",
+        "/v1/operations",
+        &[("Authorization", &auth), ("Concord-Seen", &position)],
+        None,
+    )
+    .await
+    .expect("http");
+    assert_eq!(list.status, 200, "{}", String::from_utf8_lossy(&list.body));
+    assert_eq!(
+        list.json()["items"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        list.json()
+    );
+    assert!(
+        dir.path().join("projector").is_dir(),
+        "the projector's store is in its data dir"
+    );
+    for child in [
+        &mut gw,
+        &mut projector,
+        &mut deployments,
+        &mut crisis,
+        &mut intel,
+        &mut ops,
+    ] {
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
