@@ -44,14 +44,21 @@ const FILL_WRITERS: u64 = 64;
 /// How long to wait for a service to answer after its start.
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub fn memory(args: MemoryBenchArgs) -> anyhow::Result<()> {
-    let base = match &args.dir {
+/// A fresh bench directory (under `dir`, else the system's temp) and the
+/// runtime the bench runs on.
+pub(crate) fn bench_base(dir: Option<&Path>) -> anyhow::Result<(tempfile::TempDir, tokio::runtime::Runtime)> {
+    let base = match dir {
         Some(d) => tempfile::TempDir::new_in(d),
         None => tempfile::TempDir::new(),
     }
     .context("creating the bench directory")?;
-    let data = base.path().join("data");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    Ok((base, rt))
+}
+
+pub fn memory(args: MemoryBenchArgs) -> anyhow::Result<()> {
+    let (base, rt) = bench_base(args.dir.as_deref())?;
+    let data = base.path().join("data");
     rt.block_on(async {
         println!(
             "# concord bench memory: {} events in the operations log, services as separate processes",

@@ -10,12 +10,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use concord_core::{CountryCode, subjects};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::benchmem::{Served, envelope, fill_with, proc_status_mib, request};
+use crate::benchmem::{Served, bench_base, envelope, fill_with, proc_status_mib, request};
 
 #[derive(clap::Args)]
 pub struct ProjectorBenchArgs {
@@ -79,13 +78,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 pub fn projector(args: ProjectorBenchArgs) -> anyhow::Result<()> {
-    let base = match &args.dir {
-        Some(d) => tempfile::TempDir::new_in(d),
-        None => tempfile::TempDir::new(),
-    }
-    .context("creating the bench directory")?;
+    let (base, rt) = bench_base(args.dir.as_deref())?;
     let data = base.path().join("data");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         println!(
             "# concord bench projector: {} operations events across {COUNTRIES} countries; services as separate processes",

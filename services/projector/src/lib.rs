@@ -384,55 +384,33 @@ fn refused(r: &Rejection) -> Reply {
     Reply::error(r.code(), r.to_string())
 }
 
+/// `payload` read strictly (`core::json`) as the request of query `what`.
+fn request<T: serde::de::DeserializeOwned>(what: &str, payload: &[u8]) -> Result<T, Reply> {
+    concord_core::json::from_slice(payload).map_err(|e| Reply::error(ErrorCode::Invalid, format!("{what} query: {e}")))
+}
+
+/// Answers `req` from the projection as it stands.
+fn from_projection<T>(
+    projection: &RwLock<Projection>,
+    req: &T,
+    answer: fn(&Projection, &T) -> Result<serde_json::Value, Rejection>,
+) -> Result<serde_json::Value, Reply> {
+    let p = projection
+        .read()
+        .map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))?;
+    answer(&p, req).map_err(|r| refused(&r))
+}
+
 fn respond(name: &str, payload: &[u8], projection: &RwLock<Projection>, store: &Store) -> Reply {
-    let parsed = |what: &str| -> Result<serde_json::Value, Reply> {
-        concord_core::json::parse(payload).map_err(|e| Reply::error(ErrorCode::Invalid, format!("{what} query: {e}")))
-    };
-    let typed = |what: &str| -> Result<serde_json::Value, Reply> { parsed(what) };
     let answer = match name {
-        "view" => typed("view")
-            .and_then(|v| {
-                serde_json::from_value::<api::ViewRequest>(v)
-                    .map_err(|e| Reply::error(ErrorCode::Invalid, format!("view query: {e}")))
-            })
-            .and_then(|req| {
-                let p = projection
-                    .read()
-                    .map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))?;
-                api::view(&p, &req).map_err(|r| refused(&r))
-            }),
-        "list" => typed("list")
-            .and_then(|v| {
-                serde_json::from_value::<api::ListRequest>(v)
-                    .map_err(|e| Reply::error(ErrorCode::Invalid, format!("list query: {e}")))
-            })
-            .and_then(|req| {
-                let p = projection
-                    .read()
-                    .map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))?;
-                api::list(&p, &req).map_err(|r| refused(&r))
-            }),
-        "feed" => typed("feed")
-            .and_then(|v| {
-                serde_json::from_value::<api::FeedRequest>(v)
-                    .map_err(|e| Reply::error(ErrorCode::Invalid, format!("feed query: {e}")))
-            })
-            .and_then(|req| match api::feed(store, &req) {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(r)) => Err(refused(&r)),
-                Err(e) => Err(Reply::error(ErrorCode::Unavailable, e.to_string())),
-            }),
-        "search" => typed("search")
-            .and_then(|v| {
-                serde_json::from_value::<api::SearchRequest>(v)
-                    .map_err(|e| Reply::error(ErrorCode::Invalid, format!("search query: {e}")))
-            })
-            .and_then(|req| {
-                let p = projection
-                    .read()
-                    .map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))?;
-                api::search(&p, &req).map_err(|r| refused(&r))
-            }),
+        "view" => request(name, payload).and_then(|req| from_projection(projection, &req, api::view)),
+        "list" => request(name, payload).and_then(|req| from_projection(projection, &req, api::list)),
+        "search" => request(name, payload).and_then(|req| from_projection(projection, &req, api::search)),
+        "feed" => request::<api::FeedRequest>(name, payload).and_then(|req| match api::feed(store, &req) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(r)) => Err(refused(&r)),
+            Err(e) => Err(Reply::error(ErrorCode::Unavailable, e.to_string())),
+        }),
         other => Err(Reply::error(
             ErrorCode::NotFound,
             format!("the projector has no query {other:?}"),
