@@ -270,7 +270,7 @@ fn print_banner(
         );
     }
     println!(
-        "  bus      one NATS identity per service, gateway and operator; keys in {} (owner only); \
+        "  bus      one NATS identity per service, the projector, the gateway and the operator; keys in {} (owner only); \
          no anonymous access",
         data.join("nats").join(credentials::SEEDS_DIR).display()
     );
