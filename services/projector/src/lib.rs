@@ -100,7 +100,7 @@ impl Projector {
     /// stood, and answers queries.
     pub async fn bind(dir: &Path, client: async_nats::Client) -> Result<Projector, Error> {
         let dir = dir.to_owned();
-        let opened = tokio::task::spawn_blocking(move || Store::open(&dir))
+        let (opened, _) = tokio::task::spawn_blocking(move || Store::open_or_set_aside(&dir))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
         let store = Arc::new(opened.store);

@@ -124,6 +124,35 @@ impl Store {
         })
     }
 
+    /// [`Store::open`], or, when what is kept in `dir` cannot be read
+    /// (damaged on disk, written by another release), a fresh store: the
+    /// damaged directory is moved aside (`<dir>.damaged-<unix seconds>`,
+    /// kept for whoever investigates) and the views are built again from
+    /// the logs, which are the truth. A damaged view must not keep the
+    /// whole system from starting.
+    pub fn open_or_set_aside(dir: &Path) -> Result<(Opened, Option<PathBuf>), StoreError> {
+        match Store::open(dir) {
+            Ok(opened) => Ok((opened, None)),
+            Err(e) => {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let name = format!(
+                    "{}.damaged-{secs}",
+                    dir.file_name()
+                        .map_or_else(|| "projector".into(), |n| n.to_string_lossy())
+                );
+                let aside = dir.with_file_name(name);
+                tracing::error!(error = %e, aside = %aside.display(), "the projector's store cannot be read; building the views again from the logs");
+                std::fs::rename(dir, &aside).map_err(|io| StoreError::Fjall {
+                    dir: dir.to_owned(),
+                    source: fjall::Error::Io(io),
+                })?;
+                Ok((Store::open(dir)?, Some(aside)))
+            }
+        }
+    }
+
     fn fjall(&self, source: fjall::Error) -> StoreError {
         StoreError::Fjall {
             dir: self.dir.clone(),
@@ -230,4 +259,34 @@ fn position_of(k: &[u8]) -> u64 {
         b.copy_from_slice(&k[..8]);
     }
     u64::from_be_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose kept state does not read is set aside, not fatal:
+    /// the projector starts from nothing and refolds the logs.
+    #[test]
+    fn a_damaged_store_is_set_aside_and_started_afresh() {
+        let tmp = tempfile::TempDir::new().expect("tmp");
+        let dir = tmp.path().join("projector");
+        {
+            let opened = Store::open(&dir).expect("open");
+            let mut batch = opened.store.db.batch();
+            batch.insert(&opened.store.meta, META_STATE, b"{not json".as_slice());
+            batch.commit().expect("commit");
+            opened.store.db.persist(PersistMode::SyncAll).expect("persist");
+        }
+        assert!(matches!(Store::open(&dir), Err(StoreError::Corrupt { .. })));
+        let (opened, aside) = Store::open_or_set_aside(&dir).expect("fresh");
+        let aside = aside.expect("set aside");
+        assert!(aside.is_dir(), "the damaged store is kept for whoever investigates");
+        assert_eq!(opened.projection.position(), 0);
+        assert!(opened.checkpoints.values().all(|c| c.seq == 0));
+        drop(opened);
+        // And the fresh one opens as usual from then on.
+        let (_, again) = Store::open_or_set_aside(&dir).expect("open");
+        assert!(again.is_none());
+    }
 }
