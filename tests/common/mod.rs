@@ -236,3 +236,14 @@ pub fn unacknowledged(data: &Path, mut acknowledged: std::collections::BTreeSet<
     );
     stray
 }
+
+/// Asserts [`unacknowledged`] finds nothing: every refusal left every log
+/// as it was.
+pub fn assert_only_acknowledged(data: &Path, acknowledged: std::collections::BTreeSet<(String, u64)>) {
+    let stray = unacknowledged(data, acknowledged);
+    assert!(
+        stray.is_empty(),
+        "the logs and the answers disagree:\n{}",
+        stray.join("\n")
+    );
+}

@@ -88,6 +88,42 @@ fn lead_posted(logs: &mut Logs, owner: &str, restricted_to: &[&str]) -> EventEnv
     )
 }
 
+fn removed(logs: &mut Logs, country: &str) -> EventEnvelope {
+    logs.event(
+        Service::Operations,
+        &format!("operation-{OP}"),
+        "participant.removed",
+        "FR",
+        json!({"country": country}),
+    )
+}
+
+/// A notice request of `requester` about a person named `name` (or null).
+fn notice_requested(logs: &mut Logs, requester: &str, name: Value) -> EventEnvelope {
+    logs.event(
+        Service::Intel,
+        &format!("notice-{NOTICE}"),
+        "notice.requested",
+        requester,
+        json!({"notice_id": NOTICE, "color": "red",
+               "subject": {"kind": "person", "description": "wanted", "name": name, "date_of_birth": null, "nationality": null},
+               "reason": "fraud", "offence": "fraud", "warrant": "w-1", "operation_id": null, "recipients": null,
+               "requesting_country": requester, "requested_by": "x", "requested_at": AT}),
+    )
+}
+
+fn published(logs: &mut Logs) -> EventEnvelope {
+    logs.event(
+        Service::Intel,
+        &format!("notice-{NOTICE}"),
+        "notice.published",
+        "GS",
+        json!({"reviewed_by": "r", "reviewer_country": "GS", "reason": "fine",
+               "grounds": {"not_political": true, "not_military": true, "not_religious": true, "not_racial": true, "facts_support_purpose": true},
+               "published_at": AT}),
+    )
+}
+
 fn sees(p: &Projection, country: &str) -> Vec<String> {
     p.seen_by(cc(country), Role::Liaison, None)
         .map(|i| i.stream.split('-').next().unwrap_or("").to_owned())
@@ -109,13 +145,7 @@ fn a_removed_country_stops_seeing_the_operation_and_its_leads() {
     assert_eq!(sees(&p, "ES"), ["operation", "lead"]);
     assert!(sees(&p, "IT").is_empty());
 
-    let removed = logs.event(
-        Service::Operations,
-        &format!("operation-{OP}"),
-        "participant.removed",
-        "FR",
-        json!({"country": "ES"}),
-    );
+    let removed = removed(&mut logs, "ES");
     let a = p.apply(&removed).expect("removed");
     assert!(!a.reach.country(cc("ES")), "the removal itself does not reach ES");
     assert!(
@@ -144,27 +174,12 @@ fn a_restricted_lead_reaches_only_its_owner_and_the_listed_countries() {
 fn a_notice_reaches_every_country_only_once_published() {
     let mut logs = Logs::new();
     let mut p = Projection::default();
-    let requested = logs.event(
-        Service::Intel,
-        &format!("notice-{NOTICE}"),
-        "notice.requested",
-        "DE",
-        json!({"notice_id": NOTICE, "color": "blue",
-               "subject": {"kind": "person", "description": "a witness", "name": null, "date_of_birth": null, "nationality": null},
-               "reason": "locate", "offence": null, "warrant": null, "operation_id": null, "recipients": null,
-               "requesting_country": "DE", "requested_by": "x", "requested_at": AT}),
-    );
+    let requested = notice_requested(&mut logs, "DE", json!(null));
     let a = p.apply(&requested).expect("requested");
     assert!(a.reach.country(cc("DE")) && !a.reach.country(cc("FR")));
     assert!(a.reach.admits(cc("GS"), Role::Reviewer), "reviewers see a request");
     assert!(!a.reach.admits(cc("GS"), Role::Liaison));
-    let published = logs.event(
-        Service::Intel,
-        &format!("notice-{NOTICE}"),
-        "notice.published",
-        "GS",
-        json!({"reviewed_by": "r", "reviewer_country": "GS", "reason": "fine", "grounds": {"not_political": true, "not_military": true, "not_religious": true, "not_racial": true, "facts_support_purpose": true}, "published_at": AT}),
-    );
+    let published = published(&mut logs);
     let a = p.apply(&published).expect("published");
     assert!(a.reach.everyone, "published: everyone");
     assert_eq!(sees(&p, "IT"), ["notice"]);
@@ -195,13 +210,7 @@ fn a_kept_projection_resumes_where_it_stood() {
     let kept: Vec<_> = p.items().filter_map(|i| p.kept(i.service, &i.stream)).collect();
     let mut resumed = Projection::resume(kept, p.membership().clone(), p.position()).expect("resume");
     assert_eq!(resumed.position(), 2);
-    let removed = logs.event(
-        Service::Operations,
-        &format!("operation-{OP}"),
-        "participant.removed",
-        "FR",
-        json!({"country": "ES"}),
-    );
+    let removed = removed(&mut logs, "ES");
     let (a, b) = (
         p.apply(&removed).expect("live"),
         resumed.apply(&removed).expect("resumed"),
@@ -223,16 +232,7 @@ fn search_folds_case_accents_and_scripts_and_keeps_to_what_the_caller_sees() {
     let mut lead = lead_posted(&mut logs, "DE", &["FR"]);
     lead.data["summary"] = json!("Hans MÜLLER seen at the border");
     p.apply(&lead).expect("lead");
-    let notice = logs.event(
-        Service::Intel,
-        &format!("notice-{NOTICE}"),
-        "notice.requested",
-        "ES",
-        json!({"notice_id": NOTICE, "color": "red",
-               "subject": {"kind": "person", "description": "wanted", "name": "Jürgen Muller", "date_of_birth": null, "nationality": null},
-               "reason": "fraud", "offence": "fraud", "warrant": "w-1", "operation_id": null, "recipients": null,
-               "requesting_country": "ES", "requested_by": "x", "requested_at": AT}),
-    );
+    let notice = notice_requested(&mut logs, "ES", json!("Jürgen Muller"));
     p.apply(&notice).expect("notice");
     fn ask(p: &Projection, country: &str, role: Role, q: &str) -> Vec<String> {
         let req = SearchRequest {
@@ -270,15 +270,7 @@ fn search_folds_case_accents_and_scripts_and_keeps_to_what_the_caller_sees() {
     assert!(ask(&p, "IT", Role::Liaison, "Muller").is_empty());
     // A reviewer searches notices, published or not; not leads.
     assert_eq!(ask(&p, "GS", Role::Reviewer, "MULLER"), ["notice"]);
-    let published = logs.event(
-        Service::Intel,
-        &format!("notice-{NOTICE}"),
-        "notice.published",
-        "GS",
-        json!({"reviewed_by": "r", "reviewer_country": "GS", "reason": "fine",
-               "grounds": {"not_political": true, "not_military": true, "not_religious": true, "not_racial": true, "facts_support_purpose": true},
-               "published_at": AT}),
-    );
+    let published = published(&mut logs);
     p.apply(&published).expect("published");
     // Published: every country finds it; the name ranks it above the lead's summary.
     assert_eq!(ask(&p, "IT", Role::Liaison, "jurgen"), ["notice"]);
