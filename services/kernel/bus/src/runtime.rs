@@ -355,8 +355,18 @@ impl<A: Aggregate> Bound<A> {
         let _ = log_task.await;
         // The replies just sent leave before `run` returns, and the server
         // has applied the UNSUBs: a successor started after this gets
-        // every new request.
+        // every new request. A flush only empties the write buffer (a
+        // process that exits then, with requests unread on its socket,
+        // resets the connection and the kernel drops what was not yet
+        // sent), so a round trip proves the server has processed the
+        // replies: a request to its own log's head, which the server
+        // answers (no responders, or another instance) only after them.
         let _ = rt.client.flush().await;
+        let _ = tokio::time::timeout(
+            STOP_ROUND_TRIP_TIMEOUT,
+            rt.client.request(subjects::log_head(A::SERVICE), Vec::new().into()),
+        )
+        .await;
         match poisoned {
             Some(why) => Err(RuntimeError::LogPoisoned(why)),
             None => Ok(()),
@@ -443,6 +453,10 @@ fn refused(r: &Rejection) -> Reply {
 }
 
 pub use concord_core::decider::read_event;
+
+/// How long a stopping service waits for the round trip that proves its
+/// last replies reached the server.
+const STOP_ROUND_TRIP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a command answers: the id of what it created or changed, the
 /// stream's id under `<kind>_id`, the stream's version after it and the
