@@ -146,6 +146,23 @@ async fn probe(url: &str, data: &Path, id: Identity, traffic: &async_nats::Clien
     for s in Service::ALL.into_iter().filter(|s| Some(*s) != serves(id)) {
         send(subjects::event(s, "participant.added"), json!({"seq": 1})).await;
     }
+    // Forge a country's feed, read another country's gaps.
+    if id != Identity::Projector {
+        send(
+            subjects::feed_event("DE", Service::Intel, "lead.posted"),
+            json!({"seq": 1}),
+        )
+        .await;
+    }
+    send(subjects::feed_read(Some("FR")), json!({"after": 0})).await;
+    // Hear another country's feed, or every country's.
+    for subject in [
+        subjects::feed_of(Some("FR"), Service::Intel),
+        subjects::feed_of(None, Service::Intel),
+    ] {
+        let sub = c.subscribe(subject.clone()).await.expect("subscribe");
+        rogue.push((subject, sub));
+    }
     // Join another service's queue group, and hear commands outside it.
     for s in Service::ALL {
         let subject = subjects::commands_of(s.as_str());
@@ -227,6 +244,7 @@ async fn probe(url: &str, data: &Path, id: Identity, traffic: &async_nats::Clien
         Identity::Service(s) => subjects::service_api("PING", s.as_str()),
         Identity::Gateway => subjects::service_api("PING", "operations"),
         Identity::Operator | Identity::Projector => subjects::log_head(Service::Intel),
+        Identity::Site(cc) => subjects::feed_read(Some(cc.as_str())),
     };
     let r = tokio::time::timeout(Duration::from_secs(5), c.request(allowed.clone(), "{}".into()))
         .await
@@ -256,6 +274,9 @@ fn own_violations(data: &Path) -> Vec<String> {
 async fn every_probe_is_refused_from_every_identity_and_each_service_works_with_its_own() {
     let dir = tempfile::TempDir::new().expect("tmp");
     let data = dir.path().join("data");
+    // Germany runs a national site.
+    let de: CountryCode = "DE".parse().expect("DE");
+    credentials::add_site(&data.join("nats"), de).expect("a national site");
     let sys = up(&data, &free_addr());
     let url = sys.nats_url();
     let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("meta").permissions());
@@ -281,7 +302,7 @@ async fn every_probe_is_refused_from_every_identity_and_each_service_works_with_
     let (traffic, _) = probe_as(&url, Identity::Gateway, Some(&seed(&data, Identity::Gateway)))
         .await
         .expect("gateway");
-    for id in Identity::ALL {
+    for id in Identity::ALL.into_iter().chain([Identity::Site(de)]) {
         probe(&url, &data, id, &traffic).await;
     }
 
@@ -683,7 +704,7 @@ fn deploy_config_and_security_doc_are_generated_from_the_table() {
         std::fs::read_to_string(root.join("deploy/nats").join(permissions::CONFIG_FILE)).expect("deploy/nats");
     assert_eq!(
         deployed,
-        permissions::server_config(),
+        permissions::server_config(&[]),
         "deploy/nats/concord.conf: regenerate it with `concord nats-identities` and copy <data>/nats/concord.conf"
     );
     let doc = std::fs::read_to_string(root.join("docs/security.md")).expect("docs/security.md");

@@ -52,6 +52,12 @@ enum Cmd {
         /// localhost, 127.0.0.1 and ::1) and `<data>/nats/concord-tls.conf`
         #[arg(long)]
         tls: bool,
+        /// Give these countries a national site each (repeatable): an
+        /// identity `site-<cc>` that may only hear the country's feed
+        /// (`concord.feed.<CC>.<service>.>`) and read its gaps; kept from
+        /// then on
+        #[arg(long = "site", value_parser = parse_country)]
+        sites: Vec<concord_core::CountryCode>,
     },
     /// Inspect, back up and restore a service's event log.
     Log {
@@ -113,9 +119,12 @@ fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn nats_identities(data: &std::path::Path, tls: bool) -> anyhow::Result<ExitCode> {
+fn nats_identities(data: &std::path::Path, tls: bool, sites: &[concord_core::CountryCode]) -> anyhow::Result<ExitCode> {
     use concord_bus::permissions::Identity;
-    let identities = concord_bus::credentials::ensure(&data.join("nats"))?;
+    let mut identities = concord_bus::credentials::ensure(&data.join("nats"))?;
+    for &cc in sites {
+        identities = concord_bus::credentials::add_site(&data.join("nats"), cc)?;
+    }
     if tls {
         let tls = concord_bus::tls::ensure(&data.join("nats"))?;
         println!("nats-server configuration (TLS required): {}", tls.config().display());
@@ -125,7 +134,10 @@ fn nats_identities(data: &std::path::Path, tls: bool) -> anyhow::Result<ExitCode
     } else {
         println!("nats-server configuration: {}", identities.config().display());
     }
-    for id in Identity::ALL {
+    for id in Identity::ALL
+        .into_iter()
+        .chain(identities.sites().into_iter().map(Identity::Site))
+    {
         println!("{id}: {}", identities.seed_file(id).display());
     }
     Ok(ExitCode::SUCCESS)
@@ -233,7 +245,7 @@ fn main() -> ExitCode {
         Cmd::Up(args) => run_async(system::up(args)),
         Cmd::Serve(args) => run_async(system::serve(args)),
         Cmd::Token(args) => token(args),
-        Cmd::NatsIdentities { data, tls } => nats_identities(&data, tls),
+        Cmd::NatsIdentities { data, tls, sites } => nats_identities(&data, tls, &sites),
         Cmd::Log { command } => match command {
             LogCmd::Verify { dir, head } => logcmd::verify(&dir, head.as_ref()),
             LogCmd::Export { dir, from } => logcmd::export(&dir, from),

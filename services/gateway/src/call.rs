@@ -193,8 +193,27 @@ pub async fn query(
 /// Asks the projector's `query` (a view, a list, a feed) and returns the
 /// reply's fields (without `ok`).
 pub async fn view(gw: &Gateway, headers: &HeaderMap, query: &str, body: Value) -> Result<Map<String, Value>, Problem> {
+    view_waiting(gw, headers, query, body, Duration::ZERO).await
+}
+
+/// [`view`] of a read the projector may hold for up to `wait` (a feed's
+/// long poll): its answer is awaited that much longer.
+pub async fn view_waiting(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    query: &str,
+    body: Value,
+    wait: Duration,
+) -> Result<Map<String, Value>, Problem> {
     let subject = subjects::query(concord_bus::permissions::PROJECTOR, query);
-    request(gw, subject, &body, &traceparent(headers)).await
+    request_within(
+        gw,
+        subject,
+        &body,
+        &traceparent(headers),
+        gw.config.request_timeout + wait,
+    )
+    .await
 }
 
 async fn request(
@@ -203,17 +222,27 @@ async fn request(
     body: &Value,
     traceparent: &str,
 ) -> Result<Map<String, Value>, Problem> {
+    request_within(gw, subject, body, traceparent, gw.config.request_timeout).await
+}
+
+async fn request_within(
+    gw: &Gateway,
+    subject: String,
+    body: &Value,
+    traceparent: &str,
+    timeout: Duration,
+) -> Result<Map<String, Value>, Problem> {
     let payload = serde_json::to_vec(body).map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?;
     let mut nats_headers = async_nats::HeaderMap::new();
     nats_headers.insert(TRACEPARENT, traceparent);
     let req = async_nats::Request::new()
         .payload(payload.into())
         .headers(nats_headers)
-        .timeout(Some(gw.config.request_timeout));
+        .timeout(Some(timeout));
     let msg = gw.client.send_request(subject.clone(), req).await.map_err(|e| {
         use async_nats::RequestErrorKind as K;
         let why = match e.kind() {
-            K::TimedOut => format!("no answer on {subject} within {:?}", gw.config.request_timeout),
+            K::TimedOut => format!("no answer on {subject} within {timeout:?}"),
             K::NoResponders => format!("no service answers {subject}"),
             _ => format!("request on {subject} failed: {e}"),
         };

@@ -21,6 +21,7 @@ pub mod parse_errors;
 pub mod problem;
 pub mod respond;
 pub mod routes;
+pub mod sse;
 pub mod views;
 
 use std::sync::Arc;
@@ -105,6 +106,10 @@ impl Config {
 pub struct Gateway {
     pub client: async_nats::Client,
     pub config: Config,
+    /// The event streams open per token.
+    pub streams: sse::Streams,
+    /// Set when the gateway stops: open event streams end.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 pub type AppState = Arc<Gateway>;
@@ -148,9 +153,20 @@ pub static OWN: &[Own] = &[
 ];
 
 pub fn router(client: async_nats::Client, config: Config) -> Router {
+    app(client, config).0
+}
+
+/// The router and its state (which [`serve`] tells when it stops).
+fn app(client: async_nats::Client, config: Config) -> (Router, AppState) {
     let timeout = config.request_timeout_total;
-    let state: AppState = Arc::new(Gateway { client, config });
-    OWN.iter()
+    let state: AppState = Arc::new(Gateway {
+        client,
+        config,
+        streams: sse::Streams::default(),
+        closing: tokio::sync::watch::channel(false).0,
+    });
+    let router = OWN
+        .iter()
         .fold(handler::routes(), |router, own| router.route(own.path, (own.methods)()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -158,7 +174,8 @@ pub fn router(client: async_nats::Client, config: Config) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| within(timeout, req, next)))
         .layer(axum::middleware::from_fn(no_store))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(Arc::clone(&state));
+    (router, state)
 }
 
 /// Nothing the API answers may be kept by a cache between the caller and
@@ -201,7 +218,7 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .max_headers(HEADERS_MAX);
-    let app = router(client, config);
+    let (app, state) = app(client, config);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -234,7 +251,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    // Requests in flight finish; idle connections close.
+    // Event streams end (a client reconnects elsewhere with Last-Event-ID);
+    // requests in flight finish; idle connections close.
+    state.closing.send_replace(true);
     if tokio::time::timeout(REQUEST_TIMEOUT_TOTAL, graceful.shutdown())
         .await
         .is_err()

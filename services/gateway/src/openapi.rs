@@ -272,6 +272,11 @@ const REFUSALS: &[(u16, &str, &str)] = &[
     (415, "UnsupportedMediaType", "the body is not sent as JSON"),
     (422, "RuleViolated", "well-formed, but a business rule refuses it"),
     (
+        429,
+        "TooManyStreams",
+        "too many event streams are open with this token; retry after Retry-After once one is closed",
+    ),
+    (
         503,
         "Unavailable",
         "the service did not answer in time, or the gateway is not ready; retry after Retry-After",
@@ -296,7 +301,7 @@ fn responses() -> Value {
         });
         match status {
             401 => r["headers"] = json!({"WWW-Authenticate": {"$ref": "#/components/headers/WWW-Authenticate"}}),
-            503 => r["headers"] = json!({"Retry-After": {"$ref": "#/components/headers/Retry-After"}}),
+            429 | 503 => r["headers"] = json!({"Retry-After": {"$ref": "#/components/headers/Retry-After"}}),
             _ => {}
         }
         out.insert((*name).to_owned(), r);
@@ -467,12 +472,34 @@ fn view_operation(view: &crate::views::View) -> Value {
     parameters.push(json!({"$ref": "#/components/parameters/traceparent"}));
     parameters.push(json!({"$ref": "#/components/parameters/Concord-Seen"}));
     let mut responses = Map::new();
-    responses.insert(
-        "200".into(),
-        json!({"description": "the page (`next`: the cursor of the following one, null at the end)",
-               "content": {JSON: {"schema": {"type": "object"}}}}),
-    );
-    for status in [400, 401, 403, 503] {
+    let mut refusals = vec![400, 401, 403, 503];
+    if view.query == "feed" {
+        parameters.push(json!({
+            "name": "Last-Event-ID", "in": "header", "required": false,
+            "schema": {"type": "string", "pattern": "^[0-9]{1,16}$"},
+            "description": "with `Accept: text/event-stream`: the `id` of the last event received; the stream resumes after it (takes the place of `after`)",
+        }));
+        responses.insert(
+            "200".into(),
+            json!({"description": format!(
+                "the events after `after` (`last`: the position to read after next). With `Accept: text/event-stream`, \
+                 Server-Sent Events instead, live: each event as `id: <position>` and `data: {{\"position\", \"event\"}}`, \
+                 a comment line `: heartbeat` after {}s without one; at most {} streams per token; the stream ends when the token expires",
+                crate::sse::HEARTBEAT.as_secs(), crate::sse::PER_TOKEN_MAX),
+                   "content": {
+                       JSON: {"schema": {"type": "object"}},
+                       "text/event-stream": {"schema": {"type": "string"}},
+                   }}),
+        );
+        refusals.push(429);
+    } else {
+        responses.insert(
+            "200".into(),
+            json!({"description": "the page (`next`: the cursor of the following one, null at the end)",
+                   "content": {JSON: {"schema": {"type": "object"}}}}),
+        );
+    }
+    for status in refusals {
         responses.insert(status.to_string(), refusal(status));
     }
     json!({

@@ -247,7 +247,7 @@ impl IntoResponse for Problem {
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         match status {
-            StatusCode::SERVICE_UNAVAILABLE => {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             StatusCode::UNAUTHORIZED => {

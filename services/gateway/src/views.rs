@@ -381,6 +381,9 @@ pub async fn serve(
     if let Some(seen) = seen(&headers)? {
         body["wait_for"] = seen;
     }
+    if view.query == "feed" && crate::sse::wanted(&headers) {
+        return crate::sse::serve(gw, &caller, headers, body).await;
+    }
     let reply = call::view(&gw, &headers, view.query, body).await?;
     Ok(axum::Json(Value::Object(reply)).into_response())
 }

@@ -58,7 +58,15 @@ pub struct FeedRequest {
     pub after: u64,
     #[serde(default)]
     pub max: Option<usize>,
+    /// When nothing follows `after` yet, wait this long for an entry
+    /// before answering none (a live feed: the gateway's Server-Sent
+    /// Events), at most [`FEED_WAIT_MAX_MS`].
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
 }
+
+/// Longest a feed read may wait for its next entry.
+pub const FEED_WAIT_MAX_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

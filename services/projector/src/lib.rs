@@ -1,6 +1,7 @@
 //! The projector: what each country may see, built from the four writing
 //! services' logs (docs/design.md, Visibility), answered on
-//! `concord.qry.projector.<view|list|feed>`.
+//! `concord.qry.projector.<view|list|feed|search>`, with each country's
+//! feed published on `concord.feed.<CC>.<service>.<type>` ([`feed`]).
 //!
 //! Owns: the pure projection of typed events into per-country items and
 //! feed reach ([`projection`]), the causal order in which events of
@@ -12,6 +13,7 @@
 //! log, or send a command.
 
 pub mod api;
+pub mod feed;
 pub mod merge;
 pub mod projection;
 pub mod store;
@@ -48,8 +50,11 @@ const RETRY: Duration = Duration::from_millis(200);
 /// How long a read that names positions (`wait_for`) waits for them to be
 /// applied before it is answered `unavailable` (then retried).
 pub const WAIT_FOR_MAX: Duration = Duration::from_secs(2);
-/// Queries answered at once; more wait for a slot.
+/// Queries reading the store at once; more wait for a slot.
 const QUERIES_IN_FLIGHT_MAX: usize = 256;
+/// Requests held at once, waiting or reading (a feed waiting for its next
+/// entry holds one); more wait to be read off the subscription.
+const WAITING_MAX: usize = 8192;
 
 /// The last seq applied of each log.
 type Applied = BTreeMap<Service, u64>;
@@ -100,9 +105,13 @@ impl Projector {
     /// stood, and answers queries.
     pub async fn bind(dir: &Path, client: async_nats::Client) -> Result<Projector, Error> {
         let dir = dir.to_owned();
-        let (opened, _) = tokio::task::spawn_blocking(move || Store::open_or_set_aside(&dir))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+        let (opened, publisher) = tokio::task::spawn_blocking(move || {
+            let (opened, _) = Store::open_or_set_aside(&dir)?;
+            let publisher = feed::Publisher::resume(&opened.store)?;
+            Ok::<_, StoreError>((opened, publisher))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
         let store = Arc::new(opened.store);
         let projection = Arc::new(RwLock::new(opened.projection));
         let checkpoints = opened.checkpoints;
@@ -142,10 +151,15 @@ impl Projector {
                 }
             }));
         }
-        let subscriber = client
+        let queries = client
             .queue_subscribe(subjects::queries_of(NAME), subjects::queue_group(NAME))
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
+        let feed_reads = client
+            .queue_subscribe(subjects::feed_read(None), subjects::queue_group(NAME))
+            .await
+            .map_err(|e| Error::Nats(e.to_string()))?;
+        let subscriber = futures::stream::select(queries, feed_reads);
         client.flush().await.map_err(|e| Error::Nats(e.to_string()))?;
         let answer = tokio::spawn(answer(
             client.clone(),
@@ -156,12 +170,15 @@ impl Projector {
             stopped.clone(),
         ));
         let apply = tokio::spawn(apply(
-            client,
+            Sink {
+                client,
+                projection: Arc::clone(&projection),
+                store,
+                publisher,
+                applied_tx,
+            },
             rx,
-            Arc::clone(&projection),
-            store,
             checkpoints,
-            applied_tx,
             stopped,
         ));
         Ok(Projector {
@@ -203,16 +220,30 @@ impl Projector {
     }
 }
 
-/// Applies events in causal order and writes each burst in one batch.
-async fn apply(
+/// Where applied events go: the projection, its store, the feeds on NATS,
+/// and the readers waiting for a position.
+struct Sink {
     client: async_nats::Client,
-    mut rx: mpsc::Receiver<Read>,
     projection: Arc<RwLock<Projection>>,
     store: Arc<Store>,
-    mut checkpoints: BTreeMap<Service, Checkpoint>,
+    publisher: feed::Publisher,
     applied_tx: watch::Sender<Applied>,
+}
+
+/// Applies events in causal order and writes each burst in one batch.
+async fn apply(
+    sink: Sink,
+    mut rx: mpsc::Receiver<Read>,
+    mut checkpoints: BTreeMap<Service, Checkpoint>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), Error> {
+    let Sink {
+        client,
+        projection,
+        store,
+        mut publisher,
+        applied_tx,
+    } = sink;
     let mut merge = Merge::new(|s| checkpoints.get(&s).map_or(0, |c| c.seq));
     let mut positions: BTreeMap<(Service, u64), Checkpoint> = BTreeMap::new();
     let take = |read: Read, merge: &mut Merge, positions: &mut BTreeMap<(Service, u64), Checkpoint>| match read {
@@ -257,12 +288,23 @@ async fn apply(
         }
         if !applied.is_empty() {
             let (store, projection, cps) = (Arc::clone(&store), Arc::clone(&projection), checkpoints.clone());
-            tokio::task::spawn_blocking(move || {
+            let applied = tokio::task::spawn_blocking(move || {
                 let p = projection.read().map_err(|e| Error::Task(e.to_string()))?;
-                store.commit(&p, &applied, &cps).map_err(Error::from)
+                store.commit(&p, &applied, &cps).map_err(Error::from)?;
+                Ok::<_, Error>(applied)
             })
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
+            // Durable: each country hears it now. A message lost here (a
+            // crash, a slow subscriber) is found by the next one's
+            // `previous` and read from the store.
+            let entries: Vec<FeedEntry> = applied.into_iter().map(|(e, _)| e).collect();
+            for m in publisher.messages(&entries) {
+                let headers = m.headers();
+                if let Err(e) = client.publish_with_headers(m.subject, headers, m.payload).await {
+                    tracing::warn!(error = %e, "the projector could not publish a feed message");
+                }
+            }
             // Only now, durable, does a waiting read see it.
             applied_tx.send_replace(checkpoints.iter().map(|(s, c)| (*s, c.seq)).collect());
             continue;
@@ -291,16 +333,19 @@ async fn apply(
     }
 }
 
-/// Answers `concord.qry.projector.<view|list|feed>`, each request in its
-/// own task (one that waits for a position holds no other).
+/// Answers `concord.qry.projector.<view|list|feed|search|health>` and
+/// `concord.feed.<CC>.read`, each request in its own task: one that waits
+/// (for a position, or for a feed's next entry) holds no other, and only
+/// [`QUERIES_IN_FLIGHT_MAX`] read the store at once.
 async fn answer(
     client: async_nats::Client,
-    mut subscriber: async_nats::Subscriber,
+    mut subscriber: impl futures::Stream<Item = async_nats::Message> + Unpin,
     projection: Arc<RwLock<Projection>>,
     store: Arc<Store>,
     applied: watch::Receiver<Applied>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let waiting = Arc::new(tokio::sync::Semaphore::new(WAITING_MAX));
     let slots = Arc::new(tokio::sync::Semaphore::new(QUERIES_IN_FLIGHT_MAX));
     loop {
         let msg = tokio::select! {
@@ -308,34 +353,150 @@ async fn answer(
             _ = stopped.changed() => return,
         };
         let Some(reply_to) = msg.reply.clone() else { continue };
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+        let Ok(waiter) = Arc::clone(&waiting).acquire_owned().await else {
             return;
         };
-        let (client, projection, store, mut applied) = (
+        let (client, projection, store, slots, mut applied) = (
             client.clone(),
             Arc::clone(&projection),
             Arc::clone(&store),
+            Arc::clone(&slots),
             applied.clone(),
         );
         tokio::spawn(async move {
-            let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
-            // Readiness (the gateway's /readyz): it answers, and where it
-            // stands in each log.
-            let health = (name == "health").then(|| Reply::ok(json!({"applied": *applied.borrow()})));
-            let reply = match health {
-                Some(reply) => reply,
-                None => match wait_for(&msg.payload, &mut applied).await {
+            let reply = match Asked::of(msg.subject.as_str(), &msg.payload) {
+                Err(reply) => reply,
+                Ok(asked) => match wait_for(&msg.payload, &mut applied).await {
                     Err(reply) => reply,
-                    Ok(()) => tokio::task::spawn_blocking(move || respond(&name, &msg.payload, &projection, &store))
-                        .await
-                        .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string())),
+                    Ok(()) => asked.answer(&projection, &store, &slots, &mut applied).await,
                 },
             };
             if let Err(e) = client.publish(reply_to, reply.to_bytes().into()).await {
                 tracing::warn!(error = %e, "the projector could not answer a query");
             }
-            drop(slot);
+            drop(waiter);
         });
+    }
+}
+
+/// What a request on one of the projector's subjects asks.
+enum Asked {
+    Health,
+    /// A query on `concord.qry.projector.<name>`.
+    Query(String, bytes::Bytes),
+    /// A feed read: a site's on `concord.feed.<CC>.read`, or a feed query
+    /// that may wait for its next entry.
+    Feed(api::FeedRequest),
+}
+
+/// What a national site sends on `concord.feed.<CC>.read`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteRead {
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    max: Option<usize>,
+}
+
+impl Asked {
+    fn of(subject: &str, payload: &bytes::Bytes) -> Result<Asked, Reply> {
+        let mut tokens = subject.split('.');
+        match (
+            tokens.next(),
+            tokens.next(),
+            tokens.next(),
+            tokens.next(),
+            tokens.next(),
+        ) {
+            (Some(_), Some("feed"), Some(cc), Some("read"), None) => {
+                // The subject names the country; nats-server lets only
+                // that country's site (and the projector's peers) ask it.
+                let country: concord_core::CountryCode = cc
+                    .parse()
+                    .map_err(|e| Reply::error(ErrorCode::Invalid, format!("{subject}: {e}")))?;
+                let SiteRead { after, max } = request("feed read", payload)?;
+                Ok(Asked::Feed(api::FeedRequest {
+                    caller: api::Caller {
+                        country,
+                        role: concord_core::Role::Liaison,
+                    },
+                    wait_for: BTreeMap::new(),
+                    country,
+                    after,
+                    max,
+                    wait_ms: None,
+                }))
+            }
+            (.., Some("health"), None) => Ok(Asked::Health),
+            (.., Some("feed"), None) => Ok(Asked::Feed(request("feed", payload)?)),
+            (.., Some(name), None) => Ok(Asked::Query(name.to_owned(), payload.clone())),
+            _ => Err(Reply::error(
+                ErrorCode::NotFound,
+                format!("the projector answers no {subject:?}"),
+            )),
+        }
+    }
+
+    async fn answer(
+        self,
+        projection: &Arc<RwLock<Projection>>,
+        store: &Arc<Store>,
+        slots: &Arc<tokio::sync::Semaphore>,
+        applied: &mut watch::Receiver<Applied>,
+    ) -> Reply {
+        match self {
+            // Readiness (the gateway's /readyz): it answers, and where it
+            // stands in each log.
+            Asked::Health => Reply::ok(json!({"applied": *applied.borrow()})),
+            Asked::Query(name, payload) => {
+                let projection = Arc::clone(projection);
+                let Ok(_slot) = Arc::clone(slots).acquire_owned().await else {
+                    return Reply::error(ErrorCode::Unavailable, "the projector is stopping");
+                };
+                tokio::task::spawn_blocking(move || respond(&name, &payload, &projection))
+                    .await
+                    .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string()))
+            }
+            Asked::Feed(req) => {
+                let wait = match req.wait_ms {
+                    None => Duration::ZERO,
+                    Some(ms) if ms <= api::FEED_WAIT_MAX_MS => Duration::from_millis(ms),
+                    Some(ms) => {
+                        return Reply::error(
+                            ErrorCode::Invalid,
+                            format!("wait_ms {ms} is more than {}", api::FEED_WAIT_MAX_MS),
+                        );
+                    }
+                };
+                let deadline = tokio::time::Instant::now() + wait;
+                let req = Arc::new(req);
+                loop {
+                    // Marked seen before reading, so an entry written
+                    // after the read wakes the wait below.
+                    applied.borrow_and_update();
+                    let Ok(slot) = Arc::clone(slots).acquire_owned().await else {
+                        return Reply::error(ErrorCode::Unavailable, "the projector is stopping");
+                    };
+                    let (store, r) = (Arc::clone(store), Arc::clone(&req));
+                    let read = tokio::task::spawn_blocking(move || api::feed(&store, &r)).await;
+                    drop(slot);
+                    let answer = match read {
+                        Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
+                        Ok(Err(e)) => return Reply::error(ErrorCode::Unavailable, e.to_string()),
+                        Ok(Ok(Err(r))) => return refused(&r),
+                        Ok(Ok(Ok(v))) => v,
+                    };
+                    let empty = answer["events"].as_array().is_none_or(Vec::is_empty);
+                    if !empty || tokio::time::Instant::now() >= deadline {
+                        return Reply::ok(answer);
+                    }
+                    if tokio::time::timeout_at(deadline, applied.changed()).await.is_err() {
+                        return Reply::ok(answer);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -401,16 +562,11 @@ fn from_projection<T>(
     answer(&p, req).map_err(|r| refused(&r))
 }
 
-fn respond(name: &str, payload: &[u8], projection: &RwLock<Projection>, store: &Store) -> Reply {
+fn respond(name: &str, payload: &[u8], projection: &RwLock<Projection>) -> Reply {
     let answer = match name {
         "view" => request(name, payload).and_then(|req| from_projection(projection, &req, api::view)),
         "list" => request(name, payload).and_then(|req| from_projection(projection, &req, api::list)),
         "search" => request(name, payload).and_then(|req| from_projection(projection, &req, api::search)),
-        "feed" => request::<api::FeedRequest>(name, payload).and_then(|req| match api::feed(store, &req) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(r)) => Err(refused(&r)),
-            Err(e) => Err(Reply::error(ErrorCode::Unavailable, e.to_string())),
-        }),
         other => Err(Reply::error(
             ErrorCode::NotFound,
             format!("the projector has no query {other:?}"),

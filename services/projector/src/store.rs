@@ -205,6 +205,29 @@ impl Store {
         self.db.persist(PersistMode::SyncAll).map_err(|e| self.fjall(e))
     }
 
+    /// The last feed position that reached each country by name, and the
+    /// last that reached everyone (`feed::Publisher` chains from them).
+    pub fn feed_heads(&self) -> Result<(BTreeMap<CountryCode, u64>, u64), StoreError> {
+        let last = |prefix: &[u8; 2]| -> Result<Option<u64>, StoreError> {
+            match self.reach.prefix(prefix).next_back() {
+                Some(item) => {
+                    let k = item.key().map_err(|e| self.fjall(e))?;
+                    Ok(Some(position_of(&k[2..])))
+                }
+                None => Ok(None),
+            }
+        };
+        let mut heads = BTreeMap::new();
+        for cc in CountryCode::all() {
+            let mut prefix = [0u8; 2];
+            prefix.copy_from_slice(cc.as_str().as_bytes());
+            if let Some(p) = last(&prefix)? {
+                heads.insert(cc, p);
+            }
+        }
+        Ok((heads, last(EVERYONE)?.unwrap_or(0)))
+    }
+
     /// The feed of `country` as a caller of `role` may read it: entries
     /// after `after`, at most `max`, in position order. Auditors read every
     /// entry.

@@ -15,14 +15,14 @@ fn cc(c: &str) -> CountryCode {
     CountryCode::parse(c).expect("country")
 }
 
-struct Logs {
+pub(crate) struct Logs {
     seqs: std::collections::HashMap<Service, u64>,
     versions: std::collections::HashMap<String, u64>,
     clock: u64,
 }
 
 impl Logs {
-    fn new() -> Logs {
+    pub(crate) fn new() -> Logs {
         Logs {
             seqs: Default::default(),
             versions: Default::default(),
@@ -30,7 +30,14 @@ impl Logs {
         }
     }
 
-    fn event(&mut self, service: Service, stream: &str, event_type: &str, by: &str, data: Value) -> EventEnvelope {
+    pub(crate) fn event(
+        &mut self,
+        service: Service,
+        stream: &str,
+        event_type: &str,
+        by: &str,
+        data: Value,
+    ) -> EventEnvelope {
         let seq = self.seqs.entry(service).or_default();
         *seq += 1;
         let version = self.versions.entry(stream.to_owned()).or_default();

@@ -18,6 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::permissions::{self, CONFIG_FILE, IDENTITIES_FILE, Identity};
+use concord_core::CountryCode;
 
 /// The directory of the seeds, inside the NATS directory.
 pub const SEEDS_DIR: &str = "identities";
@@ -152,6 +153,20 @@ impl Identities {
         seed_file(&self.dir, identity)
     }
 
+    /// The countries with a national site, in order.
+    pub fn sites(&self) -> Vec<CountryCode> {
+        let mut sites: Vec<CountryCode> = self
+            .seeds
+            .keys()
+            .filter_map(|id| match id {
+                Identity::Site(cc) => Some(*cc),
+                _ => None,
+            })
+            .collect();
+        sites.sort();
+        sites
+    }
+
     pub fn seed(&self, identity: Identity) -> Option<&Seed> {
         self.seeds.get(&identity)
     }
@@ -170,7 +185,8 @@ fn seed_file(dir: &Path, identity: Identity) -> PathBuf {
 /// (`<dir>/identities/<name>.nk`, mode 0600, in a 0700 directory), and
 /// writes the server configuration for them (`identities.conf` with the
 /// public keys, `concord.conf` with the permissions): rewritten each time,
-/// so a new release's permissions and a rotated key take effect.
+/// so a new release's permissions and a rotated key take effect. The
+/// national sites are those whose seed is there ([`add_site`]).
 pub fn ensure(dir: &Path) -> Result<Identities, CredentialsError> {
     let seeds_dir = dir.join(SEEDS_DIR);
     std::fs::DirBuilder::new()
@@ -178,35 +194,74 @@ pub fn ensure(dir: &Path) -> Result<Identities, CredentialsError> {
         .mode(0o700)
         .create(&seeds_dir)
         .map_err(io(&seeds_dir))?;
+    let sites = sites_in(dir)?;
     let mut seeds = HashMap::new();
     for identity in Identity::ALL {
-        let file = seed_file(dir, identity);
-        let seed = match Seed::read_file(&file) {
-            Ok(s) => s,
-            Err(CredentialsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                let seed = Seed::generate()?;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&file)
-                    .map_err(io(&file))?;
-                f.write_all(seed.0.as_bytes()).map_err(io(&file))?;
-                f.sync_all().map_err(io(&file))?;
-                seed
-            }
-            Err(e) => return Err(e),
-        };
-        seeds.insert(identity, seed);
+        seeds.insert(identity, seed_made_once(&seed_file(dir, identity))?);
+    }
+    for &cc in &sites {
+        let file = seed_file(dir, Identity::Site(cc));
+        seeds.insert(Identity::Site(cc), Seed::read_file(&file)?);
     }
     let identities = Identities {
         dir: dir.to_owned(),
         seeds,
     };
-    let keys = permissions::identities_config(|id| identities.seed(id).map(Seed::public_key).unwrap_or_default());
+    let keys = permissions::identities_config(
+        |id| identities.seed(id).map(Seed::public_key).unwrap_or_default(),
+        &sites,
+    );
     write_atomically(&dir.join(IDENTITIES_FILE), &keys)?;
-    write_atomically(&dir.join(CONFIG_FILE), &permissions::server_config())?;
+    write_atomically(&dir.join(CONFIG_FILE), &permissions::server_config(&sites))?;
     Ok(identities)
+}
+
+/// Gives `country` a national site: makes its identity's seed once and
+/// rewrites the server configuration with its user ([`ensure`]). A
+/// running nats-server takes it on a reload (`nats-server --signal
+/// reload`) or its next start.
+pub fn add_site(dir: &Path, country: CountryCode) -> Result<Identities, CredentialsError> {
+    ensure(dir)?;
+    seed_made_once(&seed_file(dir, Identity::Site(country)))?;
+    ensure(dir)
+}
+
+/// The countries with a national site's seed in `dir`, in order.
+fn sites_in(dir: &Path) -> Result<Vec<CountryCode>, CredentialsError> {
+    let seeds_dir = dir.join(SEEDS_DIR);
+    let mut sites = Vec::new();
+    for entry in std::fs::read_dir(&seeds_dir).map_err(io(&seeds_dir))? {
+        let entry = entry.map_err(io(&seeds_dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str().and_then(|n| n.strip_suffix(".nk")) else {
+            continue;
+        };
+        if let Some(Identity::Site(cc)) = Identity::parse(name) {
+            sites.push(cc);
+        }
+    }
+    sites.sort();
+    Ok(sites)
+}
+
+/// The seed in `file`, made (0600, fsynced) when there is none.
+fn seed_made_once(file: &Path) -> Result<Seed, CredentialsError> {
+    match Seed::read_file(file) {
+        Ok(s) => Ok(s),
+        Err(CredentialsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            let seed = Seed::generate()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(file)
+                .map_err(io(file))?;
+            f.write_all(seed.0.as_bytes()).map_err(io(file))?;
+            f.sync_all().map_err(io(file))?;
+            Ok(seed)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Replaces `path` with `text` in one step: a server (re)started meanwhile
@@ -256,6 +311,23 @@ mod tests {
         let file = first.seed_file(Identity::Operator);
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(matches!(ensure(dir.path()), Err(CredentialsError::Exposed { .. })));
+    }
+
+    #[test]
+    fn a_national_site_is_added_once_and_kept_in_the_config() {
+        let dir = tempfile::TempDir::new().expect("tmp");
+        let de: CountryCode = "DE".parse().expect("DE");
+        let first = ensure(dir.path()).expect("ensure");
+        assert!(first.seed(Identity::Site(de)).is_none(), "no site until one is added");
+        let added = add_site(dir.path(), de).expect("add");
+        let key = added.seed(Identity::Site(de)).expect("seed").public_key();
+        let again = ensure(dir.path()).expect("again");
+        assert_eq!(again.seed(Identity::Site(de)).map(Seed::public_key), Some(key.clone()));
+        let keys = std::fs::read_to_string(dir.path().join(IDENTITIES_FILE)).expect("keys");
+        assert!(keys.contains(&format!("CONCORD_NKEY_SITE_DE: \"{key}\"")), "{keys}");
+        let config = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).expect("config");
+        assert!(config.contains("nkey: $CONCORD_NKEY_SITE_DE"), "{config}");
+        assert!(config.contains("concord.feed.DE.read"));
     }
 
     #[test]

@@ -18,18 +18,26 @@
 use std::fmt::Write as _;
 
 use concord_core::envelope::Service;
-use concord_core::subjects;
+use concord_core::{CountryCode, subjects};
 
-/// A NATS identity: one per service, the gateway, and the operator's
-/// command-line tools.
+/// A NATS identity: one per service, the gateway, the operator's
+/// command-line tools, the projector, and a national site of a country
+/// (made only for the countries that run one: `credentials::add_site`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Identity {
     Service(Service),
     Gateway,
     Operator,
-    /// The projector: follows every log, answers the views' queries.
+    /// The projector: follows every log, answers the views' queries,
+    /// publishes each country's feed.
     Projector,
+    /// A country's national site (a leaf node of its own): hears that
+    /// country's feed and reads its gaps, nothing else.
+    Site(CountryCode),
 }
+
+/// The name of a national site's identity: `site-<cc>`, lower case.
+const SITE_PREFIX: &str = "site-";
 
 impl Identity {
     /// Every identity, in the table's order.
@@ -43,32 +51,41 @@ impl Identity {
         Identity::Projector,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Identity::Service(s) => s.as_str(),
-            Identity::Gateway => "gateway",
-            Identity::Operator => "operator",
-            Identity::Projector => "projector",
+            Identity::Service(s) => s.as_str().to_owned(),
+            Identity::Gateway => "gateway".to_owned(),
+            Identity::Operator => "operator".to_owned(),
+            Identity::Projector => "projector".to_owned(),
+            Identity::Site(cc) => format!("{SITE_PREFIX}{}", cc.as_str().to_ascii_lowercase()),
         }
     }
 
     pub fn parse(name: &str) -> Option<Identity> {
+        if let Some(cc) = name.strip_prefix(SITE_PREFIX) {
+            // Only the lower-case spelling `name` gives, so each site has one name.
+            if cc.bytes().any(|b| b.is_ascii_uppercase()) {
+                return None;
+            }
+            return cc.to_ascii_uppercase().parse().ok().map(Identity::Site);
+        }
         Identity::ALL.into_iter().find(|i| i.name() == name)
     }
 
     /// Where replies to its requests arrive (its own inbox prefix).
     pub fn inbox_prefix(self) -> String {
-        subjects::inbox_prefix(self.name())
+        subjects::inbox_prefix(&self.name())
     }
 
     /// The variable of its public key in the generated server config.
     pub fn nkey_variable(self) -> String {
-        format!("CONCORD_NKEY_{}", self.name().to_ascii_uppercase())
+        format!("CONCORD_NKEY_{}", self.name().to_ascii_uppercase().replace('-', "_"))
     }
 
     /// Its row of [`TABLE`], which lists the identities in the order of
-    /// [`Identity::ALL`] (`every_identity_has_one_row`).
-    pub fn row(self) -> &'static Row {
+    /// [`Identity::ALL`] (`every_identity_has_one_row`). A national site
+    /// has no row: its grant is [`site_grant`], the same for every country.
+    pub fn row(self) -> Option<&'static Row> {
         let at = match self {
             Identity::Service(Service::Operations) => 0,
             Identity::Service(Service::Intel) => 1,
@@ -77,14 +94,15 @@ impl Identity {
             Identity::Gateway => 4,
             Identity::Operator => 5,
             Identity::Projector => 6,
+            Identity::Site(_) => return None,
         };
-        &TABLE[at]
+        Some(&TABLE[at])
     }
 }
 
 impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
@@ -108,8 +126,9 @@ pub struct Row {
     pub heads: &'static [Service],
     /// The logs it reads whole, without hearing their events (backups).
     pub reads: &'static [Service],
-    /// Whether it answers the projector's queries (`concord.qry.projector.*`,
-    /// queue group `projector`).
+    /// Whether it answers the projector's queries (`concord.qry.projector.*`
+    /// and the feeds' `concord.feed.*.read`, queue group `projector`) and
+    /// publishes every country's feed (`concord.feed.<CC>.<service>.>`).
     pub projects: bool,
     /// Whether it asks the projector's queries.
     pub reads_views: bool,
@@ -128,11 +147,17 @@ pub struct Row {
 /// - the gateway turns HTTP requests into commands and queries, and
 ///   `/readyz` asks each service's `PING` and `STATS` (its follow health),
 ///   and it reads the projector's views;
-/// - the projector follows every log and answers the views' queries;
+/// - the projector follows every log, answers the views' queries and
+///   the feeds' gap reads, and publishes each country's feed; it hears an
+///   operator's `concord.ctl.projector.*` (rebuild);
+/// - a national site of CC (not in this table: [`site_grant`]) hears CC's
+///   feed and reads its gaps, nothing else, so a site only ever receives
+///   what its country may see;
 /// - the operator's tools watch the services and where each log stands,
 ///   and `concord log backup` reads a running service's log whole (an
-///   operator holds the data directory anyway); they hear no live event
-///   and send no command or query.
+///   operator holds the data directory anyway); `concord projector
+///   rebuild` asks the projector to rebuild its views; they hear no live
+///   event and send no command or query.
 pub const TABLE: &[Row] = &[
     Row {
         identity: Identity::Service(Service::Operations),
@@ -318,10 +343,22 @@ pub fn grant(row: &Row) -> Grant {
         publish.push(subjects::log_read(service));
     }
     if row.projects {
+        for subject in [subjects::queries_of(PROJECTOR), subjects::feed_read(None)] {
+            subscribe.push(Sub {
+                subject,
+                queue: Some(subjects::queue_group(PROJECTOR)),
+            });
+        }
         subscribe.push(Sub {
-            subject: subjects::queries_of(PROJECTOR),
+            subject: subjects::control(PROJECTOR, "*"),
             queue: Some(subjects::queue_group(PROJECTOR)),
         });
+        for service in Service::ALL {
+            publish.push(subjects::feed_of(None, service));
+        }
+    }
+    if row.identity == Identity::Operator {
+        publish.push(subjects::control(PROJECTOR, "*"));
     }
     if row.reads_views {
         publish.push(subjects::queries_of(PROJECTOR));
@@ -339,9 +376,45 @@ pub fn grant(row: &Row) -> Grant {
     }
 }
 
-/// Every identity's grant, in the table's order.
-pub fn grants() -> Vec<Grant> {
-    TABLE.iter().map(grant).collect()
+/// The grant of a national site of `country`: it hears the country's feed
+/// (each service's events, not the other sites' gap reads) and asks for
+/// the entries it missed; nothing of another country, no log, no command.
+pub fn site_grant(country: CountryCode) -> Grant {
+    let identity = Identity::Site(country);
+    let cc = country.as_str();
+    let mut subscribe: Vec<Sub> = Service::ALL
+        .into_iter()
+        .map(|s| Sub::plain(subjects::feed_of(Some(cc), s)))
+        .collect();
+    subscribe.push(Sub::plain(format!("{}.>", identity.inbox_prefix())));
+    subscribe.sort();
+    Grant {
+        identity,
+        publish: vec![subjects::feed_read(Some(cc))],
+        subscribe,
+        allow_responses: false,
+    }
+}
+
+/// The grant of any identity.
+pub fn grant_of(identity: Identity) -> Grant {
+    match identity.row() {
+        Some(row) => grant(row),
+        None => match identity {
+            Identity::Site(cc) => site_grant(cc),
+            other => unreachable!("{other} has a row (every_identity_has_one_row)"),
+        },
+    }
+}
+
+/// Every identity's grant, in the table's order, then the national
+/// sites of `sites`.
+pub fn grants(sites: &[CountryCode]) -> Vec<Grant> {
+    TABLE
+        .iter()
+        .map(grant)
+        .chain(sites.iter().map(|&cc| site_grant(cc)))
+        .collect()
 }
 
 /// The file holding each identity's public key as a config variable.
@@ -360,8 +433,9 @@ fn quoted(items: impl IntoIterator<Item = String>) -> String {
 /// The nats-server configuration of the permissions: every identity an
 /// nkey user with its grant; no anonymous user. The public keys come from
 /// [`IDENTITIES_FILE`] beside it ([`identities_config`]), so this text is
-/// the same on every installation.
-pub fn server_config() -> String {
+/// the same on every installation with the same national `sites`
+/// (`deploy/nats/concord.conf` is the one with none).
+pub fn server_config(sites: &[CountryCode]) -> String {
     let mut out = String::new();
     out.push_str(
         "# Concord's NATS permissions, generated from concord_bus::permissions::TABLE.\n\
@@ -374,7 +448,7 @@ pub fn server_config() -> String {
     );
     let _ = writeln!(out, "include \"{IDENTITIES_FILE}\"\n");
     out.push_str("authorization {\n  users = [\n");
-    for g in grants() {
+    for g in grants(sites) {
         let _ = writeln!(out, "    {{");
         let _ = writeln!(out, "      # {}", g.identity);
         let _ = writeln!(out, "      nkey: ${}", g.identity.nkey_variable());
@@ -400,13 +474,17 @@ pub fn server_config() -> String {
 }
 
 /// [`IDENTITIES_FILE`]: each identity's public key, as the variable
-/// [`server_config`] uses. `keys` gives the public key of an identity.
-pub fn identities_config(keys: impl Fn(Identity) -> String) -> String {
+/// [`server_config`] uses, for every identity and the national `sites`.
+/// `keys` gives the public key of an identity.
+pub fn identities_config(keys: impl Fn(Identity) -> String, sites: &[CountryCode]) -> String {
     let mut out = String::from(
         "# The public nkeys of Concord's NATS identities (no secret here: the seeds are\n\
          # in identities/<name>.nk, each readable by its owner only).\n",
     );
-    for id in Identity::ALL {
+    for id in Identity::ALL
+        .into_iter()
+        .chain(sites.iter().map(|&cc| Identity::Site(cc)))
+    {
         let _ = writeln!(out, "{}: \"{}\"", id.nkey_variable(), keys(id));
     }
     out
@@ -418,11 +496,18 @@ pub fn markdown_table() -> String {
     let mut out =
         String::from("| identity | may publish | may subscribe | answers requests it receives |\n|---|---|---|---|\n");
     let code = |s: &str| format!("`{s}`");
-    for g in grants() {
+    // A national site's row, shown for Germany: every site's grant is
+    // this one with its own country code.
+    let example = "DE".parse::<CountryCode>().ok().map(site_grant);
+    for g in grants(&[]).into_iter().chain(example) {
+        let name = match g.identity {
+            Identity::Site(_) => format!("{}` (a national site; each alike with its own code)", g.identity),
+            _ => format!("{}`", g.identity),
+        };
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} |",
-            g.identity,
+            "| `{} | {} | {} | {} |",
+            name,
             g.publish.iter().map(|s| code(s)).collect::<Vec<_>>().join("<br>"),
             g.subscribe
                 .iter()
@@ -446,29 +531,61 @@ mod tests {
     fn every_identity_has_one_row() {
         for (at, id) in Identity::ALL.into_iter().enumerate() {
             assert_eq!(TABLE[at].identity, id);
-            assert_eq!(id.row().identity, id);
-            assert_eq!(Identity::parse(id.name()), Some(id));
+            assert_eq!(id.row().map(|r| r.identity), Some(id));
+            assert_eq!(Identity::parse(&id.name()), Some(id));
         }
         assert_eq!(TABLE.len(), Identity::ALL.len());
+        let de: CountryCode = "DE".parse().expect("DE");
+        assert_eq!(Identity::Site(de).name(), "site-de");
+        assert_eq!(Identity::parse("site-de"), Some(Identity::Site(de)));
+        assert_eq!(Identity::parse("site-DE"), None);
+        assert_eq!(Identity::parse("site-zz"), None);
+        assert!(Identity::Site(de).row().is_none());
+    }
+
+    #[test]
+    fn a_national_site_hears_its_own_feed_and_reads_its_own_gaps_only() {
+        let de: CountryCode = "DE".parse().expect("DE");
+        let g = grant_of(Identity::Site(de));
+        assert_eq!(g.publish, vec!["concord.feed.DE.read".to_owned()]);
+        for s in &g.subscribe {
+            assert!(
+                s.subject.starts_with("concord.feed.DE.") || s.subject == "_INBOX_site-de.>",
+                "{s:?}"
+            );
+            assert_ne!(s.subject, "concord.feed.DE.>", "not the other sites' gap reads");
+        }
+        assert_eq!(g.subscribe.len(), Service::ALL.len() + 1);
+        assert!(!g.allow_responses);
+        let projector = grant_of(Identity::Projector);
+        assert!(projector.publish.contains(&"concord.feed.*.intel.>".to_owned()));
+        assert!(projector.subscribe.contains(&Sub {
+            subject: "concord.feed.*.read".into(),
+            queue: Some("projector".into())
+        }));
     }
 
     #[test]
     fn a_service_answers_in_its_own_queue_group_and_publishes_only_its_events() {
-        let ops = grant(Identity::Service(Service::Operations).row());
+        let ops = grant_of(Identity::Service(Service::Operations));
         assert!(ops.subscribe.contains(&Sub {
             subject: "concord.cmd.operations.*".into(),
             queue: Some("operations".into())
         }));
         assert!(ops.publish.contains(&"concord.evt.operations.>".to_owned()));
         assert!(ops.allow_responses);
-        for g in grants() {
+        for g in grants(&[]) {
             for p in &g.publish {
                 if let Some(rest) = p.strip_prefix("concord.evt.") {
-                    let owner = g.identity.row().serves.map(|s| s.as_str());
+                    let owner = g.identity.row().and_then(|r| r.serves).map(|s| s.as_str());
                     assert_eq!(Some(rest.split('.').next().unwrap_or_default()), owner, "{p}");
                 }
                 assert!(!p.starts_with("_INBOX"), "{}: {p}", g.identity);
-                assert!(!p.contains('>') || p.starts_with("concord.evt."), "{}: {p}", g.identity);
+                assert!(
+                    !p.contains('>') || p.starts_with("concord.evt.") || p.starts_with("concord.feed.*."),
+                    "{}: {p}",
+                    g.identity
+                );
             }
             for s in &g.subscribe {
                 if s.subject.starts_with("concord.cmd.") || s.subject.starts_with("concord.qry.") {
@@ -484,7 +601,7 @@ mod tests {
 
     #[test]
     fn the_gateway_sends_commands_queries_and_monitors_nothing_else() {
-        let gw = grant(Identity::Gateway.row());
+        let gw = grant_of(Identity::Gateway);
         assert!(!gw.allow_responses);
         for p in &gw.publish {
             assert!(
