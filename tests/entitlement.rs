@@ -597,8 +597,10 @@ async fn differences(sys: &Up, w: &World, c: &str) -> Vec<String> {
 
 /// Runs the history of `seed`; with `crash_at`, the whole system is
 /// killed (SIGKILL: the projector mid-burst, nothing stopped cleanly)
-/// after that many steps and started again on the same data.
-async fn run(seed: u64, crash_at: Option<usize>) {
+/// after that many steps and started again on the same data. Returns the
+/// running system (its data in the temp dir) once every country's views
+/// are exactly its entitlements.
+async fn run(seed: u64, crash_at: Option<usize>) -> (tempfile::TempDir, Up) {
     let dir = tempfile::TempDir::new().expect("tmp");
     let data = dir.path().join("data");
     let mut sys = up(&data, &free_addr());
@@ -655,6 +657,20 @@ async fn run(seed: u64, crash_at: Option<usize>) {
         }
     }
     assert!(diffs.is_empty(), "seed {seed}:\n{}", diffs.join("\n"));
+    (dir, sys)
+}
+
+/// What a country is shown, positions aside: every item of its view as
+/// served, and its feed's events with each log's order.
+async fn shown(sys: &Up, c: &str) -> (Vec<Value>, BTreeSet<(String, u64)>, Vec<Vec<u64>>) {
+    let mut view = pages(sys, &format!("/v1/countries/{c}/view"), &liaison(c)).await;
+    view.sort_by_key(|i| format!("{}:{}", i["service"], i["stream"]));
+    let feed = feed(sys, c).await;
+    let by_log = ["operations", "intel", "crisis", "deployments"]
+        .iter()
+        .map(|l| feed.iter().filter(|(s, _)| s == l).map(|(_, q)| *q).collect())
+        .collect();
+    (view, feed.into_iter().collect(), by_log)
 }
 
 fn seeds(default: &[u64]) -> Vec<u64> {
@@ -669,6 +685,59 @@ async fn every_country_sees_exactly_what_it_is_entitled_to() {
     for seed in seeds(&[1]) {
         run(seed, None).await;
     }
+}
+
+/// `concord projector rebuild` builds every view again from the logs
+/// beside the live ones and switches to them: every country is then shown
+/// the same views and the same feed contents (positions may differ).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_shows_every_country_the_same_views_and_feeds() {
+    let (dir, sys) = run(7, None).await;
+    let mut before = BTreeMap::new();
+    for c in COUNTRIES {
+        before.insert(c, shown(&sys, c).await);
+    }
+    let out = tokio::process::Command::new(common::BIN)
+        .args(["projector", "rebuild", "--data"])
+        .arg(dir.path().join("data"))
+        .env_remove("NATS_URL")
+        .env_remove("CONCORD_NATS_SEED")
+        .output()
+        .await
+        .expect("concord projector rebuild");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("rebuilt views-2"), "{stdout}");
+    assert!(stderr.contains("views-2 ["), "a progress line: {stderr}");
+    for c in COUNTRIES {
+        let after = shown(&sys, c).await;
+        let was = &before[c];
+        assert_eq!(after.0, was.0, "{c}'s view after the rebuild");
+        assert_eq!(after.1, was.1, "{c}'s feed contents after the rebuild");
+        assert_eq!(after.2, was.2, "{c}'s feed keeps each log's order");
+    }
+    // And it keeps following: what happens next is shown.
+    let r = sys
+        .post(
+            "/v1/operations",
+            "FR_COORDINATOR",
+            json!({"title": "after the rebuild", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let seen = r.header("concord-position").expect("position").to_owned();
+    let view = sys
+        .call(
+            "GET",
+            "/v1/countries/DE/view?limit=500",
+            Some("DE_LIAISON"),
+            &[("Concord-Seen", &seen)],
+            None,
+        )
+        .await;
+    assert_eq!(view.status, 200, "{}", String::from_utf8_lossy(&view.body));
+    assert!(view.json()["items"].to_string().contains(&id(&r.json())));
 }
 
 /// The same after a kill -9 of the whole system halfway: the projector

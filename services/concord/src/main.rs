@@ -11,6 +11,7 @@ mod bench;
 mod benchmem;
 mod benchproj;
 mod logcmd;
+mod projectorcmd;
 mod secret;
 mod system;
 
@@ -63,6 +64,11 @@ enum Cmd {
     Log {
         #[command(subcommand)]
         command: LogCmd,
+    },
+    /// Operate the projector of a running system.
+    Projector {
+        #[command(subcommand)]
+        command: ProjectorCmd,
     },
     /// Measure this machine: prints figures, asserts nothing.
     Bench {
@@ -156,6 +162,15 @@ fn run_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<Exit
         .build()?
         .block_on(f)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+enum ProjectorCmd {
+    /// Rebuild every view from the logs beside the live ones (which keep
+    /// serving) and switch over when done, with a progress bar; exit 1 if
+    /// it fails (the live views serve on). A rebuild renumbers the feed
+    /// positions.
+    Rebuild(projectorcmd::RebuildArgs),
 }
 
 #[derive(Subcommand)]
@@ -258,6 +273,9 @@ fn main() -> ExitCode {
             } => backup::backup(&dir, &out, nats, creds.as_deref(), nats_ca.as_deref()),
             LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
             LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
+        },
+        Cmd::Projector { command } => match command {
+            ProjectorCmd::Rebuild(args) => projectorcmd::rebuild(args),
         },
         Cmd::Bench { command } => match command {
             BenchCmd::Log(args) => bench::log(args).map(|()| ExitCode::SUCCESS),

@@ -117,6 +117,22 @@ fn token_config(args: &ServeArgs) -> anyhow::Result<(concord_core::auth::Keys, c
 /// The seed a command-line process connects with: `creds` (a seed file),
 /// else the seed in `CONCORD_NATS_SEED`, else `fallback` when that file
 /// exists, else none (with a warning).
+/// The file under `<data>/nats/` naming the NATS URL `concord up` serves on.
+pub const URL_FILE: &str = "url";
+
+/// The NATS URL an operator's tool uses: `--nats`, else `NATS_URL`, else
+/// what `concord up` on `data` wrote, else the default local server.
+pub fn operator_url(flag: Option<String>, data: &Path) -> String {
+    flag.or_else(nats_url_from_env)
+        .or_else(|| {
+            std::fs::read_to_string(data.join("nats").join(URL_FILE))
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
+}
+
 pub fn nats_seed(creds: Option<&Path>, fallback: Option<&Path>) -> anyhow::Result<Option<Seed>> {
     if let Some(file) = creds {
         return Ok(Some(Seed::read_file(file)?));
@@ -339,6 +355,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         (None, Some(u)) => u,
         (None, None) => bail!("no NATS: neither NATS_URL nor an own nats-server"),
     };
+    // Where the operator's tools (`concord projector rebuild`, `log backup
+    // --nats`) find this system's NATS without being told.
+    std::fs::write(nats_dir.join(URL_FILE), &url)
+        .with_context(|| format!("writing {}", nats_dir.join(URL_FILE).display()))?;
 
     let as_ = |identity: Identity| {
         let seed = identities.seed(identity).cloned();

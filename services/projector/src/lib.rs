@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod feed;
+pub mod generation;
 pub mod merge;
 pub mod projection;
 pub mod store;
@@ -80,12 +81,10 @@ pub fn dir_in(data: &Path) -> PathBuf {
 
 /// A running projector: stop it with [`Projector::stop`].
 pub struct Projector {
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    /// `None` once it has been awaited to its end.
-    apply: Option<JoinHandle<Result<(), Error>>>,
     answer: JoinHandle<()>,
-    readers: Vec<JoinHandle<()>>,
-    projection: Arc<RwLock<Projection>>,
+    failed: watch::Receiver<Option<String>>,
 }
 
 enum Read {
@@ -100,11 +99,36 @@ fn tick() -> u64 {
     TICK.fetch_add(1, Ordering::SeqCst) + 1
 }
 
-impl Projector {
-    /// Opens the store in `dir`, follows the four logs from where it
-    /// stood, and answers queries.
-    pub async fn bind(dir: &Path, client: async_nats::Client) -> Result<Projector, Error> {
-        let dir = dir.to_owned();
+/// What a read uses: one generation's store and projection, and where it
+/// stands in each log.
+#[derive(Clone)]
+struct Views {
+    store: Arc<Store>,
+    projection: Arc<RwLock<Projection>>,
+    applied: watch::Receiver<Applied>,
+}
+
+/// One generation of the views being kept: readers of the four logs and
+/// the task applying them.
+struct Engine {
+    stop: watch::Sender<bool>,
+    apply: JoinHandle<Result<(), Error>>,
+    readers: Vec<JoinHandle<()>>,
+    views: Views,
+    /// Whether it serves (publishes the feeds, reports its failure as the
+    /// projector's); a rebuild's engine does not until it is switched to.
+    live: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Engine {
+    /// Opens (or sets aside and starts afresh) the store in `dir` and
+    /// follows the four logs from where it stood.
+    async fn start(
+        client: &async_nats::Client,
+        dir: PathBuf,
+        live: bool,
+        failed: watch::Sender<Option<String>>,
+    ) -> Result<Engine, Error> {
         let (opened, publisher) = tokio::task::spawn_blocking(move || {
             let (opened, _) = Store::open_or_set_aside(&dir)?;
             let publisher = feed::Publisher::resume(&opened.store)?;
@@ -151,6 +175,100 @@ impl Projector {
                 }
             }));
         }
+        let live = Arc::new(std::sync::atomic::AtomicBool::new(live));
+        let sink = Sink {
+            client: client.clone(),
+            projection: Arc::clone(&projection),
+            store: Arc::clone(&store),
+            publisher,
+            live: Arc::clone(&live),
+            applied_tx,
+        };
+        let serving = Arc::clone(&live);
+        let apply = tokio::spawn(async move {
+            let r = apply(sink, rx, checkpoints, stopped).await;
+            if let Err(e) = &r
+                && serving.load(Ordering::SeqCst)
+            {
+                failed.send_replace(Some(e.to_string()));
+            }
+            r
+        });
+        Ok(Engine {
+            stop,
+            apply,
+            readers,
+            views: Views {
+                store,
+                projection,
+                applied: applied_rx,
+            },
+            live,
+        })
+    }
+
+    /// Stops following; what was applied is kept.
+    async fn stop(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        for r in &self.readers {
+            r.abort();
+        }
+        self.apply.await.map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+/// Where a rebuild stands (`concord.ctl.projector.progress`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Progress {
+    pub running: bool,
+    /// The generation being built (or last built).
+    pub generation: u64,
+    /// Events applied so far.
+    pub done: u64,
+    /// Events in the logs when it started.
+    pub total: u64,
+    pub elapsed_ms: u64,
+    /// It switched to the rebuilt views.
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+/// What the projector's tasks share.
+struct Shared {
+    client: async_nats::Client,
+    dir: PathBuf,
+    /// The generation that serves.
+    generation: AtomicU64,
+    views: RwLock<Views>,
+    /// The live engine (`None` once stopped).
+    engine: tokio::sync::Mutex<Option<Engine>>,
+    progress: std::sync::Mutex<Progress>,
+    failed: watch::Sender<Option<String>>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn views(&self) -> Option<Views> {
+        self.views.read().ok().map(|v| v.clone())
+    }
+}
+
+/// Has `a` applied at least what `b` has, in every log?
+fn caught_up(a: &Applied, b: &Applied) -> bool {
+    b.iter().all(|(s, seq)| a.get(s).copied().unwrap_or(0) >= *seq)
+}
+
+impl Projector {
+    /// Opens the views in `dir` (the generation that serves), follows the
+    /// four logs from where they stood, and answers queries.
+    pub async fn bind(dir: &Path, client: async_nats::Client) -> Result<Projector, Error> {
+        let root = dir.to_owned();
+        let generation = tokio::task::spawn_blocking(move || generation::current(&root))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        let (failed_tx, failed) = watch::channel(None);
+        let engine = Engine::start(&client, generation::path(dir, generation), true, failed_tx.clone()).await?;
+        let (stop, stopping) = watch::channel(false);
         let queries = client
             .queue_subscribe(subjects::queries_of(NAME), subjects::queue_group(NAME))
             .await
@@ -159,64 +277,225 @@ impl Projector {
             .queue_subscribe(subjects::feed_read(None), subjects::queue_group(NAME))
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
-        let subscriber = futures::stream::select(queries, feed_reads);
+        let controls = client
+            .queue_subscribe(subjects::control(NAME, "*"), subjects::queue_group(NAME))
+            .await
+            .map_err(|e| Error::Nats(e.to_string()))?;
+        let subscriber = futures::stream::select_all([queries, feed_reads, controls]);
         client.flush().await.map_err(|e| Error::Nats(e.to_string()))?;
-        let answer = tokio::spawn(answer(
-            client.clone(),
-            subscriber,
-            Arc::clone(&projection),
-            Arc::clone(&store),
-            applied_rx,
-            stopped.clone(),
-        ));
-        let apply = tokio::spawn(apply(
-            Sink {
-                client,
-                projection: Arc::clone(&projection),
-                store,
-                publisher,
-                applied_tx,
-            },
-            rx,
-            checkpoints,
-            stopped,
-        ));
+        let shared = Arc::new(Shared {
+            client,
+            dir: dir.to_owned(),
+            generation: AtomicU64::new(generation),
+            views: RwLock::new(engine.views.clone()),
+            engine: tokio::sync::Mutex::new(Some(engine)),
+            progress: std::sync::Mutex::new(Progress {
+                generation,
+                ..Progress::default()
+            }),
+            failed: failed_tx,
+            stopping,
+        });
+        let answer = tokio::spawn(answer(Arc::clone(&shared), subscriber));
         Ok(Projector {
+            shared,
             stop,
-            apply: Some(apply),
             answer,
-            readers,
-            projection,
+            failed,
         })
     }
 
     /// The feed position of the last event applied.
     pub fn position(&self) -> u64 {
-        self.projection.read().map(|p| p.position()).unwrap_or(0)
+        self.shared
+            .views()
+            .and_then(|v| v.projection.read().ok().map(|p| p.position()))
+            .unwrap_or(0)
     }
 
     /// Resolves when the projector stops on its own (an error); pending
     /// forever once it has resolved.
     pub async fn stopped(&mut self) -> Result<(), Error> {
-        let Some(apply) = self.apply.as_mut() else {
+        let said: Option<String> = self.failed.wait_for(Option::is_some).await.ok().and_then(|w| w.clone());
+        let Some(why) = said else {
             return std::future::pending().await;
         };
-        let r = apply.await;
-        self.apply = None;
-        r.map_err(|e| Error::Task(e.to_string()))?
+        // Once said, not again.
+        self.failed = watch::channel(None).1;
+        Err(Error::Task(why))
     }
 
-    /// Stops following and answering; what was applied is kept.
+    /// Stops following and answering (a rebuild too); what was applied is
+    /// kept.
     pub async fn stop(self) -> Result<(), Error> {
         let _ = self.stop.send(true);
-        for r in &self.readers {
-            r.abort();
-        }
         self.answer.abort();
-        match self.apply {
-            Some(apply) => apply.await.map_err(|e| Error::Task(e.to_string()))?,
+        let engine = self.shared.engine.lock().await.take();
+        match engine {
+            Some(engine) => engine.stop().await,
             None => Ok(()),
         }
+    }
+}
+
+/// Builds the next generation of the views from the logs beside the live
+/// one (which keeps serving), then switches to it: the live engine stops,
+/// the rebuilt one applies what the live one had, becomes live, and the
+/// old generation is removed.
+async fn rebuild(shared: Arc<Shared>) -> Result<(), Error> {
+    let mut total = 0;
+    for service in Service::ALL {
+        total += concord_bus::logs::fetch_head(&shared.client, service)
+            .await
+            .map_err(|e| Error::Source {
+                service,
+                why: e.to_string(),
+            })?
+            .seq;
+    }
+    let next = shared.generation.load(Ordering::SeqCst) + 1;
+    let dir = generation::path(&shared.dir, next);
+    let fresh = dir.clone();
+    tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&fresh) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Fjall {
+            dir: fresh,
+            source: fjall::Error::Io(e),
+        }),
+        _ => Ok(()),
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??;
+    let started = std::time::Instant::now();
+    let report = |done: u64| {
+        if let Ok(mut p) = shared.progress.lock() {
+            p.done = done;
+            p.total = total;
+            p.generation = next;
+            p.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        }
+    };
+    report(0);
+    let engine = Engine::start(&shared.client, dir, false, shared.failed.clone()).await?;
+    let mut applied = engine.views.applied.clone();
+    let mut stopping = shared.stopping.clone();
+    // Until it has applied what the live views have.
+    loop {
+        let now = applied.borrow_and_update().clone();
+        report(now.values().sum());
+        if engine.apply.is_finished() {
+            return match engine.stop().await {
+                Err(e) => Err(e),
+                Ok(()) => Err(Error::Task("the rebuild stopped".into())),
+            };
+        }
+        let live = shared.views().map(|v| v.applied.borrow().clone()).unwrap_or_default();
+        if caught_up(&now, &live) {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_millis(250), applied.changed()) => {}
+            _ = stopping.changed() => return engine.stop().await,
+        }
+    }
+    // The switch: the live engine stops where it is, the rebuilt one
+    // applies at least that much, then serves.
+    let mut live = shared.engine.lock().await;
+    let Some(old) = live.take() else {
+        return engine.stop().await;
+    };
+    let last = old.views.applied.borrow().clone();
+    if let Err(e) = old.stop().await {
+        tracing::warn!(error = %e, "the views being replaced stopped with an error");
+    }
+    let reached = matches!(
+        tokio::time::timeout(WAIT_FOR_MAX * 15, applied.wait_for(|a| caught_up(a, &last))).await,
+        Ok(Ok(_))
+    );
+    if !reached {
+        // Back to the old generation: it resumes where it stopped.
+        let _ = engine.stop().await;
+        let old_dir = generation::path(&shared.dir, next - 1);
+        let again = match Engine::start(&shared.client, old_dir, true, shared.failed.clone()).await {
+            Ok(e) => e,
+            Err(e) => {
+                // Nothing serves: the projector stops, and is started again.
+                shared.failed.send_replace(Some(e.to_string()));
+                return Err(e);
+            }
+        };
+        if let Ok(mut v) = shared.views.write() {
+            *v = again.views.clone();
+        }
+        *live = Some(again);
+        return Err(Error::Task(
+            "the rebuilt views did not reach the live ones in time; the live ones serve on".into(),
+        ));
+    }
+    engine.live.store(true, Ordering::SeqCst);
+    let root = shared.dir.clone();
+    tokio::task::spawn_blocking(move || generation::switch(&root, next))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+    shared.generation.store(next, Ordering::SeqCst);
+    if let Ok(mut v) = shared.views.write() {
+        *v = engine.views.clone();
+    }
+    *live = Some(engine);
+    drop(live);
+    report(applied.borrow().values().sum());
+    // The old generation goes once no read holds it (else at the next
+    // start, `generation::current`).
+    let old_dir = generation::path(&shared.dir, next - 1);
+    tokio::spawn(async move {
+        tokio::time::sleep(WAIT_FOR_MAX * 2).await;
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(old_dir)).await;
+    });
+    Ok(())
+}
+
+/// Starts a rebuild unless one runs; its outcome goes to the progress.
+fn start_rebuild(shared: &Arc<Shared>) -> Reply {
+    {
+        let Ok(mut p) = shared.progress.lock() else {
+            return Reply::error(ErrorCode::Internal, "the rebuild's progress is poisoned");
+        };
+        if p.running {
+            return Reply::error(
+                ErrorCode::Conflict,
+                format!("a rebuild (generation {}) is running", p.generation),
+            );
+        }
+        *p = Progress {
+            running: true,
+            generation: shared.generation.load(Ordering::SeqCst) + 1,
+            ..Progress::default()
+        };
+    }
+    let running = Arc::clone(shared);
+    tokio::spawn(async move {
+        let shared = running;
+        let r = rebuild(Arc::clone(&shared)).await;
+        if let Err(e) = &r {
+            tracing::error!(error = %e, "the rebuild of the views failed");
+        } else {
+            tracing::info!(
+                generation = shared.generation.load(Ordering::SeqCst),
+                "the rebuilt views serve"
+            );
+        }
+        if let Ok(mut p) = shared.progress.lock() {
+            p.running = false;
+            p.finished = r.is_ok();
+            p.error = r.err().map(|e| e.to_string());
+        }
+    });
+    progress(shared)
+}
+
+fn progress(shared: &Shared) -> Reply {
+    match shared.progress.lock() {
+        Ok(p) => Reply::ok(serde_json::to_value(&*p).unwrap_or_default()),
+        Err(_) => Reply::error(ErrorCode::Internal, "the rebuild's progress is poisoned"),
     }
 }
 
@@ -227,6 +506,8 @@ struct Sink {
     projection: Arc<RwLock<Projection>>,
     store: Arc<Store>,
     publisher: feed::Publisher,
+    /// Publish the feeds (a rebuild's engine only chains them).
+    live: Arc<std::sync::atomic::AtomicBool>,
     applied_tx: watch::Sender<Applied>,
 }
 
@@ -242,6 +523,7 @@ async fn apply(
         projection,
         store,
         mut publisher,
+        live,
         applied_tx,
     } = sink;
     let mut merge = Merge::new(|s| checkpoints.get(&s).map_or(0, |c| c.seq));
@@ -299,7 +581,8 @@ async fn apply(
             // crash, a slow subscriber) is found by the next one's
             // `previous` and read from the store.
             let entries: Vec<FeedEntry> = applied.into_iter().map(|(e, _)| e).collect();
-            for m in publisher.messages(&entries) {
+            let messages = publisher.messages(&entries);
+            for m in messages.into_iter().filter(|_| live.load(Ordering::SeqCst)) {
                 let headers = m.headers();
                 if let Err(e) = client.publish_with_headers(m.subject, headers, m.payload).await {
                     tracing::warn!(error = %e, "the projector could not publish a feed message");
@@ -337,41 +620,38 @@ async fn apply(
 /// `concord.feed.<CC>.read`, each request in its own task: one that waits
 /// (for a position, or for a feed's next entry) holds no other, and only
 /// [`QUERIES_IN_FLIGHT_MAX`] read the store at once.
-async fn answer(
-    client: async_nats::Client,
-    mut subscriber: impl futures::Stream<Item = async_nats::Message> + Unpin,
-    projection: Arc<RwLock<Projection>>,
-    store: Arc<Store>,
-    applied: watch::Receiver<Applied>,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn answer(shared: Arc<Shared>, mut subscriber: impl futures::Stream<Item = async_nats::Message> + Unpin) {
     let waiting = Arc::new(tokio::sync::Semaphore::new(WAITING_MAX));
     let slots = Arc::new(tokio::sync::Semaphore::new(QUERIES_IN_FLIGHT_MAX));
+    let mut stopping = shared.stopping.clone();
     loop {
         let msg = tokio::select! {
             msg = subscriber.next() => match msg { Some(m) => m, None => return },
-            _ = stopped.changed() => return,
+            _ = stopping.changed() => return,
         };
         let Some(reply_to) = msg.reply.clone() else { continue };
         let Ok(waiter) = Arc::clone(&waiting).acquire_owned().await else {
             return;
         };
-        let (client, projection, store, slots, mut applied) = (
-            client.clone(),
-            Arc::clone(&projection),
-            Arc::clone(&store),
-            Arc::clone(&slots),
-            applied.clone(),
-        );
+        let (shared, slots) = (Arc::clone(&shared), Arc::clone(&slots));
         tokio::spawn(async move {
-            let reply = match Asked::of(msg.subject.as_str(), &msg.payload) {
-                Err(reply) => reply,
-                Ok(asked) => match wait_for(&msg.payload, &mut applied).await {
-                    Err(reply) => reply,
-                    Ok(()) => asked.answer(&projection, &store, &slots, &mut applied).await,
+            let reply = match (Asked::of(msg.subject.as_str(), &msg.payload), shared.views()) {
+                (Err(reply), _) => reply,
+                (Ok(_), None) => Reply::error(ErrorCode::Internal, "the projector's views are poisoned"),
+                (Ok(Asked::Control(verb)), _) => match verb.as_str() {
+                    "rebuild" => start_rebuild(&shared),
+                    "progress" => progress(&shared),
+                    other => Reply::error(ErrorCode::NotFound, format!("the projector has no control {other:?}")),
                 },
+                (Ok(asked), Some(views)) => {
+                    let mut applied = views.applied.clone();
+                    match wait_for(&msg.payload, &mut applied).await {
+                        Err(reply) => reply,
+                        Ok(()) => asked.answer(&shared, views, &slots).await,
+                    }
+                }
             };
-            if let Err(e) = client.publish(reply_to, reply.to_bytes().into()).await {
+            if let Err(e) = shared.client.publish(reply_to, reply.to_bytes().into()).await {
                 tracing::warn!(error = %e, "the projector could not answer a query");
             }
             drop(waiter);
@@ -387,6 +667,8 @@ enum Asked {
     /// A feed read: a site's on `concord.feed.<CC>.read`, or a feed query
     /// that may wait for its next entry.
     Feed(api::FeedRequest),
+    /// An operator's `concord.ctl.projector.<verb>`.
+    Control(String),
 }
 
 /// What a national site sends on `concord.feed.<CC>.read`.
@@ -428,6 +710,7 @@ impl Asked {
                     wait_ms: None,
                 }))
             }
+            (Some(_), Some("ctl"), Some(_), Some(verb), None) => Ok(Asked::Control(verb.to_owned())),
             (.., Some("health"), None) => Ok(Asked::Health),
             (.., Some("feed"), None) => Ok(Asked::Feed(request("feed", payload)?)),
             (.., Some(name), None) => Ok(Asked::Query(name.to_owned(), payload.clone())),
@@ -438,14 +721,10 @@ impl Asked {
         }
     }
 
-    async fn answer(
-        self,
-        projection: &Arc<RwLock<Projection>>,
-        store: &Arc<Store>,
-        slots: &Arc<tokio::sync::Semaphore>,
-        applied: &mut watch::Receiver<Applied>,
-    ) -> Reply {
+    async fn answer(self, shared: &Shared, views: Views, slots: &Arc<tokio::sync::Semaphore>) -> Reply {
+        let (projection, mut applied) = (&views.projection, views.applied.clone());
         match self {
+            Asked::Control(_) => Reply::error(ErrorCode::Internal, "a control is not a read"),
             // Readiness (the gateway's /readyz): it answers, and where it
             // stands in each log.
             Asked::Health => Reply::ok(json!({"applied": *applied.borrow()})),
@@ -471,6 +750,7 @@ impl Asked {
                 };
                 let deadline = tokio::time::Instant::now() + wait;
                 let req = Arc::new(req);
+                let mut store = Arc::clone(&views.store);
                 loop {
                     // Marked seen before reading, so an entry written
                     // after the read wakes the wait below.
@@ -478,8 +758,8 @@ impl Asked {
                     let Ok(slot) = Arc::clone(slots).acquire_owned().await else {
                         return Reply::error(ErrorCode::Unavailable, "the projector is stopping");
                     };
-                    let (store, r) = (Arc::clone(store), Arc::clone(&req));
-                    let read = tokio::task::spawn_blocking(move || api::feed(&store, &r)).await;
+                    let (st, r) = (Arc::clone(&store), Arc::clone(&req));
+                    let read = tokio::task::spawn_blocking(move || api::feed(&st, &r)).await;
                     drop(slot);
                     let answer = match read {
                         Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
@@ -491,8 +771,17 @@ impl Asked {
                     if !empty || tokio::time::Instant::now() >= deadline {
                         return Reply::ok(answer);
                     }
-                    if tokio::time::timeout_at(deadline, applied.changed()).await.is_err() {
-                        return Reply::ok(answer);
+                    match tokio::time::timeout_at(deadline, applied.changed()).await {
+                        Err(_) => return Reply::ok(answer),
+                        Ok(Ok(())) => {}
+                        // The views were switched (a rebuild): read the new ones.
+                        Ok(Err(_)) => match shared.views() {
+                            Some(v) => {
+                                store = v.store;
+                                applied = v.applied;
+                            }
+                            None => return Reply::ok(answer),
+                        },
                     }
                 }
             }

@@ -2,30 +2,31 @@
 //! feeds (events as the consumers read them, heads as the owners report
 //! them) and asks what to do next.
 //!
-//! The rule: before an event with HLC `h` of service `S` is applied, every
-//! event with an earlier HLC of the logs `S` follows is applied. Every such
-//! event `S` had seen was in its log before the event was decided, so it is
-//! within any head of that log fetched after the event was read. Hence an
-//! event is ready once, for each log its service follows, either an event
-//! of that log is buffered (each log is in HLC order, so it is not
-//! earlier: the candidate is the smallest buffered) or a head of that log
-//! fetched after the candidate was read has been read up to. Reads and head
+//! The rule: the logs are applied in one total order, `(hlc, service,
+//! seq)`. Before an event with HLC `h` is applied, every event with an
+//! earlier HLC of every other log is applied: not only of the logs its
+//! service follows (whose events it had seen, so they were in their log
+//! before it was decided), because an event of any log can change what
+//! another log's events reach (an operation's removal decides who sees
+//! the leads posted before it), so the views as of `h` must hold exactly
+//! the events before `h`, whichever order the logs were read in; a
+//! rebuild from the whole logs then gives the views the live projector
+//! gave. An event is ready once, for each other log, either an event of
+//! that log is buffered (each log is in HLC order, so it is not earlier:
+//! the candidate is the smallest buffered) or a head of that log fetched
+//! after the candidate was read has been read up to. Reads and head
 //! fetches are stamped from one counter (`tick`) to compare their times.
+//! (An event appended after that head with an earlier HLC, from a service
+//! that had not seen the candidate, would come after it: the services
+//! share the machines' clocks, so that is a skew of milliseconds.)
 
 use std::collections::{BTreeMap, VecDeque};
 
 use concord_core::{EventEnvelope, Service};
 
-/// The logs whose events a service folds before deciding (its contract's
-/// facts): intel the operations log, crisis the deployments log,
-/// deployments the crisis and operations logs.
-pub fn follows(service: Service) -> &'static [Service] {
-    match service {
-        Service::Operations => &[],
-        Service::Intel => &[Service::Operations],
-        Service::Crisis => &[Service::Deployments],
-        Service::Deployments => &[Service::Crisis, Service::Operations],
-    }
+/// The logs an event of `service` waits for: every other one.
+fn others(service: Service) -> impl Iterator<Item = Service> {
+    Service::ALL.into_iter().filter(move |s| *s != service)
 }
 
 #[derive(Debug, Default)]
@@ -112,8 +113,8 @@ impl Merge {
             return Next::Wait;
         };
         let hlc = event.hlc;
-        for l in follows(service) {
-            let src = &self.sources[l];
+        for l in others(service) {
+            let src = &self.sources[&l];
             if src.buffered.front().is_some_and(|(e, _)| e.hlc >= hlc) {
                 continue;
             }
@@ -124,7 +125,7 @@ impl Merge {
                         return Next::Wait;
                     }
                 }
-                _ => return Next::Head(*l),
+                _ => return Next::Head(l),
             }
         }
         match self.sources.get_mut(&service).and_then(|s| s.buffered.pop_front()) {
@@ -179,6 +180,21 @@ mod tests {
         }
     }
 
+    /// Answers each head asked with `heads` (the log's last seq), at
+    /// increasing ticks from `tick`, until an event is applied or none is
+    /// ready.
+    fn drive(m: &mut Merge, tick: &mut u64, heads: &BTreeMap<Service, u64>) -> Next {
+        loop {
+            match m.step() {
+                Next::Head(s) => {
+                    *tick += 1;
+                    m.head(s, *tick, heads.get(&s).copied().unwrap_or(0));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// An intel event is held until the operations log is known to hold
     /// nothing earlier, then applied after the earlier operations event
     /// that arrived late (a removal read after the lead that followed it).
@@ -186,47 +202,95 @@ mod tests {
     fn a_late_event_of_a_followed_log_is_applied_first() {
         let mut m = Merge::new(|_| 0);
         m.read(ev(Service::Intel, 1, 200), 1).expect("read");
-        assert_eq!(m.step(), Next::Head(Service::Operations));
-        // The head, asked after the lead was read, says one event exists.
-        m.head(Service::Operations, 2, 1);
-        assert_eq!(m.step(), Next::Wait, "the earlier event is on its way");
-        m.read(ev(Service::Operations, 1, 100), 3).expect("read");
-        assert_eq!(applied(m.step()), (Service::Operations, 1));
-        assert_eq!(applied(m.step()), (Service::Intel, 1));
-        assert_eq!(m.step(), Next::Wait);
+        let mut tick = 1;
+        // The heads, asked after the lead was read, say one operations
+        // event exists.
+        let heads = BTreeMap::from([(Service::Operations, 1)]);
+        assert_eq!(
+            drive(&mut m, &mut tick, &heads),
+            Next::Wait,
+            "the earlier event is on its way"
+        );
+        m.read(ev(Service::Operations, 1, 100), 10).expect("read");
+        assert_eq!(applied(drive(&mut m, &mut tick, &heads)), (Service::Operations, 1));
+        assert_eq!(applied(drive(&mut m, &mut tick, &heads)), (Service::Intel, 1));
+        assert_eq!(drive(&mut m, &mut tick, &heads), Next::Wait);
+    }
+
+    /// The other way round too: an operations event waits for an earlier
+    /// intel event read late (the lead posted before a removal reaches the
+    /// country removed), so the order does not depend on which log was
+    /// read first.
+    #[test]
+    fn an_operations_event_waits_for_an_earlier_event_of_any_log() {
+        let mut m = Merge::new(|_| 0);
+        m.read(ev(Service::Operations, 1, 300), 1).expect("read");
+        let mut tick = 1;
+        let heads = BTreeMap::from([(Service::Intel, 1)]);
+        assert_eq!(drive(&mut m, &mut tick, &heads), Next::Wait);
+        m.read(ev(Service::Intel, 1, 200), 10).expect("read");
+        assert_eq!(applied(drive(&mut m, &mut tick, &heads)), (Service::Intel, 1));
+        assert_eq!(applied(drive(&mut m, &mut tick, &heads)), (Service::Operations, 1));
     }
 
     /// A head fetched before the event was read proves nothing of it.
     #[test]
     fn a_head_older_than_the_event_is_asked_again() {
         let mut m = Merge::new(|_| 0);
-        m.head(Service::Operations, 1, 0);
+        for s in Service::ALL {
+            m.head(s, 1, 0);
+        }
         m.read(ev(Service::Intel, 1, 200), 2).expect("read");
-        assert_eq!(m.step(), Next::Head(Service::Operations));
-        m.head(Service::Operations, 3, 0);
-        assert_eq!(applied(m.step()), (Service::Intel, 1));
+        assert!(matches!(m.step(), Next::Head(_)));
+        let mut tick = 2;
+        assert_eq!(applied(drive(&mut m, &mut tick, &BTreeMap::new())), (Service::Intel, 1));
     }
 
-    /// The operations log follows nothing: its events never wait; and a
-    /// later buffered event of a followed log lets an event through.
+    /// Whatever order the logs are read in, the events are applied in
+    /// `(hlc, service, seq)` order.
     #[test]
     fn events_go_in_hlc_order_across_logs() {
-        let mut m = Merge::new(|_| 0);
-        m.read(ev(Service::Operations, 1, 300), 1).expect("read");
-        m.read(ev(Service::Intel, 1, 100), 2).expect("read");
-        m.read(ev(Service::Crisis, 1, 200), 3).expect("read");
-        m.read(ev(Service::Deployments, 1, 400), 4).expect("read");
-        // intel@100 first: operations has a buffered event, not earlier.
-        assert_eq!(applied(m.step()), (Service::Intel, 1));
-        // crisis@200: deployments' buffered event is later.
-        assert_eq!(applied(m.step()), (Service::Crisis, 1));
-        assert_eq!(applied(m.step()), (Service::Operations, 1));
-        // deployments@400 follows crisis and operations, both drained.
-        assert_eq!(m.step(), Next::Head(Service::Crisis));
-        m.head(Service::Crisis, 5, 1);
-        assert_eq!(m.step(), Next::Head(Service::Operations));
-        m.head(Service::Operations, 6, 1);
-        assert_eq!(applied(m.step()), (Service::Deployments, 1));
+        let events = [
+            ev(Service::Operations, 1, 300),
+            ev(Service::Intel, 1, 100),
+            ev(Service::Crisis, 1, 200),
+            ev(Service::Deployments, 1, 400),
+            ev(Service::Operations, 2, 350),
+        ];
+        let heads: BTreeMap<Service, u64> = BTreeMap::from([
+            (Service::Operations, 2),
+            (Service::Intel, 1),
+            (Service::Crisis, 1),
+            (Service::Deployments, 1),
+        ]);
+        for rotation in 0..events.len() {
+            let mut m = Merge::new(|_| 0);
+            let mut tick = 0;
+            let mut order: Vec<&EventEnvelope> = events.iter().collect();
+            order.rotate_left(rotation);
+            // Each log's events in seq order, the logs interleaved as rotated.
+            let first = order[0].service;
+            order.sort_by_key(|e| (e.service != first, e.seq));
+            let mut got = Vec::new();
+            for e in order {
+                tick += 1;
+                m.read(e.clone(), tick).expect("read");
+                while let Next::Apply(e) = drive(&mut m, &mut tick, &heads) {
+                    got.push((e.service, e.seq));
+                }
+            }
+            assert_eq!(
+                got,
+                vec![
+                    (Service::Intel, 1),
+                    (Service::Crisis, 1),
+                    (Service::Operations, 1),
+                    (Service::Operations, 2),
+                    (Service::Deployments, 1)
+                ],
+                "rotation {rotation}"
+            );
+        }
     }
 
     #[test]
