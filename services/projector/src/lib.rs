@@ -185,6 +185,31 @@ impl Engine {
             applied_tx,
         };
         let serving = Arc::clone(&live);
+        let syncing = Arc::clone(&store);
+        let mut sync_stopped = stopped.clone();
+        tokio::spawn(async move {
+            // The batches are committed to the OS's buffers; this makes
+            // them durable a little later, off the path to the readers.
+            let mut at = syncing.position_committed();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(store::SYNC_EVERY) => {}
+                    _ = sync_stopped.changed() => {}
+                }
+                let now = syncing.position_committed();
+                if now != at {
+                    let s = Arc::clone(&syncing);
+                    match tokio::task::spawn_blocking(move || s.sync()).await {
+                        Ok(Ok(())) => at = now,
+                        Ok(Err(e)) => tracing::error!(error = %e, "the projector's store cannot be fsynced"),
+                        Err(e) => tracing::error!(error = %e, "the projector's fsync task"),
+                    }
+                }
+                if *sync_stopped.borrow() {
+                    return;
+                }
+            }
+        });
         let apply = tokio::spawn(async move {
             let r = apply(sink, rx, checkpoints, stopped).await;
             if let Err(e) = &r
@@ -213,7 +238,12 @@ impl Engine {
         for r in &self.readers {
             r.abort();
         }
-        self.apply.await.map_err(|e| Error::Task(e.to_string()))?
+        let applied = self.apply.await.map_err(|e| Error::Task(e.to_string()))?;
+        let store = self.views.store;
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        applied
     }
 }
 
@@ -593,15 +623,32 @@ async fn apply(
             continue;
         }
         if let Some(service) = need_head {
+            // Every log's at once: the next candidates will want the others
+            // too, and one round trip costs what three do.
             let at = tick();
-            match concord_bus::logs::fetch_head(&client, service).await {
-                Ok(head) => merge.head(service, at, head.seq),
-                Err(e) => {
-                    tracing::warn!(%service, error = %e, "the projector cannot ask the log's head yet; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY) => {}
-                        _ = stopped.changed() => return Ok(()),
+            let asked = Service::ALL;
+            let heads =
+                futures::future::join_all(asked.iter().map(|s| concord_bus::logs::fetch_head(&client, *s))).await;
+            let mut failed = None;
+            for (s, head) in asked.into_iter().zip(heads) {
+                match head {
+                    Ok(head) => merge.head(s, at, head.seq),
+                    Err(e) => {
+                        merge.unavailable(s, at);
+                        if s == service {
+                            failed = Some(e);
+                        }
                     }
+                }
+            }
+            // Still needed (the event follows that log): wait.
+            if let Some(e) = failed
+                && merge.step_needs(service)
+            {
+                tracing::warn!(%service, error = %e, "the projector cannot ask the log's head yet; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    _ = stopped.changed() => return Ok(()),
                 }
             }
             continue;

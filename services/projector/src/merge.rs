@@ -19,6 +19,15 @@
 //! (An event appended after that head with an earlier HLC, from a service
 //! that had not seen the candidate, would come after it: the services
 //! share the machines' clocks, so that is a skew of milliseconds.)
+//!
+//! A log whose owner does not answer (stopped) cannot be waited for
+//! without stopping every view. For the logs the candidate's service
+//! follows, the merge waits all the same: their events decide who the
+//! candidate reaches (a removal read late would leak a lead). For the
+//! others, once a head was asked after the candidate was read and could
+//! not be had ([`Merge::unavailable`]), the candidate goes first: at
+//! worst an earlier event of a stopped service is applied after it (a
+//! lead the removal then hides, never one shown too widely).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -29,6 +38,19 @@ fn others(service: Service) -> impl Iterator<Item = Service> {
     Service::ALL.into_iter().filter(move |s| *s != service)
 }
 
+/// The logs whose events a service folds before deciding (its contract's
+/// facts): intel the operations log, crisis the deployments log,
+/// deployments the crisis and operations logs. Their events are waited
+/// for even when their owner does not answer.
+pub fn follows(service: Service) -> &'static [Service] {
+    match service {
+        Service::Operations => &[],
+        Service::Intel => &[Service::Operations],
+        Service::Crisis => &[Service::Deployments],
+        Service::Deployments => &[Service::Crisis, Service::Operations],
+    }
+}
+
 #[derive(Debug, Default)]
 struct Source {
     /// Read, not yet applied, in seq order, each with the tick it was read at.
@@ -37,6 +59,8 @@ struct Source {
     read: u64,
     /// The newest head fetched: `(tick, seq)`.
     head: Option<(u64, u64)>,
+    /// When its head was last asked and could not be had.
+    unavailable: Option<u64>,
 }
 
 /// What the driver does next.
@@ -95,6 +119,14 @@ impl Merge {
         }
     }
 
+    /// `service`'s head was asked at `tick` and nobody answered.
+    pub fn unavailable(&mut self, service: Service, tick: u64) {
+        let source = self.source(service);
+        if source.unavailable.is_none_or(|t| t < tick) {
+            source.unavailable = Some(tick);
+        }
+    }
+
     fn source(&mut self, service: Service) -> &mut Source {
         self.sources.entry(service).or_default()
     }
@@ -108,9 +140,10 @@ impl Merge {
             .min_by_key(|(s, e, _)| (e.hlc, *s, e.seq))
     }
 
-    pub fn step(&mut self) -> Next {
+    /// What is next without doing it: `None` to apply the candidate.
+    fn blocked(&self) -> Option<Next> {
         let Some((service, event, read_at)) = self.candidate() else {
-            return Next::Wait;
+            return Some(Next::Wait);
         };
         let hlc = event.hlc;
         for l in others(service) {
@@ -122,12 +155,29 @@ impl Merge {
                 Some((at, seq)) if at > read_at => {
                     if src.read < seq {
                         // Events of `l` that may be earlier are on the way.
-                        return Next::Wait;
+                        return Some(Next::Wait);
                     }
                 }
-                _ => return Next::Head(l),
+                _ if src.unavailable.is_some_and(|at| at > read_at) && !follows(service).contains(&l) => {}
+                _ => return Some(Next::Head(l)),
             }
         }
+        None
+    }
+
+    /// Whether the next step asks `service`'s head (still, after it could
+    /// not be had: the candidate follows that log).
+    pub fn step_needs(&self, service: Service) -> bool {
+        self.blocked() == Some(Next::Head(service))
+    }
+
+    pub fn step(&mut self) -> Next {
+        if let Some(next) = self.blocked() {
+            return next;
+        }
+        let Some((service, ..)) = self.candidate() else {
+            return Next::Wait;
+        };
         match self.sources.get_mut(&service).and_then(|s| s.buffered.pop_front()) {
             Some((e, _)) => Next::Apply(Box::new(e)),
             None => Next::Wait,
@@ -231,6 +281,35 @@ mod tests {
         m.read(ev(Service::Intel, 1, 200), 10).expect("read");
         assert_eq!(applied(drive(&mut m, &mut tick, &heads)), (Service::Intel, 1));
         assert_eq!(applied(drive(&mut m, &mut tick, &heads)), (Service::Operations, 1));
+    }
+
+    /// A log whose owner does not answer holds up only the events of the
+    /// services that follow it.
+    #[test]
+    fn a_stopped_service_holds_up_only_its_followers() {
+        let mut m = Merge::new(|_| 0);
+        m.read(ev(Service::Operations, 1, 100), 1).expect("read");
+        m.read(ev(Service::Intel, 1, 200), 2).expect("read");
+        let mut tick = 2;
+        for s in [Service::Crisis, Service::Deployments] {
+            tick += 1;
+            m.unavailable(s, tick);
+        }
+        // Operations and intel go: neither follows crisis or deployments.
+        assert_eq!(applied(m.step()), (Service::Operations, 1));
+        tick += 1;
+        m.head(Service::Operations, tick, 1);
+        assert_eq!(applied(m.step()), (Service::Intel, 1));
+        // A deployments event waits for crisis, which it follows.
+        tick += 1;
+        m.read(ev(Service::Deployments, 1, 300), tick).expect("read");
+        for s in [Service::Operations, Service::Intel] {
+            tick += 1;
+            m.head(s, tick, 1);
+        }
+        tick += 1;
+        m.unavailable(Service::Crisis, tick);
+        assert_eq!(m.step(), Next::Head(Service::Crisis));
     }
 
     /// A head fetched before the event was read proves nothing of it.

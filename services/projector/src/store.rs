@@ -1,9 +1,11 @@
 //! The projector's own fjall database (`<data>/projector`): the kept
 //! streams (state and item), the feed with its per-country index, and
 //! where each source log was applied to. Everything one applied burst
-//! changed is written in one batch with the checkpoints, and fsynced: a
-//! crash keeps all of it or none, so after a restart no event is applied
-//! twice or skipped.
+//! changed is written in one batch with the checkpoints: a crash keeps all
+//! of it or none, so after a restart no event is applied twice or skipped.
+//! Batches are fsynced by [`Store::sync`] at most [`SYNC_EVERY`] apart,
+//! not one by one: a power cut loses at most that tail of whole batches,
+//! which the logs (durable before anything is acknowledged) give again.
 //!
 //! Must not: be called on the async runtime's threads (the driver runs it
 //! on the blocking pool).
@@ -18,6 +20,9 @@ use fjall::{Database, Keyspace, PersistMode};
 use serde::{Deserialize, Serialize};
 
 use crate::projection::{Kept, Projection, Reach};
+
+/// How far apart the store is fsynced while it changes.
+pub const SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 const KS_STREAMS: &str = "streams";
 const KS_FEED: &str = "feed";
@@ -60,6 +65,8 @@ pub struct Store {
     feed: Keyspace,
     reach: Keyspace,
     meta: Keyspace,
+    /// The feed position of the last batch committed.
+    committed: std::sync::atomic::AtomicU64,
 }
 
 /// What the store held at open.
@@ -118,6 +125,7 @@ impl Store {
                 feed,
                 reach,
                 meta,
+                committed: std::sync::atomic::AtomicU64::new(state.position),
             },
             projection,
             checkpoints: state.checkpoints,
@@ -169,7 +177,12 @@ impl Store {
         applied: &[(FeedEntry, Vec<(Service, String)>)],
         checkpoints: &BTreeMap<Service, Checkpoint>,
     ) -> Result<(), StoreError> {
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        // Into the OS's buffers, not fsynced: the views are derived from
+        // the logs, and a batch is atomic in fjall's journal, so what a
+        // power cut takes is a tail of whole batches (checkpoints with
+        // them), applied again from the logs at the next start. `sync`
+        // bounds that tail off the acknowledgement path.
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         let mut changed = std::collections::BTreeSet::new();
         for (entry, streams) in applied {
             let bytes = serde_json::to_vec(entry).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
@@ -202,6 +215,18 @@ impl Store {
         let bytes = serde_json::to_vec(&state).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
         batch.insert(&self.meta, META_STATE, bytes);
         batch.commit().map_err(|e| self.fjall(e))?;
+        self.committed
+            .store(projection.position(), std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The feed position of the last batch committed.
+    pub fn position_committed(&self) -> u64 {
+        self.committed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Makes what was committed durable (fsync).
+    pub fn sync(&self) -> Result<(), StoreError> {
         self.db.persist(PersistMode::SyncAll).map_err(|e| self.fjall(e))
     }
 
