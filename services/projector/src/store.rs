@@ -28,6 +28,9 @@ const KS_STREAMS: &str = "streams";
 const KS_FEED: &str = "feed";
 const KS_REACH: &str = "reach";
 const KS_META: &str = "meta";
+/// Intel's facts, one entry per operation (its uuid's 16 bytes): written
+/// for the operations a burst changed, never whole.
+const KS_MEMBERSHIP: &str = "membership";
 const META_STATE: &[u8] = b"state";
 /// The index key prefix of what reaches everyone.
 const EVERYONE: &[u8; 2] = b"**";
@@ -46,7 +49,6 @@ pub enum StoreError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     checkpoints: BTreeMap<Service, Checkpoint>,
-    membership: OperationsView,
     position: u64,
 }
 
@@ -65,6 +67,7 @@ pub struct Store {
     feed: Keyspace,
     reach: Keyspace,
     meta: Keyspace,
+    membership: Keyspace,
     /// The feed position of the last batch committed.
     committed: std::sync::atomic::AtomicU64,
 }
@@ -103,20 +106,28 @@ impl Store {
         let db = concord_log::open_database(dir).map_err(fj)?;
         let ks = |name| concord_log::open_keyspace(&db, name).map_err(fj);
         let (streams, feed, reach, meta) = (ks(KS_STREAMS)?, ks(KS_FEED)?, ks(KS_REACH)?, ks(KS_META)?);
+        let membership = ks(KS_MEMBERSHIP)?;
         let state: State = match meta.get(META_STATE).map_err(fj)? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("its state: {e}")))?,
             None => State {
                 checkpoints: Service::ALL.into_iter().map(|s| (s, start_of_log())).collect(),
-                membership: OperationsView::default(),
                 position: 0,
             },
         };
+        let mut operations = Vec::new();
+        for item in membership.iter() {
+            let (k, v) = item.into_inner().map_err(fj)?;
+            let id = uuid::Uuid::from_slice(&k).map_err(|e| corrupt(format!("a membership key: {e}")))?;
+            let info = serde_json::from_slice(&v).map_err(|e| corrupt(format!("the membership of {id}: {e}")))?;
+            operations.push((id, info));
+        }
+        let members = OperationsView::from_operations(operations);
         let mut kept = Vec::new();
         for item in streams.iter() {
             let (_, v) = item.into_inner().map_err(fj)?;
             kept.push(serde_json::from_slice::<Kept>(&v).map_err(|e| corrupt(format!("a kept stream: {e}")))?);
         }
-        let projection = Projection::resume(kept, state.membership, state.position).map_err(corrupt)?;
+        let projection = Projection::resume(kept, members, state.position).map_err(corrupt)?;
         Ok(Opened {
             store: Store {
                 dir: dir.to_owned(),
@@ -125,6 +136,7 @@ impl Store {
                 feed,
                 reach,
                 meta,
+                membership,
                 committed: std::sync::atomic::AtomicU64::new(state.position),
             },
             projection,
@@ -206,10 +218,16 @@ impl Store {
                 let bytes = serde_json::to_vec(&kept).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
                 batch.insert(&self.streams, stream_key(service, &stream), bytes);
             }
+            if service == Service::Operations
+                && let Ok(id) = concord_contracts::operations::STREAM.id_of(&stream)
+                && let Some(info) = projection.membership().get(id)
+            {
+                let bytes = serde_json::to_vec(info).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
+                batch.insert(&self.membership, id.as_bytes(), bytes);
+            }
         }
         let state = State {
             checkpoints: checkpoints.clone(),
-            membership: projection.membership().clone(),
             position: projection.position(),
         };
         let bytes = serde_json::to_vec(&state).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;

@@ -86,6 +86,15 @@ impl OperationsView {
         self.operations.get(&id)
     }
 
+    /// The view that holds `operations` (as [`OperationsView::get`] gave
+    /// them): a follower that keeps each operation apart, so it writes
+    /// only what changed, reads them back with this.
+    pub fn from_operations(operations: impl IntoIterator<Item = (Uuid, OperationInfo)>) -> OperationsView {
+        OperationsView {
+            operations: operations.into_iter().collect(),
+        }
+    }
+
     /// Operation `id` for a command of `actor` that needs it open: unknown
     /// and not visible to the actor's country answer the same `not_found`
     /// (existence must not leak; auditors see every operation), a closed
