@@ -33,13 +33,23 @@ fn schemathesis() -> std::path::PathBuf {
 }
 
 /// `(service, seq)` of every event a 2xx answer of the HAR `file` reported.
-fn reported(doc: &Value, file: &Path, out: &mut BTreeSet<(String, u64)>) -> (usize, BTreeMap<u16, usize>) {
+/// And the first few 5xx answers, `method url → body`, to say which.
+fn reported(doc: &Value, file: &Path, out: &mut BTreeSet<(String, u64)>) -> (usize, BTreeMap<u16, usize>, Vec<String>) {
     let har: Value = serde_json::from_slice(&std::fs::read(file).expect("the HAR report")).expect("HAR is JSON");
     let entries = har["log"]["entries"].as_array().expect("HAR entries");
     let mut statuses = BTreeMap::new();
+    let mut server_errors = Vec::new();
     for e in entries {
         let status = u16::try_from(e["response"]["status"].as_u64().expect("status")).expect("u16");
         *statuses.entry(status).or_insert(0) += 1;
+        if status >= 500 && server_errors.len() < 5 {
+            server_errors.push(format!(
+                "{} {} → {}",
+                e["request"]["method"].as_str().unwrap_or(""),
+                e["request"]["url"].as_str().unwrap_or(""),
+                e["response"]["content"]["text"].as_str().unwrap_or("")
+            ));
+        }
         if !(200..300).contains(&status) {
             continue;
         }
@@ -62,7 +72,7 @@ fn reported(doc: &Value, file: &Path, out: &mut BTreeSet<(String, u64)>) -> (usi
         let service = service_of(doc, method, path).unwrap_or_else(|| panic!("{method} {path}: no route"));
         acknowledge(&service, &body, out);
     }
-    (entries.len(), statuses)
+    (entries.len(), statuses, server_errors)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,11 +113,12 @@ async fn every_route_survives_schema_driven_fuzzing_and_refusals_write_nothing()
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        let (n, statuses) = reported(&doc, &har, &mut acknowledged);
+        let (n, statuses, server_errors) = reported(&doc, &har, &mut acknowledged);
         eprintln!("{who}: {n} requests, by status {statuses:?}");
         assert!(
             !statuses.keys().any(|s| *s >= 500),
-            "as {who}: a 5xx answer: {statuses:?}"
+            "as {who}: a 5xx answer: {statuses:?}\n{}",
+            server_errors.join("\n")
         );
         requests += n;
     }

@@ -58,7 +58,7 @@ pub struct UpArgs {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// operations | intel | crisis | deployments | projector | gateway
+    /// operations | intel | crisis | deployments | projector | audit | gateway
     name: String,
     /// Data directory (the service's log is `<data>/<service>`)
     #[arg(long, default_value = "data")]
@@ -372,6 +372,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let deployments_client = as_(Identity::Service(Service::Deployments)).await?;
     let gw_client = as_(Identity::Gateway).await?;
     let projector_client = as_(Identity::Projector).await?;
+    let audit_client = as_(Identity::Audit).await?;
     let cfg = |service| concord_bus::service::Config::in_data_dir(&data, service);
     let ops = concord_operations::bind(&cfg(Service::Operations), ops_client.clone())
         .await
@@ -388,6 +389,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut projector = concord_projector::Projector::bind(&concord_projector::dir_in(&data), projector_client)
         .await
         .context("starting the projector")?;
+    let audit = concord_audit::Audit::bind(audit_client)
+        .await
+        .context("starting the audit service")?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {} (in use? choose another with --http)", args.http))?;
@@ -460,6 +464,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         let _ = (&mut crisis_task).await;
         let _ = (&mut deployments_task).await;
         let _ = projector.stop().await;
+        audit.stop();
     })
     .await;
     // Services first (they stop reading NATS), then their nats-server.
@@ -471,7 +476,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let url = nats_url_from_env().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
     let Some(identity) = Identity::parse(&args.name).filter(|i| *i != Identity::Operator) else {
         bail!(
-            "unknown service {:?}: the services are operations, intel, crisis, deployments, projector and gateway",
+            "unknown service {:?}: the services are operations, intel, crisis, deployments, projector, audit and gateway",
             args.name
         )
     };
@@ -545,6 +550,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 );
                 tokio::spawn(async move { task.await?.map_err(anyhow::Error::from) })
             }
+        }
+        "audit" => {
+            let audit = concord_audit::Audit::bind(client).await?;
+            eprintln!("audit serving on {url}");
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let _ = stop.changed().await;
+                audit.stop();
+                Ok(())
+            })
         }
         "projector" => {
             let dir = concord_projector::dir_in(&args.data);

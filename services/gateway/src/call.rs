@@ -196,6 +196,19 @@ pub async fn view(gw: &Gateway, headers: &HeaderMap, query: &str, body: Value) -
     view_waiting(gw, headers, query, body, Duration::ZERO).await
 }
 
+/// Asks `component`'s `query` (`concord.qry.<component>.<query>`: the
+/// projector's or the audit's reads) and returns the reply's fields.
+pub async fn read(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    component: &str,
+    query: &str,
+    body: Value,
+) -> Result<Map<String, Value>, Problem> {
+    let subject = subjects::query(component, query);
+    request(gw, subject, &body, &traceparent(headers)).await
+}
+
 /// [`view`] of a read the projector may hold for up to `wait` (a feed's
 /// long poll): its answer is awaited that much longer.
 pub async fn view_waiting(

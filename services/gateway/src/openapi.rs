@@ -82,6 +82,10 @@ pub fn document() -> Result<Value, String> {
                 "projector",
                 "What each country may see: its view, its feed and lists, built from every log",
             ),
+            (
+                "audit",
+                "Who did what and when, states as of an instant, and whether every log's chain checks (auditors)",
+            ),
             ("health", "The gateway itself"),
         ])
         .map(|(name, description)| json!({"name": name, "description": description}))
@@ -439,6 +443,32 @@ fn code_list(fields: &[&str]) -> String {
     }
 }
 
+/// The schema of a query or path parameter of `kind`.
+fn param_schema(kind: crate::views::Kind) -> Value {
+    use crate::views::Kind;
+    match kind {
+        Kind::Number => json!({"type": "integer", "minimum": 0, "maximum": concord_core::chain::INTEGER_MAX}),
+        Kind::Country => json!({"$ref": format!("{SCHEMAS}common.country")}),
+        Kind::OneOf(values) => json!({"enum": values()}),
+        Kind::Count => json!({"type": "integer", "minimum": 1, "maximum": crate::views::PAGE_MAX}),
+        Kind::Cursor => json!({"type": "string", "pattern": crate::views::CURSOR_PATTERN}),
+        Kind::Text => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": crate::views::QUERY_CHARS_MAX,
+            "pattern": concord_bus::runtime::PLAIN_TEXT_PATTERN,
+        }),
+        Kind::Uuid => json!({"type": "string", "format": "uuid"}),
+        Kind::Instant => json!({"type": "string", "format": "date-time"}),
+        Kind::Subject => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": concord_bus::runtime::PLAIN_TEXT_PATTERN,
+        }),
+    }
+}
+
 /// A read of the projector: its path and query parameters, what it
 /// answers and refuses.
 fn view_operation(view: &crate::views::View) -> Value {
@@ -451,20 +481,11 @@ fn view_operation(view: &crate::views::View) -> Value {
             "description": "the country whose view or feed it is",
         }));
     }
+    for p in view.path_ids {
+        parameters.push(json!({"name": p.name, "in": "path", "required": true, "schema": param_schema(p.kind), "description": p.description}));
+    }
     for p in view.params {
-        let schema = match p.kind {
-            Kind::Number => json!({"type": "integer", "minimum": 0, "maximum": concord_core::chain::INTEGER_MAX}),
-            Kind::Country => json!({"$ref": format!("{SCHEMAS}common.country")}),
-            Kind::OneOf(values) => json!({"enum": values()}),
-            Kind::Count => json!({"type": "integer", "minimum": 1, "maximum": crate::views::PAGE_MAX}),
-            Kind::Cursor => json!({"type": "string", "pattern": crate::views::CURSOR_PATTERN}),
-            Kind::Text => json!({
-                "type": "string",
-                "minLength": 1,
-                "maxLength": crate::views::QUERY_CHARS_MAX,
-                "pattern": concord_bus::runtime::PLAIN_TEXT_PATTERN,
-            }),
-        };
+        let schema = param_schema(p.kind);
         parameters.push(
             json!({"name": p.name, "in": "query", "required": matches!(p.kind, Kind::Text), "schema": schema, "description": p.description}),
         );
@@ -473,6 +494,12 @@ fn view_operation(view: &crate::views::View) -> Value {
     parameters.push(json!({"$ref": "#/components/parameters/Concord-Seen"}));
     let mut responses = Map::new();
     let mut refusals = vec![400, 401, 403, 503];
+    if !view.path_ids.is_empty() {
+        refusals.push(404);
+    }
+    if view.asks == concord_bus::permissions::AUDIT {
+        refusals.push(409);
+    }
     if view.query == "feed" {
         parameters.push(json!({
             "name": "Last-Event-ID", "in": "header", "required": false,
@@ -505,7 +532,7 @@ fn view_operation(view: &crate::views::View) -> Value {
     json!({
         "operationId": view.operation_id,
         "summary": view.summary,
-        "tags": ["projector"],
+        "tags": [view.asks],
         "parameters": parameters,
         "responses": responses,
     })

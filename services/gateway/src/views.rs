@@ -35,6 +35,13 @@ pub enum Kind {
     Cursor,
     /// Plain text of 1 to [`QUERY_CHARS_MAX`] characters (a search).
     Text,
+    /// A UUID (an operation's id).
+    Uuid,
+    /// An instant, RFC 3339 (`2026-11-30T10:00:00Z`), sent as ms since
+    /// the epoch.
+    Instant,
+    /// A person's subject as tokens name it (1 to 200 visible characters).
+    Subject,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -46,16 +53,20 @@ pub struct QueryParam {
     pub description: &'static str,
 }
 
-/// One read of the projector.
+/// One read of the projector or of the audit.
 #[derive(Debug, Clone, Copy)]
 pub struct View {
     pub path: &'static str,
-    /// The projector's query (`view`, `feed`, `list`).
+    /// Whose query it is: the projector's or the audit's.
+    pub asks: &'static str,
+    /// Its query (`view`, `feed`, `list`; `timeline` …).
     pub query: &'static str,
     /// A list's kind (`operations` …), sent as `kind`.
     pub list: Option<&'static str>,
     /// Whether the path holds `{cc}`, the country whose view or feed it is.
     pub country: bool,
+    /// Other ids in the path (`{id}`, `{sub}`).
+    pub path_ids: &'static [QueryParam],
     pub params: &'static [QueryParam],
     pub operation_id: &'static str,
     pub summary: &'static str,
@@ -122,8 +133,32 @@ fn deployment_statuses() -> Vec<&'static str> {
     )
 }
 
+const PROJECTOR: &str = concord_bus::permissions::PROJECTOR;
+const AUDIT: &str = concord_bus::permissions::AUDIT;
+
+const AT: QueryParam = QueryParam {
+    name: "at",
+    field: "at",
+    kind: Kind::Instant,
+    description: "an instant (RFC 3339): only the events whose HLC wall time is at or before it",
+};
+const OPERATION: QueryParam = QueryParam {
+    name: "id",
+    field: "operation_id",
+    kind: Kind::Uuid,
+    description: "the operation's id",
+};
+const EVENTS_AFTER: QueryParam = QueryParam {
+    name: "after",
+    field: "after",
+    kind: Kind::Number,
+    description: "the `next` of the previous page (events to skip)",
+};
+
 pub static VIEWS: &[View] = &[
     View {
+        asks: PROJECTOR,
+        path_ids: &[],
         path: "/v1/countries/{cc}/view",
         query: "view",
         list: None,
@@ -133,6 +168,8 @@ pub static VIEWS: &[View] = &[
         summary: "Everything the country may see, a page at a time: its operations (participants, tasks), the leads and arrests it may see, published notices and its own requests, crises, its deployments (its own country's liaison or coordinator; an auditor)",
     },
     View {
+        asks: PROJECTOR,
+        path_ids: &[],
         path: "/v1/countries/{cc}/feed",
         query: "feed",
         list: None,
@@ -155,6 +192,8 @@ pub static VIEWS: &[View] = &[
         summary: "The events the country may see, in the order the projector applied them, each with its feed position",
     },
     View {
+        asks: PROJECTOR,
+        path_ids: &[],
         path: "/v1/search",
         query: "search",
         list: None,
@@ -172,6 +211,8 @@ pub static VIEWS: &[View] = &[
         summary: "Published notices and the leads and arrests the caller's country may see whose names and texts hold every word of `q`, best first (a reviewer: notices, published or not)",
     },
     View {
+        asks: PROJECTOR,
+        path_ids: &[],
         path: "/v1/operations",
         query: "list",
         list: Some("operations"),
@@ -181,6 +222,8 @@ pub static VIEWS: &[View] = &[
         summary: "The operations the caller's country leads or takes part in",
     },
     View {
+        asks: PROJECTOR,
+        path_ids: &[],
         path: "/v1/tasks",
         query: "list",
         list: Some("tasks"),
@@ -200,6 +243,8 @@ pub static VIEWS: &[View] = &[
         summary: "Tasks of the operations the caller's country sees",
     },
     View {
+        asks: PROJECTOR,
+        path_ids: &[],
         path: "/v1/notices",
         query: "list",
         list: Some("notices"),
@@ -219,6 +264,8 @@ pub static VIEWS: &[View] = &[
         summary: "Published notices and the caller's country's own requests (a reviewer: every request and published notice)",
     },
     View {
+        asks: PROJECTOR,
+        path_ids: &[],
         path: "/v1/crises",
         query: "list",
         list: Some("crises"),
@@ -228,6 +275,8 @@ pub static VIEWS: &[View] = &[
         summary: "Crises (every country sees them)",
     },
     View {
+        asks: PROJECTOR,
+        path_ids: &[],
         path: "/v1/deployments",
         query: "list",
         list: Some("deployments"),
@@ -235,6 +284,55 @@ pub static VIEWS: &[View] = &[
         params: &[status(deployment_statuses), AFTER, LIMIT],
         operation_id: "projector.list_deployments",
         summary: "The deployments the caller's country hosts or contributes to",
+    },
+    View {
+        asks: AUDIT,
+        path: "/v1/audit/operations/{id}/timeline",
+        query: "timeline",
+        list: None,
+        country: false,
+        path_ids: &[OPERATION],
+        params: &[AT, EVENTS_AFTER, LIMIT],
+        operation_id: "audit.timeline",
+        summary: "Every event of the operation and of what hangs off it (tasks, leads, arrests, notices, deployments linked to it), with actor, time, HLC, command and correlation ids, service and seq, in causal order across services; with `at`, up to that instant (auditors)",
+    },
+    View {
+        asks: AUDIT,
+        path: "/v1/audit/operations/{id}/state",
+        query: "state",
+        list: None,
+        country: false,
+        path_ids: &[OPERATION],
+        params: &[AT],
+        operation_id: "audit.state",
+        summary: "The operation and what hangs off it as of `at` (now when not given), folded with each service's own rules (auditors)",
+    },
+    View {
+        asks: AUDIT,
+        path: "/v1/audit/actors/{sub}/actions",
+        query: "actions",
+        list: None,
+        country: false,
+        path_ids: &[QueryParam {
+            name: "sub",
+            field: "sub",
+            kind: Kind::Subject,
+            description: "the person, as tokens name them (`sub`)",
+        }],
+        params: &[EVENTS_AFTER, LIMIT],
+        operation_id: "audit.actions",
+        summary: "Everything one person did, across services, in causal order (auditors)",
+    },
+    View {
+        asks: AUDIT,
+        path: "/v1/audit/verify",
+        query: "verify",
+        list: None,
+        country: false,
+        path_ids: &[],
+        params: &[],
+        operation_id: "audit.verify",
+        summary: "Per log: the head seq and hash the audit read to, the events whose chain it checked, and the first seq that failed, if any (auditors)",
     },
 ];
 
@@ -262,6 +360,13 @@ pub fn request(
         let cc = CountryCode::parse(raw).map_err(|e| invalid(format!("path: {e}")))?;
         body.insert("country".into(), json!(cc));
     }
+    for p in view.path_ids {
+        let raw = path.get(p.name).map(String::as_str).unwrap_or_default();
+        body.insert(
+            p.field.into(),
+            value(p, raw).map_err(|e| invalid(format!("path: {}", e.detail)))?,
+        );
+    }
     // A search's words are required (`Kind::Text`).
     if let Some(p) = view
         .params
@@ -279,59 +384,87 @@ pub fn request(
                 known.join(", ")
             )));
         };
-        let value = match p.kind {
-            Kind::Number => raw
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= concord_core::chain::INTEGER_MAX && raw.bytes().all(|b| b.is_ascii_digit()))
-                .map(|n| json!(n))
-                .ok_or_else(|| invalid(format!("{name} must be a whole number, not {raw:?}")))?,
-            Kind::Country => json!(CountryCode::parse(raw).map_err(|e| invalid(format!("{name}: {e}")))?),
-            Kind::OneOf(values) => {
-                let values = values();
-                if !values.contains(&raw.as_str()) {
-                    return Err(invalid(format!(
-                        "{name} must be one of {}, not {raw:?}",
-                        values.join(", ")
-                    )));
-                }
-                json!(raw)
-            }
-            Kind::Count => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=PAGE_MAX).contains(n) && raw.bytes().all(|b| b.is_ascii_digit()))
-                .map(|n| json!(n))
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "{name} must be a whole number from 1 to {PAGE_MAX}, not {raw:?}"
-                    ))
-                })?,
-            Kind::Text => {
-                let plain = raw.chars().all(|c| !c.is_control() || c == '\n' || c == '\t');
-                let chars = raw.chars().count();
-                if !plain || chars == 0 || chars > QUERY_CHARS_MAX || raw.trim().is_empty() {
-                    return Err(invalid(format!(
-                        "{name} must be 1 to {QUERY_CHARS_MAX} characters of plain text"
-                    )));
-                }
-                json!(raw)
-            }
-            Kind::Cursor => {
-                let well_formed = raw.split_once(':').is_some_and(|(service, stream)| {
-                    ["operations", "intel", "crisis", "deployments"].contains(&service)
-                        && (1..=190).contains(&stream.len())
-                        && stream.bytes().all(|b| b.is_ascii_graphic())
-                });
-                if !well_formed {
-                    return Err(invalid(format!("{name} is not a cursor this API gave")));
-                }
-                json!(raw)
-            }
-        };
-        body.insert(p.field.into(), value);
+        body.insert(p.field.into(), value(p, raw)?);
     }
     Ok(Value::Object(body))
+}
+
+/// One query or path parameter's value, checked.
+fn value(p: &QueryParam, raw: &str) -> Result<Value, Problem> {
+    let name = p.name;
+    Ok(match p.kind {
+        Kind::Number => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= concord_core::chain::INTEGER_MAX && raw.bytes().all(|b| b.is_ascii_digit()))
+            .map(|n| json!(n))
+            .ok_or_else(|| invalid(format!("{name} must be a whole number, not {raw:?}")))?,
+        Kind::Country => json!(CountryCode::parse(raw).map_err(|e| invalid(format!("{name}: {e}")))?),
+        Kind::OneOf(values) => {
+            let values = values();
+            if !values.contains(&raw) {
+                return Err(invalid(format!(
+                    "{name} must be one of {}, not {raw:?}",
+                    values.join(", ")
+                )));
+            }
+            json!(raw)
+        }
+        Kind::Count => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=PAGE_MAX).contains(n) && raw.bytes().all(|b| b.is_ascii_digit()))
+            .map(|n| json!(n))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{name} must be a whole number from 1 to {PAGE_MAX}, not {raw:?}"
+                ))
+            })?,
+        Kind::Text => {
+            let plain = raw.chars().all(|c| !c.is_control() || c == '\n' || c == '\t');
+            let chars = raw.chars().count();
+            if !plain || chars == 0 || chars > QUERY_CHARS_MAX || raw.trim().is_empty() {
+                return Err(invalid(format!(
+                    "{name} must be 1 to {QUERY_CHARS_MAX} characters of plain text"
+                )));
+            }
+            json!(raw)
+        }
+        Kind::Cursor => {
+            let well_formed = raw.split_once(':').is_some_and(|(service, stream)| {
+                ["operations", "intel", "crisis", "deployments"].contains(&service)
+                    && (1..=190).contains(&stream.len())
+                    && stream.bytes().all(|b| b.is_ascii_graphic())
+            });
+            if !well_formed {
+                return Err(invalid(format!("{name} is not a cursor this API gave")));
+            }
+            json!(raw)
+        }
+        Kind::Uuid => json!(
+            uuid::Uuid::parse_str(raw)
+                .ok()
+                .filter(|_| raw.len() == 36)
+                .ok_or_else(|| invalid(format!("{name} must be a UUID, not {raw:?}")))?
+        ),
+        Kind::Instant => {
+            let t = chrono::DateTime::parse_from_rfc3339(raw).map_err(|e| {
+                invalid(format!(
+                    "{name} must be an RFC 3339 instant (2026-11-30T10:00:00Z): {e}"
+                ))
+            })?;
+            // Nothing happened before 1970: an earlier instant is 0.
+            json!(u64::try_from(t.timestamp_millis()).unwrap_or(0))
+        }
+        Kind::Subject => {
+            let chars = raw.chars().count();
+            let plain = raw.chars().all(|c| !c.is_control() || c == '\n' || c == '\t');
+            if chars == 0 || chars > 200 || !plain {
+                return Err(invalid(format!("{name} must be 1 to 200 characters of plain text")));
+            }
+            json!(raw)
+        }
+    })
 }
 
 /// `Concord-Seen: intel:55, operations:3` → `{"intel": 55, "operations": 3}`:
@@ -384,7 +517,7 @@ pub async fn serve(
     if view.query == "feed" && crate::sse::wanted(&headers) {
         return crate::sse::serve(gw, &caller, headers, body).await;
     }
-    let reply = call::view(&gw, &headers, view.query, body).await?;
+    let reply = call::read(&gw, &headers, view.asks, view.query, body).await?;
     Ok(axum::Json(Value::Object(reply)).into_response())
 }
 

@@ -31,6 +31,8 @@ pub enum Identity {
     /// The projector: follows every log, answers the views' queries,
     /// publishes each country's feed.
     Projector,
+    /// The audit service: follows every log, answers auditors' queries.
+    Audit,
     /// A country's national site (a leaf node of its own): hears that
     /// country's feed and reads its gaps, nothing else.
     Site(CountryCode),
@@ -41,7 +43,7 @@ const SITE_PREFIX: &str = "site-";
 
 impl Identity {
     /// Every identity, in the table's order.
-    pub const ALL: [Identity; 7] = [
+    pub const ALL: [Identity; 8] = [
         Identity::Service(Service::Operations),
         Identity::Service(Service::Intel),
         Identity::Service(Service::Crisis),
@@ -49,6 +51,7 @@ impl Identity {
         Identity::Gateway,
         Identity::Operator,
         Identity::Projector,
+        Identity::Audit,
     ];
 
     pub fn name(self) -> String {
@@ -57,6 +60,7 @@ impl Identity {
             Identity::Gateway => "gateway".to_owned(),
             Identity::Operator => "operator".to_owned(),
             Identity::Projector => "projector".to_owned(),
+            Identity::Audit => "audit".to_owned(),
             Identity::Site(cc) => format!("{SITE_PREFIX}{}", cc.as_str().to_ascii_lowercase()),
         }
     }
@@ -94,6 +98,7 @@ impl Identity {
             Identity::Gateway => 4,
             Identity::Operator => 5,
             Identity::Projector => 6,
+            Identity::Audit => 7,
             Identity::Site(_) => return None,
         };
         Some(&TABLE[at])
@@ -132,6 +137,11 @@ pub struct Row {
     pub projects: bool,
     /// Whether it asks the projector's queries.
     pub reads_views: bool,
+    /// Whether it answers the audit's queries (`concord.qry.audit.*`,
+    /// queue group `audit`).
+    pub audits: bool,
+    /// Whether it asks the audit's queries.
+    pub reads_audit: bool,
 }
 
 /// The one permission table. Rationale for each row:
@@ -147,6 +157,8 @@ pub struct Row {
 /// - the gateway turns HTTP requests into commands and queries, and
 ///   `/readyz` asks each service's `PING` and `STATS` (its follow health),
 ///   and it reads the projector's views;
+/// - the audit service follows every log (verifying each chain) and
+///   answers auditors' queries, which the gateway asks;
 /// - the projector follows every log, answers the views' queries and
 ///   the feeds' gap reads, and publishes each country's feed; it hears an
 ///   operator's `concord.ctl.projector.*` (rebuild);
@@ -170,6 +182,8 @@ pub const TABLE: &[Row] = &[
         reads: &[],
         projects: false,
         reads_views: false,
+        audits: false,
+        reads_audit: false,
     },
     Row {
         identity: Identity::Service(Service::Intel),
@@ -182,6 +196,8 @@ pub const TABLE: &[Row] = &[
         reads: &[],
         projects: false,
         reads_views: false,
+        audits: false,
+        reads_audit: false,
     },
     Row {
         identity: Identity::Service(Service::Crisis),
@@ -194,6 +210,8 @@ pub const TABLE: &[Row] = &[
         reads: &[],
         projects: false,
         reads_views: false,
+        audits: false,
+        reads_audit: false,
     },
     Row {
         identity: Identity::Service(Service::Deployments),
@@ -206,6 +224,8 @@ pub const TABLE: &[Row] = &[
         reads: &[],
         projects: false,
         reads_views: false,
+        audits: false,
+        reads_audit: false,
     },
     Row {
         identity: Identity::Gateway,
@@ -223,6 +243,8 @@ pub const TABLE: &[Row] = &[
         reads: &[],
         projects: false,
         reads_views: true,
+        audits: false,
+        reads_audit: true,
     },
     Row {
         identity: Identity::Operator,
@@ -235,6 +257,8 @@ pub const TABLE: &[Row] = &[
         reads: &Service::ALL,
         projects: false,
         reads_views: false,
+        audits: false,
+        reads_audit: false,
     },
     Row {
         identity: Identity::Projector,
@@ -247,6 +271,22 @@ pub const TABLE: &[Row] = &[
         reads: &[],
         projects: true,
         reads_views: false,
+        audits: false,
+        reads_audit: false,
+    },
+    Row {
+        identity: Identity::Audit,
+        serves: None,
+        follows: &Service::ALL,
+        sends: &[],
+        asks: &[],
+        monitors: &[],
+        heads: &[],
+        reads: &[],
+        projects: false,
+        reads_views: false,
+        audits: true,
+        reads_audit: false,
     },
 ];
 
@@ -285,6 +325,8 @@ pub struct Grant {
 
 /// The projector's name on the bus (its queries, its queue group).
 pub const PROJECTOR: &str = "projector";
+/// The audit service's name on the bus (its queries, its queue group).
+pub const AUDIT: &str = "audit";
 
 /// The NATS service protocol's verbs a service answers.
 const SERVICE_VERBS: [&str; 3] = ["PING", "INFO", "STATS"];
@@ -357,6 +399,15 @@ pub fn grant(row: &Row) -> Grant {
             publish.push(subjects::feed_of(None, service));
         }
     }
+    if row.audits {
+        subscribe.push(Sub {
+            subject: subjects::queries_of(AUDIT),
+            queue: Some(subjects::queue_group(AUDIT)),
+        });
+    }
+    if row.reads_audit {
+        publish.push(subjects::queries_of(AUDIT));
+    }
     if row.identity == Identity::Operator {
         publish.push(subjects::control(PROJECTOR, "*"));
     }
@@ -372,7 +423,7 @@ pub fn grant(row: &Row) -> Grant {
         identity: row.identity,
         publish,
         subscribe,
-        allow_responses: row.serves.is_some() || row.projects,
+        allow_responses: row.serves.is_some() || row.projects || row.audits,
     }
 }
 

@@ -1,0 +1,337 @@
+//! The audit's index of every writing service's log (pure: no IO): the
+//! events as the kernel consumer verified them, which operation each
+//! stream hangs off, who did what, and how far each log's chain checked.
+//! Everything here is rebuilt from the logs at each start.
+//!
+//! Causal order across logs is `(hlc.wall_ms, hlc.logical, service, seq)`;
+//! an instant `at` takes the events whose HLC wall time is ≤ it. States as
+//! of an instant are folded with each contract's own `evolve` and `view`.
+//!
+//! Must not: hold a rule of its own (the contracts fold the states), or
+//! serve a log whose chain failed as if it were whole.
+
+use std::collections::{BTreeMap, HashMap};
+
+use concord_contracts::crisis::Crisis;
+use concord_contracts::deployments::Deployments;
+use concord_contracts::intel::Intel;
+use concord_contracts::operations::{self, Operations};
+use concord_core::decider::{Aggregate, read_event};
+use concord_core::{EventEnvelope, Service};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// How far one log's chain was read and checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LogCheck {
+    /// The last event read, checked and linked to the one before.
+    pub head_seq: u64,
+    pub head_hash: String,
+    pub events_checked: u64,
+    /// The first seq that did not check (the chain breaks there, or the
+    /// log no longer holds what was read before).
+    pub first_bad_seq: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// An event's place: its log and seq.
+type At = (Service, u64);
+
+#[derive(Debug, Default)]
+pub struct Index {
+    logs: BTreeMap<Service, Vec<EventEnvelope>>,
+    checks: BTreeMap<Service, LogCheck>,
+    /// The operation each stream hangs off (its own id for an operation).
+    links: HashMap<(Service, String), Uuid>,
+    by_operation: HashMap<Uuid, Vec<At>>,
+    by_actor: HashMap<String, Vec<At>>,
+}
+
+/// The key of causal order.
+fn order(e: &EventEnvelope) -> (u64, u32, Service, u64) {
+    (e.hlc.wall_ms, e.hlc.logical, e.service, e.seq)
+}
+
+/// The operation an event names in its data (`operation_id`), if any.
+fn named_operation(e: &EventEnvelope) -> Option<Uuid> {
+    e.data
+        .get("operation_id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// A refusal to serve a log whose chain failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "the {service} log fails verification at seq {seq}: {why}; the audit serves nothing of it past what checked until it is repaired"
+)]
+pub struct Broken {
+    pub service: Service,
+    pub seq: u64,
+    pub why: String,
+}
+
+impl Index {
+    /// Adds the next event of its log (read in seq order, its chain link
+    /// checked by the consumer).
+    pub fn add(&mut self, e: EventEnvelope) {
+        let at = (e.service, e.seq);
+        let check = self.checks.entry(e.service).or_default();
+        check.head_seq = e.seq;
+        check.head_hash.clone_from(&e.hash);
+        check.events_checked += 1;
+        let key = (e.service, e.stream.clone());
+        let op = match e.service {
+            Service::Operations => operations::STREAM.id_of(&e.stream).ok(),
+            _ => self.links.get(&key).copied().or_else(|| named_operation(&e)),
+        };
+        if let Some(op) = op {
+            self.links.entry(key).or_insert(op);
+            self.by_operation.entry(op).or_default().push(at);
+        }
+        self.by_actor.entry(e.actor.sub.clone()).or_default().push(at);
+        self.logs.entry(e.service).or_default().push(e);
+    }
+
+    /// `service`'s log stopped checking at `seq`.
+    pub fn failed(&mut self, service: Service, seq: u64, why: String) {
+        let check = self.checks.entry(service).or_default();
+        check.first_bad_seq = Some(seq);
+        check.error = Some(why);
+    }
+
+    /// Each log's check, for every writing service.
+    pub fn checks(&self) -> BTreeMap<Service, LogCheck> {
+        Service::ALL
+            .into_iter()
+            .map(|s| (s, self.checks.get(&s).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Err if `services` includes a log whose chain failed.
+    fn whole(&self, services: impl IntoIterator<Item = Service>) -> Result<(), Broken> {
+        for s in services {
+            if let Some(c) = self.checks.get(&s)
+                && let Some(seq) = c.first_bad_seq
+            {
+                return Err(Broken {
+                    service: s,
+                    seq,
+                    why: c.error.clone().unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&self, (service, seq): At) -> Option<&EventEnvelope> {
+        let i = usize::try_from(seq.checked_sub(1)?).ok()?;
+        self.logs.get(&service)?.get(i)
+    }
+
+    fn ordered(&self, places: &[At], at: Option<u64>) -> Vec<&EventEnvelope> {
+        let mut out: Vec<&EventEnvelope> = places
+            .iter()
+            .filter_map(|p| self.event(*p))
+            .filter(|e| at.is_none_or(|t| e.hlc.wall_ms <= t))
+            .collect();
+        out.sort_by_key(|e| order(e));
+        out
+    }
+
+    /// Every event of operation `op` and of what hangs off it, in causal
+    /// order, up to `at` (HLC wall time, ms) when given. `None`: no such
+    /// operation.
+    pub fn timeline(&self, op: Uuid, at: Option<u64>) -> Result<Option<Vec<&EventEnvelope>>, Broken> {
+        self.whole(Service::ALL)?;
+        Ok(self.by_operation.get(&op).map(|p| self.ordered(p, at)))
+    }
+
+    /// Everything `sub` did, in causal order.
+    pub fn actions(&self, sub: &str) -> Result<Vec<&EventEnvelope>, Broken> {
+        self.whole(Service::ALL)?;
+        Ok(self
+            .by_actor
+            .get(sub)
+            .map(|p| self.ordered(p, None))
+            .unwrap_or_default())
+    }
+
+    /// Operation `op` and what hangs off it as of `at`: each stream's
+    /// state folded with its own contract and shown as its view.
+    pub fn state(&self, op: Uuid, at: Option<u64>) -> Result<Option<Value>, Broken> {
+        let Some(events) = self.timeline(op, at)? else {
+            return Ok(None);
+        };
+        let mut streams: BTreeMap<(Service, &str), Vec<&EventEnvelope>> = BTreeMap::new();
+        for e in events {
+            streams.entry((e.service, e.stream.as_str())).or_default().push(e);
+        }
+        let mut operation = Value::Null;
+        let mut linked = Vec::new();
+        for ((service, stream), events) in streams {
+            let version = events.last().map_or(0, |e| e.version);
+            let view = match service {
+                Service::Operations => fold::<Operations>(&events),
+                Service::Intel => fold::<Intel>(&events),
+                Service::Crisis => fold::<Crisis>(&events),
+                Service::Deployments => fold::<Deployments>(&events),
+            };
+            let view = view.unwrap_or_else(|why| serde_json::json!({"unreadable": why}));
+            let entry = serde_json::json!({"service": service, "stream": stream, "version": version, "view": view});
+            if service == Service::Operations {
+                operation = entry;
+            } else {
+                linked.push(entry);
+            }
+        }
+        Ok(Some(
+            serde_json::json!({"at": at, "operation": operation, "linked": linked}),
+        ))
+    }
+}
+
+/// The view of one stream's `events` folded with contract `A`.
+fn fold<A: Aggregate>(events: &[&EventEnvelope]) -> Result<Value, String> {
+    let mut state = A::State::default();
+    for e in events {
+        let event = read_event::<A>(e)?;
+        state = A::evolve(state, &event)?;
+    }
+    Ok(A::view(&state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::{Actor, CountryCode, Hlc, Role};
+    use serde_json::json;
+
+    struct Logs {
+        seqs: BTreeMap<Service, u64>,
+        versions: HashMap<String, u64>,
+    }
+
+    impl Logs {
+        fn event(
+            &mut self,
+            service: Service,
+            stream: &str,
+            t: &str,
+            by: &str,
+            wall_ms: u64,
+            data: Value,
+        ) -> EventEnvelope {
+            let seq = self.seqs.entry(service).or_default();
+            *seq += 1;
+            let version = self.versions.entry(stream.to_owned()).or_default();
+            *version += 1;
+            EventEnvelope {
+                id: Uuid::now_v7(),
+                service,
+                seq: *seq,
+                stream: stream.to_owned(),
+                version: *version,
+                event_type: t.to_owned(),
+                schema_version: 1,
+                recorded_at: "2026-11-30T10:00:00.000000Z".into(),
+                hlc: Hlc { wall_ms, logical: 0 },
+                actor: Actor {
+                    sub: by.to_owned(),
+                    role: Role::Coordinator,
+                    country: CountryCode::parse("FR").expect("FR"),
+                },
+                command_id: Uuid::now_v7().to_string(),
+                correlation_id: "c".into(),
+                causation_id: None,
+                data,
+                data_digest: String::new(),
+                prev_hash: String::new(),
+                hash: format!("h{seq}"),
+            }
+        }
+    }
+
+    fn history() -> (Index, Uuid) {
+        let mut logs = Logs {
+            seqs: BTreeMap::new(),
+            versions: HashMap::new(),
+        };
+        let op = Uuid::now_v7();
+        let lead = Uuid::now_v7();
+        let stream = format!("operation-{op}");
+        let mut index = Index::default();
+        // Read out of causal order across logs: intel first.
+        let events = [
+            logs.event(
+                Service::Intel,
+                &format!("lead-{lead}"),
+                "lead.posted",
+                "de-liaison",
+                300,
+                json!({"lead_id": lead, "operation_id": op, "summary": "s"}),
+            ),
+            logs.event(
+                Service::Operations,
+                &stream,
+                "operation.opened",
+                "fr-coordinator",
+                100,
+                json!({"operation_id": op, "title": "t", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+            ),
+            logs.event(
+                Service::Operations,
+                &stream,
+                "participant.removed",
+                "fr-coordinator",
+                500,
+                json!({"operation_id": op, "country": "DE"}),
+            ),
+        ];
+        for e in events {
+            index.add(e);
+        }
+        (index, op)
+    }
+
+    #[test]
+    fn a_timeline_is_in_causal_order_and_stops_at_an_instant() {
+        let (index, op) = history();
+        let types = |at| -> Vec<String> {
+            index
+                .timeline(op, at)
+                .expect("whole")
+                .expect("known")
+                .iter()
+                .map(|e| e.event_type.clone())
+                .collect()
+        };
+        assert_eq!(types(None), ["operation.opened", "lead.posted", "participant.removed"]);
+        assert_eq!(types(Some(300)), ["operation.opened", "lead.posted"]);
+        assert_eq!(types(Some(99)), Vec::<String>::new());
+        assert!(index.timeline(Uuid::now_v7(), None).expect("whole").is_none());
+        assert_eq!(index.actions("de-liaison").expect("whole").len(), 1);
+    }
+
+    #[test]
+    fn a_state_as_of_an_instant_is_folded_by_the_contract() {
+        let (index, op) = history();
+        let before = index.state(op, Some(400)).expect("whole").expect("known");
+        let after = index.state(op, None).expect("whole").expect("known");
+        assert_eq!(before["operation"]["version"], 1);
+        assert_eq!(after["operation"]["version"], 2);
+        assert_ne!(before["operation"]["view"], after["operation"]["view"]);
+        assert_eq!(before["linked"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn a_log_that_failed_is_not_served_as_if_whole() {
+        let (mut index, op) = history();
+        index.failed(Service::Intel, 2, "it does not link".into());
+        let err = index.timeline(op, None).expect_err("refused");
+        assert_eq!((err.service, err.seq), (Service::Intel, 2));
+        assert_eq!(index.checks()[&Service::Intel].first_bad_seq, Some(2));
+        assert_eq!(index.checks()[&Service::Operations].events_checked, 2);
+    }
+}

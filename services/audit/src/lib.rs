@@ -1,0 +1,309 @@
+//! The audit service: replays every writing service's log through
+//! `concord.log.<service>.read` with the kernel consumer (each chain link
+//! checked as it reads) into an [`index::Index`], and answers auditors on
+//! `concord.qry.audit.<timeline|state|actions|verify>` (queue group
+//! `audit`): an operation's timeline across services in causal order, its
+//! state as of an instant folded with the contracts' own `evolve`, what
+//! one person did, and how far each log's chain checked.
+//!
+//! Owns: the index (rebuilt from the logs at each start; it keeps nothing
+//! on disk) and who may ask it (auditors only).
+//!
+//! Must not: write a log of another service, decide a business rule or a
+//! visibility, or serve a log whose chain failed as if it were whole.
+
+pub mod index;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use concord_bus::consumer::{Consumer, start_of_log};
+use concord_core::reply::{ErrorCode, Reply};
+use concord_core::{CountryCode, Role, Service, subjects};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::index::Index;
+
+/// The name its queries are asked under (`concord.qry.audit.*`) and its
+/// queue group.
+pub const NAME: &str = concord_bus::permissions::AUDIT;
+/// Most events one answer holds.
+pub const PAGE_MAX: usize = 500;
+/// Events of a page when the request names no limit.
+pub const PAGE_DEFAULT: usize = 100;
+/// How long a read naming positions (`wait_for`) waits for them.
+pub const WAIT_FOR_MAX: Duration = Duration::from_secs(2);
+
+/// The last seq indexed of each log.
+type Applied = BTreeMap<Service, u64>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("following the {service} log: {why}")]
+    Source { service: Service, why: String },
+    #[error("NATS: {0}")]
+    Nats(String),
+}
+
+/// A running audit service: stop it with [`Audit::stop`].
+pub struct Audit {
+    readers: Vec<JoinHandle<()>>,
+    answer: JoinHandle<()>,
+}
+
+impl Audit {
+    /// Follows the four logs from their start and answers queries.
+    pub async fn bind(client: async_nats::Client) -> Result<Audit, Error> {
+        let index = Arc::new(RwLock::new(Index::default()));
+        let (applied_tx, applied) = watch::channel(Applied::new());
+        let applied_tx = Arc::new(applied_tx);
+        let mut readers = Vec::new();
+        for service in Service::ALL {
+            let mut consumer = Consumer::start(client.clone(), service, start_of_log())
+                .await
+                .map_err(|e| Error::Source {
+                    service,
+                    why: e.to_string(),
+                })?;
+            let (index, applied_tx) = (Arc::clone(&index), Arc::clone(&applied_tx));
+            readers.push(tokio::spawn(async move {
+                loop {
+                    match consumer.next().await {
+                        Ok(e) => {
+                            let seq = e.seq;
+                            if let Ok(mut i) = index.write() {
+                                i.add(e);
+                            }
+                            applied_tx.send_modify(|a| {
+                                a.insert(service, seq);
+                            });
+                        }
+                        Err(e) => {
+                            // The consumer stops only for what is final: a
+                            // chain that does not link, a log that is not
+                            // the one read before.
+                            let seq = consumer.position().seq + 1;
+                            tracing::error!(%service, seq, error = %e, "a log fails the audit's verification");
+                            if let Ok(mut i) = index.write() {
+                                i.failed(service, seq, e.to_string());
+                            }
+                            return;
+                        }
+                    }
+                }
+            }));
+        }
+        let subscriber = client
+            .queue_subscribe(subjects::queries_of(NAME), subjects::queue_group(NAME))
+            .await
+            .map_err(|e| Error::Nats(e.to_string()))?;
+        client.flush().await.map_err(|e| Error::Nats(e.to_string()))?;
+        let answer = tokio::spawn(answer(client, subscriber, index, applied));
+        Ok(Audit { readers, answer })
+    }
+
+    /// Stops following and answering.
+    pub fn stop(self) {
+        for r in &self.readers {
+            r.abort();
+        }
+        self.answer.abort();
+    }
+}
+
+async fn answer(
+    client: async_nats::Client,
+    mut subscriber: async_nats::Subscriber,
+    index: Arc<RwLock<Index>>,
+    applied: watch::Receiver<Applied>,
+) {
+    while let Some(msg) = subscriber.next().await {
+        let Some(reply_to) = msg.reply.clone() else { continue };
+        let (client, index, mut applied) = (client.clone(), Arc::clone(&index), applied.clone());
+        tokio::spawn(async move {
+            let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
+            let reply = match wait_for(&msg.payload, &mut applied).await {
+                Err(reply) => reply,
+                Ok(()) => tokio::task::spawn_blocking(move || respond(&name, &msg.payload, &index))
+                    .await
+                    .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string())),
+            };
+            if let Err(e) = client.publish(reply_to, reply.to_bytes().into()).await {
+                tracing::warn!(error = %e, "the audit could not answer a query");
+            }
+        });
+    }
+}
+
+/// Waits until the positions the request names in `wait_for` are indexed,
+/// at most [`WAIT_FOR_MAX`].
+async fn wait_for(payload: &[u8], applied: &mut watch::Receiver<Applied>) -> Result<(), Reply> {
+    #[derive(Deserialize)]
+    struct Positions {
+        #[serde(default)]
+        wait_for: Applied,
+    }
+    let Ok(Positions { wait_for }) = serde_json::from_slice::<Positions>(payload) else {
+        return Ok(());
+    };
+    let done = |now: &Applied| wait_for.iter().all(|(s, seq)| now.get(s).copied().unwrap_or(0) >= *seq);
+    match tokio::time::timeout(WAIT_FOR_MAX, applied.wait_for(done)).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(Reply::error(
+            ErrorCode::Unavailable,
+            "the audit has not read those positions yet; retry",
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Caller {
+    #[allow(dead_code)]
+    country: CountryCode,
+    role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineRequest {
+    caller: Caller,
+    #[serde(default)]
+    wait_for: Applied,
+    operation_id: Uuid,
+    /// HLC wall time, ms since the epoch: the events up to it.
+    #[serde(default)]
+    at: Option<u64>,
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionsRequest {
+    caller: Caller,
+    #[serde(default)]
+    wait_for: Applied,
+    sub: String,
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    caller: Caller,
+    #[serde(default)]
+    wait_for: Applied,
+}
+
+fn invalid(message: String) -> Reply {
+    Reply::error(ErrorCode::Invalid, message)
+}
+
+fn request<T: serde::de::DeserializeOwned>(what: &str, payload: &[u8]) -> Result<T, Reply> {
+    concord_core::json::from_slice(payload).map_err(|e| invalid(format!("{what} query: {e}")))
+}
+
+fn auditor(caller: Caller) -> Result<(), Reply> {
+    if caller.role == Role::Auditor {
+        Ok(())
+    } else {
+        Err(Reply::error(
+            ErrorCode::Forbidden,
+            format!("a {} may not read the audit; it takes an auditor", caller.role.as_str()),
+        ))
+    }
+}
+
+/// A page of `events` after the offset `after` (as `next` gave it).
+fn page(events: &[&concord_core::EventEnvelope], after: Option<u64>, limit: Option<usize>) -> Result<Value, Reply> {
+    let limit = match limit {
+        None => PAGE_DEFAULT,
+        Some(n) if (1..=PAGE_MAX).contains(&n) => n,
+        Some(n) => return Err(invalid(format!("limit {n} is not within 1 to {PAGE_MAX}"))),
+    };
+    let from = usize::try_from(after.unwrap_or(0)).unwrap_or(usize::MAX);
+    let items: Vec<&concord_core::EventEnvelope> = events.iter().skip(from).take(limit).copied().collect();
+    let next = (from.saturating_add(items.len()) < events.len()).then(|| from + items.len());
+    Ok(json!({"events": items, "next": next}))
+}
+
+fn read(index: &RwLock<Index>) -> Result<std::sync::RwLockReadGuard<'_, Index>, Reply> {
+    index
+        .read()
+        .map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))
+}
+
+fn broken(b: &index::Broken) -> Reply {
+    Reply::error(ErrorCode::Conflict, b.to_string())
+}
+
+fn respond(name: &str, payload: &[u8], index: &RwLock<Index>) -> Reply {
+    let answer = (|| -> Result<Value, Reply> {
+        match name {
+            "timeline" => {
+                let req: TimelineRequest = request(name, payload)?;
+                auditor(req.caller)?;
+                let _ = &req.wait_for;
+                let index = read(index)?;
+                let events = index
+                    .timeline(req.operation_id, req.at)
+                    .map_err(|b| broken(&b))?
+                    .ok_or_else(|| Reply::error(ErrorCode::NotFound, format!("no operation {}", req.operation_id)))?;
+                let mut v = page(&events, req.after, req.limit)?;
+                v["operation_id"] = json!(req.operation_id);
+                v["at"] = json!(req.at);
+                Ok(v)
+            }
+            "state" => {
+                let req: TimelineRequest = request(name, payload)?;
+                auditor(req.caller)?;
+                if req.after.is_some() || req.limit.is_some() {
+                    return Err(invalid("a state takes no after or limit".into()));
+                }
+                let index = read(index)?;
+                index
+                    .state(req.operation_id, req.at)
+                    .map_err(|b| broken(&b))?
+                    .ok_or_else(|| Reply::error(ErrorCode::NotFound, format!("no operation {}", req.operation_id)))
+            }
+            "actions" => {
+                let req: ActionsRequest = request(name, payload)?;
+                auditor(req.caller)?;
+                let _ = &req.wait_for;
+                let index = read(index)?;
+                let events = index.actions(&req.sub).map_err(|b| broken(&b))?;
+                let mut v = page(&events, req.after, req.limit)?;
+                v["sub"] = json!(req.sub);
+                Ok(v)
+            }
+            "verify" => {
+                let req: VerifyRequest = request(name, payload)?;
+                auditor(req.caller)?;
+                let _ = &req.wait_for;
+                let checks = read(index)?.checks();
+                let ok = checks.values().all(|c| c.first_bad_seq.is_none());
+                Ok(json!({"verified": ok, "logs": checks}))
+            }
+            other => Err(Reply::error(
+                ErrorCode::NotFound,
+                format!("the audit has no query {other:?}"),
+            )),
+        }
+    })();
+    match answer {
+        Ok(v) => Reply::ok(v),
+        Err(r) => r,
+    }
+}

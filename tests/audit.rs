@@ -1,0 +1,213 @@
+//! Black-box: the audit over HTTP, through `concord up`. An operation is
+//! opened with DE, a task assigned to DE, a lead posted by DE, DE removed;
+//! then an auditor reads the operation's timeline (every event across
+//! services, in causal order, with its actor), its state as of three
+//! instants (folded by the services' own rules), one person's actions and
+//! the verification of every log; nobody else may read any of it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{free_addr, ok, problem, token_for, up};
+use serde_json::{Value, json};
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+/// An instant between two commands: HLC wall times are ms, so the next
+/// command is decided at least a few ms later.
+async fn instant() -> String {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_replays_who_did_what_and_the_state_at_each_instant() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let mut sys = up(&data, &free_addr());
+    sys.tokens
+        .insert("DE_LIAISON".into(), token_for(&data, "liaison", "DE"));
+    let mut seen = Vec::new();
+    let mut position = |r: &concord_testkit::http::Response| {
+        seen.push(r.header("concord-position").expect("Concord-Position").to_owned());
+    };
+
+    let r = sys
+        .post(
+            "/v1/operations",
+            "FR_COORDINATOR",
+            json!({"title": "Op Audit", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+        )
+        .await;
+    let op = id(&ok(&r, 201));
+    position(&r);
+    let opened = instant().await;
+    let r = sys
+        .post(
+            &format!("/v1/operations/{op}/tasks"),
+            "FR_COORDINATOR",
+            json!({"assignee_country": "DE", "title": "watch the port", "details": "d"}),
+        )
+        .await;
+    let task = id(&ok(&r, 201));
+    position(&r);
+    let r = sys
+        .post(
+            &format!("/v1/operations/{op}/leads"),
+            "DE_LIAISON",
+            json!({"summary": "a van"}),
+        )
+        .await;
+    let lead = id(&ok(&r, 201));
+    position(&r);
+    let tasked = instant().await;
+    // DE declines its task (an open task keeps it in), then is removed.
+    let r = sys
+        .post(
+            &format!("/v1/operations/{op}/tasks/{task}/status"),
+            "DE_LIAISON",
+            json!({"status": "declined"}),
+        )
+        .await;
+    ok(&r, 200);
+    position(&r);
+    let r = sys
+        .call(
+            "DELETE",
+            &format!("/v1/operations/{op}/participants/DE"),
+            Some("FR_COORDINATOR"),
+            &[],
+            None,
+        )
+        .await;
+    ok(&r, 200);
+    position(&r);
+    let removed = instant().await;
+    let seen = seen.join(", ");
+    let get = |path: String| {
+        let sys = &sys;
+        let seen = seen.clone();
+        async move {
+            sys.call("GET", &path, Some("GS_AUDITOR"), &[("Concord-Seen", &seen)], None)
+                .await
+        }
+    };
+
+    // The timeline: every event of the operation and of its lead, in
+    // causal order, each with who did it.
+    let timeline = ok(&get(format!("/v1/audit/operations/{op}/timeline")).await, 200);
+    let events = timeline["events"].as_array().expect("events");
+    let got: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or(""),
+                e["actor"]["role"].as_str().unwrap_or(""),
+                e["actor"]["country"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("operation.opened", "coordinator", "FR"),
+            ("task.assigned", "coordinator", "FR"),
+            ("lead.posted", "liaison", "DE"),
+            ("task.status_changed", "liaison", "DE"),
+            ("participant.removed", "coordinator", "FR"),
+        ]
+    );
+    let hlcs: Vec<(u64, u64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["hlc"]["wall_ms"].as_u64().expect("hlc"),
+                e["hlc"]["logical"].as_u64().expect("hlc"),
+            )
+        })
+        .collect();
+    assert!(hlcs.windows(2).all(|w| w[0] <= w[1]), "causal order: {hlcs:?}");
+    assert_eq!(events[2]["service"], "intel");
+    assert_eq!(events[2]["data"]["lead_id"], json!(lead));
+    for e in events {
+        for field in ["command_id", "correlation_id", "recorded_at", "seq"] {
+            assert!(!e[field].is_null(), "{field} in {e}");
+        }
+    }
+
+    // Up to an instant, and paged.
+    let early = ok(
+        &get(format!("/v1/audit/operations/{op}/timeline?at={}", urlencode(&opened))).await,
+        200,
+    );
+    assert_eq!(early["events"].as_array().map(Vec::len), Some(1));
+    let first = ok(&get(format!("/v1/audit/operations/{op}/timeline?limit=3")).await, 200);
+    assert_eq!(first["events"].as_array().map(Vec::len), Some(3));
+    let next = first["next"].as_u64().expect("a next page");
+    let rest = ok(
+        &get(format!("/v1/audit/operations/{op}/timeline?limit=3&after={next}")).await,
+        200,
+    );
+    assert_eq!(rest["events"][0]["type"], "task.status_changed");
+    assert_eq!(rest["events"][1]["type"], "participant.removed");
+    assert!(rest["next"].is_null());
+
+    // The state as of three instants, folded by the operations contract.
+    let state_at = |t: &str| get(format!("/v1/audit/operations/{op}/state?at={}", urlencode(t)));
+    let s1 = ok(&state_at(&opened).await, 200);
+    let s2 = ok(&state_at(&tasked).await, 200);
+    let s3 = ok(&state_at(&removed).await, 200);
+    let participants = |s: &Value| s["operation"]["view"]["participants"].to_string();
+    assert!(participants(&s1).contains("DE"), "{s1}");
+    assert!(participants(&s2).contains("DE"), "{s2}");
+    assert!(!participants(&s3).contains("DE"), "DE was removed: {s3}");
+    assert_eq!(s1["operation"]["version"], 1);
+    assert_eq!(s2["operation"]["version"], 2);
+    assert!(s1["linked"].as_array().expect("linked").is_empty());
+    assert_eq!(s2["linked"].as_array().map(Vec::len), Some(1), "the lead: {s2}");
+
+    // One person's actions, across services.
+    let de = events[2]["actor"]["sub"].as_str().expect("sub").to_owned();
+    let actions = ok(&get(format!("/v1/audit/actors/{de}/actions")).await, 200);
+    let types: Vec<&str> = actions["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(types, ["lead.posted", "task.status_changed"]);
+
+    // Every log's chain checked to its head.
+    let verify = ok(&get("/v1/audit/verify".into()).await, 200);
+    assert_eq!(verify["verified"], true, "{verify}");
+    assert_eq!(verify["logs"]["operations"]["events_checked"], 4);
+    assert_eq!(verify["logs"]["intel"]["head_seq"], 1);
+
+    // Nobody but an auditor; unknown and malformed are told apart.
+    for who in ["FR_COORDINATOR", "DE_LIAISON"] {
+        let r = sys.get(&format!("/v1/audit/operations/{op}/timeline"), who).await;
+        problem(&r, 403, "forbidden");
+    }
+    let r = sys
+        .get(
+            &format!("/v1/audit/operations/{}/timeline", uuid::Uuid::now_v7()),
+            "GS_AUDITOR",
+        )
+        .await;
+    problem(&r, 404, "not_found");
+    let r = sys
+        .get(&format!("/v1/audit/operations/{op}/state?at=yesterday"), "GS_AUDITOR")
+        .await;
+    problem(&r, 400, "invalid");
+    let r = sys.get("/v1/audit/operations/not-a-uuid/timeline", "GS_AUDITOR").await;
+    problem(&r, 400, "invalid");
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
