@@ -211,3 +211,60 @@ async fn an_auditor_replays_who_did_what_and_the_state_at_each_instant() {
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+/// An event rewritten on disk (its data changed, its hash left as it
+/// was) is found when the audit replays the log: verification names the
+/// log and the first seq that no longer checks, and timelines say so
+/// instead of serving the altered record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_event_is_named_by_verify_and_the_timeline_refuses_to_serve_it() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let sys = up(&data, &free_addr());
+    let mut ops = Vec::new();
+    for title in ["Op One", "Op Two", "Op Three"] {
+        let r = sys
+            .post(
+                "/v1/operations",
+                "FR_COORDINATOR",
+                json!({"title": title, "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+            )
+            .await;
+        ops.push(id(&ok(&r, 201)));
+    }
+    drop(sys);
+
+    // What an insider with the disk would do, through fjall's own API:
+    // seq 2's title changed.
+    {
+        let db = concord_log::open_database(&data.join("operations")).expect("open the log's database");
+        let events = concord_log::open_keyspace(&db, "events").expect("events");
+        let raw = events.get(2u64.to_be_bytes()).expect("read").expect("seq 2");
+        let text = String::from_utf8(raw.to_vec()).expect("utf-8");
+        assert!(text.contains("Op Two"), "{text}");
+        events
+            .insert(2u64.to_be_bytes(), text.replace("Op Two", "Op Tw0").into_bytes())
+            .expect("rewrite");
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+
+    let sys = up(&data, &free_addr());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let verify = loop {
+        let v = ok(&sys.get("/v1/audit/verify", "GS_AUDITOR").await, 200);
+        if v["verified"] == false || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(verify["verified"], false, "{verify}");
+    assert_eq!(verify["logs"]["operations"]["first_bad_seq"], 2, "{verify}");
+    assert_eq!(verify["logs"]["operations"]["events_checked"], 1, "{verify}");
+    assert!(verify["logs"]["operations"]["error"].is_string());
+    let r = sys
+        .get(&format!("/v1/audit/operations/{}/timeline", ops[0]), "GS_AUDITOR")
+        .await;
+    problem(&r, 409, "conflict");
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("operations log fails verification at seq 2"), "{body}");
+}

@@ -270,7 +270,9 @@ mod tests {
                 "lead.posted",
                 "de-liaison",
                 300,
-                json!({"lead_id": lead, "operation_id": op, "summary": "s"}),
+                json!({"lead_id": lead, "operation_id": op, "owner_country": "DE", "summary": "s", "details": null,
+                       "subject": null, "restricted_to": [], "grading": null, "posted_by": "de-liaison",
+                       "posted_at": "2026-11-30T10:00:00.300Z"}),
             ),
             logs.event(
                 Service::Operations,
@@ -278,7 +280,8 @@ mod tests {
                 "operation.opened",
                 "fr-coordinator",
                 100,
-                json!({"operation_id": op, "title": "t", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+                json!({"operation_id": op, "title": "t", "objective": "o", "lead_country": "FR", "participants": ["DE"],
+                       "opened_at": "2026-11-30T10:00:00.100Z"}),
             ),
             logs.event(
                 Service::Operations,
@@ -286,7 +289,7 @@ mod tests {
                 "participant.removed",
                 "fr-coordinator",
                 500,
-                json!({"operation_id": op, "country": "DE"}),
+                json!({"country": "DE"}),
             ),
         ];
         for e in events {
@@ -321,7 +324,15 @@ mod tests {
         let after = index.state(op, None).expect("whole").expect("known");
         assert_eq!(before["operation"]["version"], 1);
         assert_eq!(after["operation"]["version"], 2);
-        assert_ne!(before["operation"]["view"], after["operation"]["view"]);
+        assert!(
+            before["operation"]["view"]["participants"].to_string().contains("DE"),
+            "{before}"
+        );
+        assert!(
+            !after["operation"]["view"]["participants"].to_string().contains("DE"),
+            "{after}"
+        );
+        assert!(before["linked"][0]["view"].get("unreadable").is_none(), "{before}");
         assert_eq!(before["linked"].as_array().map(Vec::len), Some(1));
     }
 
