@@ -161,6 +161,24 @@ async fn assign(sys: &Up, op: &str, to: &str, title: &str) -> String {
     ))
 }
 
+/// Then: a lead of FR's in Rhein restricted to FR alone, a task for IT in
+/// Tevere, a task for DE in Rhein. Returns what DE must never receive (the
+/// ids of Tevere, IT's task and the lead) and DE's task.
+async fn then_a_task_for_de_and_what_it_may_not_see(sys: &Up, rhein: &str, tevere: &str) -> (Vec<String>, String) {
+    let restricted = id(&ok(
+        &sys.post(
+            &format!("/v1/operations/{rhein}/leads"),
+            "FR_LIAISON",
+            json!({"summary": "only for France", "restricted_to": []}),
+        )
+        .await,
+        201,
+    ));
+    let italian = assign(sys, tevere, "IT", "for Italy").await;
+    let task = assign(sys, rhein, "DE", "for Germany").await;
+    (vec![tevere.to_owned(), italian, restricted], task)
+}
+
 /// DE's whole feed as the JSON read gives it: positions and events.
 async fn feed_of_de(sys: &Up) -> Vec<(u64, Value)> {
     let mut out = Vec::new();
@@ -204,21 +222,8 @@ async fn de_hears_its_new_task_live_and_resumes_after_a_drop_with_no_gap_and_no_
     assert_eq!(stream.status, 200);
     assert_eq!(stream.header("content-type"), Some("text/event-stream"));
 
-    // Then: a task for DE in Rhein, one for IT in Tevere, a lead of FR's
-    // restricted to FR alone.
-    let restricted = id(&ok(
-        &sys.post(
-            &format!("/v1/operations/{rhein}/leads"),
-            "FR_LIAISON",
-            json!({"summary": "only for France", "restricted_to": []}),
-        )
-        .await,
-        201,
-    ));
-    let italian = assign(&sys, &tevere, "IT", "for Italy").await;
-    let task = assign(&sys, &rhein, "DE", "for Germany").await;
-
-    let secrets = [tevere.as_str(), italian.as_str(), restricted.as_str()];
+    let (secrets, task) = then_a_task_for_de_and_what_it_may_not_see(&sys, &rhein, &tevere).await;
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let mut received: Vec<(u64, Value)> = Vec::new();
     let until = Instant::now() + DEADLINE;
     loop {
@@ -341,18 +346,8 @@ async fn a_national_site_hears_only_its_countrys_feed_and_reads_what_it_missed()
     site.flush().await.expect("flush");
 
     let (rhein, tevere) = two_operations(&sys).await;
-    let restricted = id(&ok(
-        &sys.post(
-            &format!("/v1/operations/{rhein}/leads"),
-            "FR_LIAISON",
-            json!({"summary": "only for France", "restricted_to": []}),
-        )
-        .await,
-        201,
-    ));
-    let italian = assign(&sys, &tevere, "IT", "for Italy").await;
-    let task = assign(&sys, &rhein, "DE", "for Germany").await;
-    let secrets = [tevere.as_str(), italian.as_str(), restricted.as_str()];
+    let (secrets, task) = then_a_task_for_de_and_what_it_may_not_see(&sys, &rhein, &tevere).await;
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
 
     let mut positions = Vec::new();
     let mut previous = 0;
