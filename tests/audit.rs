@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{free_addr, ok, problem, token_for, up};
@@ -222,16 +223,25 @@ async fn a_rewritten_event_is_named_by_verify_and_the_timeline_refuses_to_serve_
     let data = dir.path().join("data");
     let sys = up(&data, &free_addr());
     let mut ops = Vec::new();
+    let mut last = String::new();
     for title in ["Op One", "Op Two", "Op Three"] {
-        let r = sys
-            .post(
-                "/v1/operations",
-                "FR_COORDINATOR",
-                json!({"title": title, "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
-            )
-            .await;
+        let r = open(&sys, title).await;
         ops.push(id(&ok(&r, 201)));
+        last = r.header("concord-position").expect("position").to_owned();
     }
+    // The projector has applied them all: it would stop the system on
+    // reading the rewritten event (it remembers the chain), and this test
+    // is about what the audit says.
+    let r = sys
+        .call(
+            "GET",
+            "/v1/countries/FR/view",
+            Some("FR_COORDINATOR"),
+            &[("Concord-Seen", &last)],
+            None,
+        )
+        .await;
+    ok(&r, 200);
     drop(sys);
 
     // What an insider with the disk would do, through fjall's own API:
@@ -267,4 +277,155 @@ async fn a_rewritten_event_is_named_by_verify_and_the_timeline_refuses_to_serve_
     problem(&r, 409, "conflict");
     let body = String::from_utf8_lossy(&r.body);
     assert!(body.contains("operations log fails verification at seq 2"), "{body}");
+}
+
+/// The events of `dir`'s log from seq `from` on, rewritten through fjall's
+/// own API as a capable insider would: `change` applied to each event's
+/// data, every hash re-sealed so the chain links, the high-water mark
+/// moved to the new head. `keep`: the events kept (the rest deleted).
+fn reseal(dir: &std::path::Path, from: u64, keep: u64, change: impl Fn(&mut Value)) {
+    use concord_core::chain::{canonical_json, seal};
+    let db = concord_log::open_database(dir).expect("the log's database");
+    let events = concord_log::open_keyspace(&db, "events").expect("events");
+    let mut prev: Option<String> = None;
+    let mut head = None;
+    let mut seq = from;
+    while let Some(raw) = events.get(seq.to_be_bytes()).expect("read") {
+        if seq > keep {
+            events.remove(seq.to_be_bytes()).expect("remove");
+            seq += 1;
+            continue;
+        }
+        let mut e: concord_core::EventEnvelope = serde_json::from_slice(&raw).expect("an event");
+        change(&mut e.data);
+        if let Some(p) = &prev {
+            e.prev_hash.clone_from(p);
+        }
+        let canonical = canonical_json(&e.data).expect("canonical");
+        let bytes = seal(&mut e, &canonical);
+        events.insert(seq.to_be_bytes(), bytes).expect("write");
+        prev = Some(e.hash.clone());
+        head = Some((seq, e.hash.clone()));
+        seq += 1;
+    }
+    db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    drop(events);
+    drop(db);
+    let (seq, hash) = head.expect("events rewritten");
+    let file = dir.join(concord_log::MARK_FILE);
+    let mut mark: Value = serde_json::from_slice(&std::fs::read(&file).expect("the mark")).expect("json");
+    mark["seq"] = json!(seq);
+    mark["hash"] = json!(hash);
+    std::fs::write(&file, serde_json::to_vec(&mark).expect("json")).expect("write the mark");
+}
+
+/// The latest checkpoint of the operations log once it covers `size`
+/// events, and the audit's key, as any role reads them.
+async fn saved_checkpoint(sys: &common::Up, dir: &std::path::Path, size: u64) -> (PathBuf, PathBuf) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let latest = ok(&sys.get("/v1/audit/checkpoints/latest", "FR_COORDINATOR").await, 200);
+        let note = latest["checkpoints"]["operations"].as_str().unwrap_or("").to_owned();
+        if note.lines().nth(1) == Some(size.to_string().as_str()) {
+            let key = ok(&sys.get("/v1/audit/checkpoints/key", "FR_COORDINATOR").await, 200);
+            assert_eq!(key["key"], latest["key"]);
+            let (n, k) = (dir.join(format!("checkpoint-{size}.txt")), dir.join("audit.vkey"));
+            std::fs::write(&n, note).expect("save");
+            std::fs::write(&k, key["key"].as_str().expect("key")).expect("save");
+            return (n, k);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of size {size}: {latest}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn audit_verify(data: &std::path::Path, note: &std::path::Path, key: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(common::BIN)
+        .args(["audit", "verify", "--checkpoint"])
+        .arg(note)
+        .arg("--key")
+        .arg(key)
+        .arg("--data")
+        .arg(data)
+        .env_remove("NATS_URL")
+        .env_remove("CONCORD_NATS_SEED")
+        .output()
+        .expect("concord audit verify");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn open(sys: &common::Up, title: &str) -> concord_testkit::http::Response {
+    sys.post(
+        "/v1/operations",
+        "FR_COORDINATOR",
+        json!({"title": title, "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+    )
+    .await
+}
+
+/// A checkpoint saved by a witness proves what a re-sealed chain hides: a
+/// rewrite of the events before it, and a log cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_checkpoint_catches_a_resealed_rewrite_and_a_truncation() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let sys = up(&data, &free_addr());
+    for title in ["Op One", "Op Two", "Op Three"] {
+        ok(&open(&sys, title).await, 201);
+    }
+    let (note, key) = saved_checkpoint(&sys, dir.path(), 3).await;
+    let text = std::fs::read_to_string(&note).expect("note");
+    assert!(text.starts_with("concord/operations/"), "{text}");
+    assert!(text.contains("\n\n\u{2014} concord-audit "), "{text}");
+    let (good, said) = audit_verify(&data, &note, &key);
+    assert!(good, "{said}");
+    // The log grows: it still extends the checkpoint.
+    ok(&open(&sys, "Op Four").await, 201);
+    let (good, said) = audit_verify(&data, &note, &key);
+    assert!(good && said.contains("1 events after it"), "{said}");
+    drop(sys);
+
+    // Seq 2 on rewritten and re-sealed: the chain links, the mark agrees;
+    // and the projector's views, which remember the old chain (they would
+    // stop the system), deleted to be built again.
+    reseal(&data.join("operations"), 2, u64::MAX, |d| {
+        if d["title"] == "Op Two" {
+            d["title"] = json!("Op Tw0");
+        }
+    });
+    std::fs::remove_dir_all(data.join("projector")).expect("the views");
+    let sys = up(&data, &free_addr());
+    let (good, said) = audit_verify(&data, &note, &key);
+    assert!(!good, "a re-sealed rewrite passed: {said}");
+    assert!(
+        said.contains("operations log was rewritten at or before seq 3"),
+        "{said}"
+    );
+    // The audit's own replay finds nothing wrong with a re-sealed chain:
+    // only the checkpoint shows it.
+    let verify = ok(&sys.get("/v1/audit/verify", "GS_AUDITOR").await, 200);
+    assert_eq!(verify["verified"], true, "{verify}");
+
+    // A checkpoint of the new history, then the newest event cut off.
+    let (note, key) = saved_checkpoint(&sys, dir.path(), 4).await;
+    drop(sys);
+    reseal(&data.join("operations"), 1, 3, |_| {});
+    std::fs::remove_dir_all(data.join("projector")).expect("the views");
+    let _sys = up(&data, &free_addr());
+    let (good, said) = audit_verify(&data, &note, &key);
+    assert!(!good, "a truncation passed: {said}");
+    assert!(
+        said.contains("cut short: its head is seq 3, the checkpoint saw 4"),
+        "{said}"
+    );
 }

@@ -786,6 +786,14 @@ fn view_rules() -> Vec<ViewRule> {
             expected: auditors_only,
         },
         ViewRule {
+            path: "/v1/audit/checkpoints/latest",
+            expected: everyone,
+        },
+        ViewRule {
+            path: "/v1/audit/checkpoints/key",
+            expected: everyone,
+        },
+        ViewRule {
             path: "/v1/countries/{cc}/view",
             expected: own_country_only,
         },

@@ -33,6 +33,8 @@ pub struct LogCheck {
     /// log no longer holds what was read before).
     pub first_bad_seq: Option<u64>,
     pub error: Option<String>,
+    /// The log's identity, as its owner answers it.
+    pub identity: Option<String>,
 }
 
 /// An event's place: its log and seq.
@@ -92,6 +94,11 @@ impl Index {
         }
         self.by_actor.entry(e.actor.sub.clone()).or_default().push(at);
         self.logs.entry(e.service).or_default().push(e);
+    }
+
+    /// `service`'s log is the one with `identity`.
+    pub fn identify(&mut self, service: Service, identity: String) {
+        self.checks.entry(service).or_default().identity = Some(identity);
     }
 
     /// `service`'s log stopped checking at `seq`.

@@ -6,15 +6,25 @@
 //! state as of an instant folded with the contracts' own `evolve`, what
 //! one person did, and how far each log's chain checked.
 //!
-//! Owns: the index (rebuilt from the logs at each start; it keeps nothing
-//! on disk) and who may ask it (auditors only).
+//! It also signs each log's head as a C2SP checkpoint ([`checkpoint`]) once
+//! a second, with an Ed25519 key made once in its directory, keeps every
+//! checkpoint it signed (`checkpoints.jsonl`) and serves the latest, and
+//! its verifier key, to every role (`checkpoints`, `key`): witnesses keep
+//! them, and can later prove the log still extends them.
+//!
+//! Owns: the index (rebuilt from the logs at each start), its signing key
+//! and the checkpoints it signed, and who may ask it (auditors, but any
+//! role for the checkpoints and the key).
 //!
 //! Must not: write a log of another service, decide a business rule or a
 //! visibility, or serve a log whose chain failed as if it were whole.
 
+pub mod checkpoint;
 pub mod index;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -43,8 +53,24 @@ pub const WAIT_FOR_MAX: Duration = Duration::from_secs(2);
 /// The last seq indexed of each log.
 type Applied = BTreeMap<Service, u64>;
 
+/// How often heads that moved are signed.
+pub const SIGN_EVERY: Duration = Duration::from_secs(1);
+/// The name of the audit's key in signed notes.
+pub const KEY_NAME: &str = "concord-audit";
+/// The key's file in the audit's directory (PKCS#8, owner only).
+pub const KEY_FILE: &str = "checkpoint-key.p8";
+/// Every checkpoint signed, one JSON line each (`{service, note}`).
+pub const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
+
+/// The audit's directory under a data dir.
+pub fn dir_in(data: &Path) -> PathBuf {
+    data.join(NAME)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("the audit's files in {dir}: {why}")]
+    Files { dir: PathBuf, why: String },
     #[error("following the {service} log: {why}")]
     Source { service: Service, why: String },
     #[error("NATS: {0}")]
@@ -55,11 +81,113 @@ pub enum Error {
 pub struct Audit {
     readers: Vec<JoinHandle<()>>,
     answer: JoinHandle<()>,
+    signing: JoinHandle<()>,
+    key: String,
+}
+
+/// The signing key in `dir`, made (owner only) when there is none.
+pub fn signer(dir: &Path) -> Result<checkpoint::Signer, Error> {
+    let files = |why: String| Error::Files {
+        dir: dir.to_owned(),
+        why,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| files(e.to_string()))?;
+    let file = dir.join(KEY_FILE);
+    let pkcs8 = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let bytes = checkpoint::Signer::generate().map_err(|e| files(e.to_string()))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(|e| files(e.to_string()))?;
+            f.write_all(&bytes).map_err(|e| files(e.to_string()))?;
+            f.sync_all().map_err(|e| files(e.to_string()))?;
+            bytes
+        }
+        Err(e) => return Err(files(e.to_string())),
+    };
+    checkpoint::Signer::from_pkcs8(KEY_NAME, &pkcs8).map_err(|e| files(format!("{}: {e}", file.display())))
+}
+
+/// The latest note signed of each log, as `checkpoints.jsonl` holds them.
+type Latest = BTreeMap<Service, String>;
+
+fn load_latest(dir: &Path) -> Latest {
+    #[derive(Deserialize)]
+    struct Line {
+        service: Service,
+        note: String,
+    }
+    std::fs::read_to_string(dir.join(CHECKPOINTS_FILE))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .map(|l| (l.service, l.note))
+        .collect()
+}
+
+/// Signs the heads that moved, appends each note to the file (fsynced),
+/// and makes it the latest.
+fn sign_moved(
+    dir: &Path,
+    signer: &checkpoint::Signer,
+    index: &RwLock<Index>,
+    latest: &RwLock<Latest>,
+) -> Result<(), String> {
+    let checks = index.read().map_err(|e| e.to_string())?.checks();
+    let mut notes = Vec::new();
+    for (service, c) in checks {
+        let Some(identity) = &c.identity else { continue };
+        let Ok(hash) = hex::decode(&c.head_hash).map(<[u8; 32]>::try_from) else {
+            continue;
+        };
+        let Ok(hash) = hash else { continue };
+        if c.head_seq == 0 || c.first_bad_seq.is_some() {
+            continue;
+        }
+        let cp = checkpoint::Checkpoint {
+            origin: checkpoint::Checkpoint::origin_of(service.as_str(), identity),
+            size: c.head_seq,
+            hash,
+        };
+        let signed_before = latest
+            .read()
+            .map_err(|e| e.to_string())?
+            .get(&service)
+            .is_some_and(|n| n.starts_with(&cp.body()));
+        if !signed_before {
+            notes.push((service, signer.sign(&cp)));
+        }
+    }
+    if notes.is_empty() {
+        return Ok(());
+    }
+    let file = dir.join(CHECKPOINTS_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    for (service, note) in &notes {
+        let line = json!({"service": service, "note": note}).to_string();
+        writeln!(f, "{line}").map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    f.sync_all().map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut latest = latest.write().map_err(|e| e.to_string())?;
+    latest.extend(notes);
+    Ok(())
 }
 
 impl Audit {
-    /// Follows the four logs from their start and answers queries.
-    pub async fn bind(client: async_nats::Client) -> Result<Audit, Error> {
+    /// Follows the four logs from their start, signs their heads with the
+    /// key in `dir`, and answers queries.
+    pub async fn bind(dir: &Path, client: async_nats::Client) -> Result<Audit, Error> {
+        let signer = signer(dir)?;
+        let latest = Arc::new(RwLock::new(load_latest(dir)));
         let index = Arc::new(RwLock::new(Index::default()));
         let (applied_tx, applied) = watch::channel(Applied::new());
         let applied_tx = Arc::new(applied_tx);
@@ -77,8 +205,12 @@ impl Audit {
                     match consumer.next().await {
                         Ok(e) => {
                             let seq = e.seq;
+                            let identity = consumer.position().identity.map(|i| i.to_string());
                             if let Ok(mut i) = index.write() {
                                 i.add(e);
+                                if let Some(identity) = identity {
+                                    i.identify(service, identity);
+                                }
                             }
                             applied_tx.send_modify(|a| {
                                 a.insert(service, seq);
@@ -104,8 +236,47 @@ impl Audit {
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
         client.flush().await.map_err(|e| Error::Nats(e.to_string()))?;
-        let answer = tokio::spawn(answer(client, subscriber, index, applied));
-        Ok(Audit { readers, answer })
+        let key = signer.verifier_key();
+        let signing = {
+            let (dir, index, latest) = (dir.to_owned(), Arc::clone(&index), Arc::clone(&latest));
+            let signer = Arc::new(signer);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SIGN_EVERY).await;
+                    let (dir, signer, index, latest) = (
+                        dir.clone(),
+                        Arc::clone(&signer),
+                        Arc::clone(&index),
+                        Arc::clone(&latest),
+                    );
+                    match tokio::task::spawn_blocking(move || sign_moved(&dir, &signer, &index, &latest)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "the audit could not sign or keep a checkpoint"),
+                        Err(e) => tracing::error!(error = %e, "the audit's signing task"),
+                    }
+                }
+            })
+        };
+        let key_for_answer = Arc::new(key);
+        let answer = tokio::spawn(answer(
+            client,
+            subscriber,
+            index,
+            applied,
+            latest,
+            (*key_for_answer).clone(),
+        ));
+        Ok(Audit {
+            readers,
+            answer,
+            signing,
+            key: (*key_for_answer).clone(),
+        })
+    }
+
+    /// The verifier key of its checkpoints (`<name>+<id>+<key>`).
+    pub fn verifier_key(&self) -> &str {
+        &self.key
     }
 
     /// Stops following and answering.
@@ -114,6 +285,7 @@ impl Audit {
             r.abort();
         }
         self.answer.abort();
+        self.signing.abort();
     }
 }
 
@@ -122,17 +294,31 @@ async fn answer(
     mut subscriber: async_nats::Subscriber,
     index: Arc<RwLock<Index>>,
     applied: watch::Receiver<Applied>,
+    latest: Arc<RwLock<Latest>>,
+    key: String,
 ) {
+    let key = Arc::new(key);
     while let Some(msg) = subscriber.next().await {
         let Some(reply_to) = msg.reply.clone() else { continue };
         let (client, index, mut applied) = (client.clone(), Arc::clone(&index), applied.clone());
+        let (latest, key) = (Arc::clone(&latest), Arc::clone(&key));
         tokio::spawn(async move {
             let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
             let reply = match wait_for(&msg.payload, &mut applied).await {
                 Err(reply) => reply,
-                Ok(()) => tokio::task::spawn_blocking(move || respond(&name, &msg.payload, &index))
-                    .await
-                    .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string())),
+                Ok(()) => tokio::task::spawn_blocking(move || {
+                    respond(
+                        &name,
+                        &msg.payload,
+                        &Reads {
+                            index: &index,
+                            latest: &latest,
+                            key: &key,
+                        },
+                    )
+                })
+                .await
+                .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string())),
             };
             if let Err(e) = client.publish(reply_to, reply.to_bytes().into()).await {
                 tracing::warn!(error = %e, "the audit could not answer a query");
@@ -249,9 +435,31 @@ fn broken(b: &index::Broken) -> Reply {
     Reply::error(ErrorCode::Conflict, b.to_string())
 }
 
-fn respond(name: &str, payload: &[u8], index: &RwLock<Index>) -> Reply {
+/// What the queries read.
+struct Reads<'a> {
+    index: &'a RwLock<Index>,
+    latest: &'a RwLock<Latest>,
+    key: &'a str,
+}
+
+fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
+    let index = reads.index;
     let answer = (|| -> Result<Value, Reply> {
         match name {
+            // Witnesses (any role) keep checkpoints and the key.
+            "checkpoints" => {
+                let _: VerifyRequest = request(name, payload)?;
+                let latest = reads
+                    .latest
+                    .read()
+                    .map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))?
+                    .clone();
+                Ok(json!({"key": reads.key, "checkpoints": latest}))
+            }
+            "key" => {
+                let _: VerifyRequest = request(name, payload)?;
+                Ok(json!({"key": reads.key}))
+            }
             "timeline" => {
                 let req: TimelineRequest = request(name, payload)?;
                 auditor(req.caller)?;

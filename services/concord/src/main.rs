@@ -6,6 +6,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod auditcmd;
 mod backup;
 mod bench;
 mod benchmem;
@@ -64,6 +65,11 @@ enum Cmd {
     Log {
         #[command(subcommand)]
         command: LogCmd,
+    },
+    /// Check the record of a running system.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
     },
     /// Operate the projector of a running system.
     Projector {
@@ -162,6 +168,14 @@ fn run_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<Exit
         .build()?
         .block_on(f)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Prove that a log still extends a signed checkpoint saved earlier
+    /// (its signature, the log's identity, not shorter, the same hash at
+    /// its size, every later event linked); exit 1 naming what fails.
+    Verify(auditcmd::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -273,6 +287,9 @@ fn main() -> ExitCode {
             } => backup::backup(&dir, &out, nats, creds.as_deref(), nats_ca.as_deref()),
             LogCmd::Restore { from, dir } => backup::restore(&from, &dir),
             LogCmd::Migrate { data_dir } => logcmd::migrate(&data_dir),
+        },
+        Cmd::Audit { command } => match command {
+            AuditCmd::Verify(args) => auditcmd::verify(args),
         },
         Cmd::Projector { command } => match command {
             ProjectorCmd::Rebuild(args) => projectorcmd::rebuild(args),

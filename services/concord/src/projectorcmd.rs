@@ -74,24 +74,36 @@ fn line(p: &Value) -> String {
     )
 }
 
-pub fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
-    let url = crate::system::operator_url(args.nats.clone(), &args.data);
-    let beside = args
-        .data
+/// A connection to the NATS of the system on `data` as the operator:
+/// `--nats`/NATS_URL/what `concord up` wrote, `--creds`/CONCORD_NATS_SEED/
+/// the operator's seed beside the data, `--nats-ca`/CONCORD_NATS_CA/the CA
+/// `concord up --tls` made.
+pub async fn operator_client(
+    data: &Path,
+    nats: Option<String>,
+    creds: Option<&Path>,
+    nats_ca: Option<&Path>,
+) -> anyhow::Result<async_nats::Client> {
+    let url = crate::system::operator_url(nats, data);
+    let beside = data
         .join("nats")
         .join(credentials::SEEDS_DIR)
         .join(format!("{}.nk", Identity::Operator));
-    let seed = crate::system::nats_seed(args.creds.as_deref(), Some(&beside))?;
-    let ca = crate::system::nats_ca(args.nats_ca.as_deref()).or_else(|| {
-        let made: &Path = &args.data.join("nats").join(tls::TLS_DIR).join(tls::CA_CERT);
+    let seed = crate::system::nats_seed(creds, Some(&beside))?;
+    let ca = crate::system::nats_ca(nats_ca).or_else(|| {
+        let made: &Path = &data.join("nats").join(tls::TLS_DIR).join(tls::CA_CERT);
         (url.starts_with("tls://") && made.is_file()).then(|| made.to_owned())
     });
+    credentials::connect_options(Identity::Operator, seed.as_ref(), ca.as_deref())
+        .connect(&url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url} (set --nats or NATS_URL)"))
+}
+
+pub fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = credentials::connect_options(Identity::Operator, seed.as_ref(), ca.as_deref())
-            .connect(&url)
-            .await
-            .with_context(|| format!("connecting to NATS at {url} (set --nats or NATS_URL)"))?;
+        let client = operator_client(&args.data, args.nats, args.creds.as_deref(), args.nats_ca.as_deref()).await?;
         match ask(&client, "rebuild").await? {
             Ok(_) => {}
             // One already running: follow it.

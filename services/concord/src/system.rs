@@ -262,6 +262,7 @@ fn print_banner(
     own_nats: bool,
     tls: Option<&tls::Tls>,
     data: &Path,
+    audit_key: &str,
     tokens: &[(String, String)],
 ) {
     println!("Concord is up.");
@@ -291,6 +292,7 @@ fn print_banner(
         data.join("nats").join(credentials::SEEDS_DIR).display()
     );
     println!("  data     {}", data.display());
+    println!("  audit    checkpoints signed with {audit_key} (GET /v1/audit/checkpoints/latest; keep them)");
     println!();
     println!(
         "Demo tokens (valid {}h; also in {}; more with `concord token`):",
@@ -389,7 +391,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut projector = concord_projector::Projector::bind(&concord_projector::dir_in(&data), projector_client)
         .await
         .context("starting the projector")?;
-    let audit = concord_audit::Audit::bind(audit_client)
+    let audit = concord_audit::Audit::bind(&concord_audit::dir_in(&data), audit_client)
         .await
         .context("starting the audit service")?;
     let listener = tokio::net::TcpListener::bind(args.http)
@@ -435,7 +437,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     ));
 
     let tokens = demo_tokens(&secret, &data)?;
-    print_banner(args.http, &url, own_nats.is_some(), tls.as_ref(), &data, &tokens);
+    print_banner(
+        args.http,
+        &url,
+        own_nats.is_some(),
+        tls.as_ref(),
+        &data,
+        audit.verifier_key(),
+        &tokens,
+    );
 
     let nats_died = async {
         loop {
@@ -552,8 +562,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
         "audit" => {
-            let audit = concord_audit::Audit::bind(client).await?;
-            eprintln!("audit serving on {url}");
+            let audit = concord_audit::Audit::bind(&concord_audit::dir_in(&args.data), client).await?;
+            eprintln!(
+                "audit serving on {url}, checkpoints signed with {}",
+                audit.verifier_key()
+            );
             let mut stop = stop_rx.clone();
             tokio::spawn(async move {
                 let _ = stop.changed().await;

@@ -334,6 +334,28 @@ pub static VIEWS: &[View] = &[
         operation_id: "audit.verify",
         summary: "Per log: the head seq and hash the audit read to, the events whose chain it checked, and the first seq that failed, if any (auditors)",
     },
+    View {
+        asks: AUDIT,
+        path: "/v1/audit/checkpoints/latest",
+        query: "checkpoints",
+        list: None,
+        country: false,
+        path_ids: &[],
+        params: &[],
+        operation_id: "audit.checkpoints",
+        summary: "The latest signed checkpoint of each log (C2SP tlog-checkpoint signed notes: `concord/<service>/<log identity>`, size, base64 hash, an Ed25519 signature) and the key that signs them; any role: keep them, and `concord audit verify --checkpoint` proves later that the log still extends them",
+    },
+    View {
+        asks: AUDIT,
+        path: "/v1/audit/checkpoints/key",
+        query: "key",
+        list: None,
+        country: false,
+        path_ids: &[],
+        params: &[],
+        operation_id: "audit.key",
+        summary: "The verifier key of the audit's checkpoints (`<name>+<key id>+<base64 key>`, as C2SP signed notes write it); any role",
+    },
 ];
 
 fn invalid(message: String) -> Problem {
