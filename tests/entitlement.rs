@@ -673,6 +673,18 @@ async fn shown(sys: &Up, c: &str) -> (Vec<Value>, BTreeSet<(String, u64)>, Vec<V
     (view, feed.into_iter().collect(), by_log)
 }
 
+/// DE's view once the projector has applied the positions `seen`.
+async fn de_view_after(sys: &Up, seen: &str) -> concord_testkit::http::Response {
+    sys.call(
+        "GET",
+        "/v1/countries/DE/view?limit=500",
+        Some("DE_LIAISON"),
+        &[("Concord-Seen", seen)],
+        None,
+    )
+    .await
+}
+
 fn seeds(default: &[u64]) -> Vec<u64> {
     std::env::var("CONCORD_ORACLE_SEEDS")
         .ok()
@@ -727,15 +739,7 @@ async fn a_rebuild_shows_every_country_the_same_views_and_feeds() {
         .await;
     assert_eq!(r.status, 201);
     let seen = r.header("concord-position").expect("position").to_owned();
-    let view = sys
-        .call(
-            "GET",
-            "/v1/countries/DE/view?limit=500",
-            Some("DE_LIAISON"),
-            &[("Concord-Seen", &seen)],
-            None,
-        )
-        .await;
+    let view = de_view_after(&sys, &seen).await;
     assert_eq!(view.status, 200, "{}", String::from_utf8_lossy(&view.body));
     assert!(view.json()["items"].to_string().contains(&id(&r.json())));
 }
@@ -780,15 +784,7 @@ async fn a_read_that_names_a_commands_position_shows_it() {
         assert_eq!(r.status, 201);
         let lead = id(&r.json());
         let seen = format!("{position}, {}", r.header("concord-position").expect("position"));
-        let view = sys
-            .call(
-                "GET",
-                "/v1/countries/DE/view?limit=500",
-                Some("DE_LIAISON"),
-                &[("Concord-Seen", &seen)],
-                None,
-            )
-            .await;
+        let view = de_view_after(&sys, &seen).await;
         assert_eq!(view.status, 200, "{}", String::from_utf8_lossy(&view.body));
         let streams: Vec<String> = view.json()["items"]
             .as_array()

@@ -23,18 +23,8 @@ pub struct VerifyArgs {
     /// /v1/audit/checkpoints/key); else the key of the audit on --data
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// The data directory of `concord up`
-    #[arg(long, default_value = "data")]
-    pub data: PathBuf,
-    /// NATS URL (else NATS_URL, else the one `concord up` on --data serves)
-    #[arg(long)]
-    pub nats: Option<String>,
-    /// The operator's seed file
-    #[arg(long)]
-    pub creds: Option<PathBuf>,
-    /// The CA to trust for a tls:// URL
-    #[arg(long)]
-    pub nats_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub operator: crate::projectorcmd::OperatorArgs,
 }
 
 fn failed(what: String) -> anyhow::Result<ExitCode> {
@@ -48,7 +38,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let key = match &args.key {
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
         None => {
-            let dir = concord_audit::dir_in(&args.data);
+            let dir = concord_audit::dir_in(&args.operator.data);
             if !dir.join(concord_audit::KEY_FILE).is_file() {
                 anyhow::bail!("no --key, and no audit key in {}", dir.display());
             }
@@ -67,8 +57,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let hash = hex::encode(cp.hash);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = crate::projectorcmd::operator_client(&args.data, args.nats, args.creds.as_deref(), args.nats_ca.as_deref())
-            .await?;
+        let client = crate::projectorcmd::operator_client(&args.operator).await?;
         let head = concord_bus::logs::fetch_head(&client, service).await?;
         let answering = head.identity.map(|i| i.to_string());
         if answering.as_deref() != Some(identity.as_str()) {

@@ -15,8 +15,9 @@ use concord_core::reply::Reply;
 use concord_core::subjects;
 use serde_json::{Value, json};
 
+/// How an operator's tool finds and joins the bus of a running system.
 #[derive(clap::Args)]
-pub struct RebuildArgs {
+pub struct OperatorArgs {
     /// The data directory of `concord up` (where it wrote its NATS URL and
     /// the operator's seed)
     #[arg(long, default_value = "data")]
@@ -32,6 +33,12 @@ pub struct RebuildArgs {
     /// one `concord up --tls` made)
     #[arg(long)]
     pub nats_ca: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub operator: OperatorArgs,
 }
 
 /// How often the progress is asked.
@@ -78,13 +85,9 @@ fn line(p: &Value) -> String {
 /// `--nats`/NATS_URL/what `concord up` wrote, `--creds`/CONCORD_NATS_SEED/
 /// the operator's seed beside the data, `--nats-ca`/CONCORD_NATS_CA/the CA
 /// `concord up --tls` made.
-pub async fn operator_client(
-    data: &Path,
-    nats: Option<String>,
-    creds: Option<&Path>,
-    nats_ca: Option<&Path>,
-) -> anyhow::Result<async_nats::Client> {
-    let url = crate::system::operator_url(nats, data);
+pub async fn operator_client(args: &OperatorArgs) -> anyhow::Result<async_nats::Client> {
+    let (data, creds, nats_ca) = (&args.data, args.creds.as_deref(), args.nats_ca.as_deref());
+    let url = crate::system::operator_url(args.nats.clone(), data);
     let beside = data
         .join("nats")
         .join(credentials::SEEDS_DIR)
@@ -103,7 +106,7 @@ pub async fn operator_client(
 pub fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = operator_client(&args.data, args.nats, args.creds.as_deref(), args.nats_ca.as_deref()).await?;
+        let client = operator_client(&args.operator).await?;
         match ask(&client, "rebuild").await? {
             Ok(_) => {}
             // One already running: follow it.
