@@ -360,8 +360,10 @@ struct Caller {
 #[serde(deny_unknown_fields)]
 struct TimelineRequest {
     caller: Caller,
-    #[serde(default)]
-    wait_for: Applied,
+    /// Awaited before the request is read (`wait_for`); named here so
+    /// the strict parse accepts it.
+    #[serde(default, rename = "wait_for")]
+    _wait_for: Applied,
     operation_id: Uuid,
     /// HLC wall time, ms since the epoch: the events up to it.
     #[serde(default)]
@@ -376,8 +378,10 @@ struct TimelineRequest {
 #[serde(deny_unknown_fields)]
 struct ActionsRequest {
     caller: Caller,
-    #[serde(default)]
-    wait_for: Applied,
+    /// Awaited before the request is read (`wait_for`); named here so
+    /// the strict parse accepts it.
+    #[serde(default, rename = "wait_for")]
+    _wait_for: Applied,
     sub: String,
     #[serde(default)]
     after: Option<u64>,
@@ -389,8 +393,10 @@ struct ActionsRequest {
 #[serde(deny_unknown_fields)]
 struct VerifyRequest {
     caller: Caller,
-    #[serde(default)]
-    wait_for: Applied,
+    /// Awaited before the request is read (`wait_for`); named here so
+    /// the strict parse accepts it.
+    #[serde(default, rename = "wait_for")]
+    _wait_for: Applied,
 }
 
 fn invalid(message: String) -> Reply {
@@ -463,7 +469,6 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
             "timeline" => {
                 let req: TimelineRequest = request(name, payload)?;
                 auditor(req.caller)?;
-                let _ = &req.wait_for;
                 let index = read(index)?;
                 let events = index
                     .timeline(req.operation_id, req.at)
@@ -489,7 +494,6 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
             "actions" => {
                 let req: ActionsRequest = request(name, payload)?;
                 auditor(req.caller)?;
-                let _ = &req.wait_for;
                 let index = read(index)?;
                 let events = index.actions(&req.sub).map_err(|b| broken(&b))?;
                 let mut v = page(&events, req.after, req.limit)?;
@@ -499,7 +503,6 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
             "verify" => {
                 let req: VerifyRequest = request(name, payload)?;
                 auditor(req.caller)?;
-                let _ = &req.wait_for;
                 let checks = read(index)?.checks();
                 let ok = checks.values().all(|c| c.first_bad_seq.is_none());
                 Ok(json!({"verified": ok, "logs": checks}))
