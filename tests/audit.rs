@@ -183,11 +183,120 @@ async fn an_auditor_replays_who_did_what_and_the_state_at_each_instant() {
         .collect();
     assert_eq!(types, ["lead.posted", "task.status_changed"]);
 
+    // What DE knew: the operation and its lead while it took part, not
+    // the operation once removed; and when it gained and lost sight.
+    let knew = |at: &str| get(format!("/v1/audit/countries/DE/knowledge?at={}", urlencode(at)));
+    let streams = |k: &Value| -> Vec<String> {
+        k["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["stream"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let during = ok(&knew(&tasked).await, 200);
+    let after = ok(&knew(&removed).await, 200);
+    let operation = format!("operation-{op}");
+    assert!(streams(&during).contains(&operation), "{during}");
+    assert!(streams(&during).contains(&format!("lead-{lead}")), "{during}");
+    assert!(!streams(&after).contains(&operation), "{after}");
+    let sight = ok(&get(format!("/v1/audit/countries/DE/knowledge?item={op}")).await, 200);
+    let periods = sight["periods"].as_array().expect("periods");
+    assert_eq!(periods.len(), 1, "{sight}");
+    assert_eq!(periods[0]["from"]["type"], "operation.opened");
+    assert_eq!(periods[0]["until"]["type"], "participant.removed");
+    assert!(sight["countries"]["FR"][0]["until"].is_null(), "{sight}");
+    let r = get(format!(
+        "/v1/audit/countries/DE/knowledge?item={op}&at={}",
+        urlencode(&tasked)
+    ))
+    .await;
+    problem(&r, 400, "invalid");
+    let r = get(format!(
+        "/v1/audit/countries/DE/knowledge?item={}",
+        uuid::Uuid::now_v7()
+    ))
+    .await;
+    problem(&r, 404, "not_found");
+
     // Every log's chain checked to its head.
     let verify = ok(&get("/v1/audit/verify".into()).await, 200);
     assert_eq!(verify["verified"], true, "{verify}");
     assert_eq!(verify["logs"]["operations"]["events_checked"], 4);
     assert_eq!(verify["logs"]["intel"]["head_seq"], 1);
+
+    // The operations log exported as stored, against a signed checkpoint
+    // that an independent verifier (Python, from the docs) accepts.
+    let (export, note) = {
+        let r = get("/v1/audit/export?service=operations".into()).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("content-type"), Some("application/jsonl"));
+        use base64::Engine as _;
+        let note = base64::engine::general_purpose::STANDARD
+            .decode(r.header("concord-checkpoint").expect("Concord-Checkpoint"))
+            .expect("base64");
+        (r.body, String::from_utf8(note).expect("UTF-8"))
+    };
+    let size = note
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse::<usize>().ok())
+        .expect("a size");
+    assert_eq!(size, 4, "the head the audit read (Concord-Seen): {note}");
+    assert_eq!(export.iter().filter(|b| **b == b'\n').count(), size);
+    let key = ok(&get("/v1/audit/checkpoints/key".into()).await, 200)["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let files = dir.path();
+    std::fs::write(files.join("export.jsonl"), &export).expect("write");
+    std::fs::write(files.join("note"), &note).expect("write");
+    std::fs::write(files.join("key"), &key).expect("write");
+    let verifier = |export: &str| {
+        let out = std::process::Command::new(concord_testkit::test_python())
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/verify_checkpoint.py"))
+            .args([files.join(export), files.join("note"), files.join("key")])
+            .output()
+            .expect("python");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, said) = verifier("export.jsonl");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.starts_with("ok concord/operations/"), "{said}");
+    // One event fewer, or one byte changed, and it says so.
+    let cut: Vec<&[u8]> = export.split_inclusive(|b| *b == b'\n').collect();
+    std::fs::write(files.join("short.jsonl"), cut[..size - 1].concat()).expect("write");
+    let (code, said) = verifier("short.jsonl");
+    assert_eq!(code, Some(1), "{said}");
+    let altered = String::from_utf8(export.clone())
+        .expect("UTF-8")
+        .replacen("Op Audit", "Op Audiy", 1);
+    std::fs::write(files.join("altered.jsonl"), altered).expect("write");
+    let (code, said) = verifier("altered.jsonl");
+    assert!(code == Some(1) && said.contains("BROKEN at seq 1"), "{said}");
+    // The command line writes the same lines and the same checkpoint.
+    let out = std::process::Command::new(common::BIN)
+        .args(["audit", "export", "--service", "operations", "--out"])
+        .arg(files.join("cli.jsonl"))
+        .arg("--data")
+        .arg(&data)
+        .env_remove("NATS_URL")
+        .env_remove("CONCORD_NATS_SEED")
+        .output()
+        .expect("concord audit export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(files.join("cli.jsonl")).expect("read"), export);
+    assert_eq!(
+        std::fs::read_to_string(files.join("cli.jsonl.checkpoint")).expect("read"),
+        note
+    );
+    let part = get("/v1/audit/export?service=operations&from=2&to=2".into()).await;
+    assert_eq!(part.status, 200);
+    assert_eq!(part.body, cut[1]);
+    let r = sys.get("/v1/audit/export?service=operations", "DE_LIAISON").await;
+    problem(&r, 403, "forbidden");
+    let r = get("/v1/audit/export?service=ledger".into()).await;
+    problem(&r, 400, "invalid");
 
     // Nobody but an auditor; unknown and malformed are told apart.
     for who in ["FR_COORDINATOR", "DE_LIAISON"] {

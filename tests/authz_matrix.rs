@@ -786,6 +786,14 @@ fn view_rules() -> Vec<ViewRule> {
             expected: auditors_only,
         },
         ViewRule {
+            path: "/v1/audit/countries/{cc}/knowledge",
+            expected: auditors_only,
+        },
+        ViewRule {
+            path: "/v1/audit/export?service=operations",
+            expected: auditors_only,
+        },
+        ViewRule {
             path: "/v1/audit/checkpoints/latest",
             expected: everyone,
         },

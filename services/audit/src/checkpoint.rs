@@ -65,6 +65,16 @@ impl Checkpoint {
         rest.split_once('/')
     }
 
+    /// The checkpoint a note states, its signatures not checked: for notes
+    /// this audit signed itself and kept (anyone else's goes through
+    /// [`verify`]).
+    pub fn stated_by(note: &str) -> Result<Checkpoint, NoteError> {
+        let (body, _) = note
+            .split_once("\n\n")
+            .ok_or_else(|| NoteError::Malformed("no empty line before the signatures".into()))?;
+        Checkpoint::parse_body(&format!("{body}\n"))
+    }
+
     fn parse_body(body: &str) -> Result<Checkpoint, NoteError> {
         let bad = |why: &str| NoteError::Malformed(why.to_owned());
         let mut lines = body.split('\n');

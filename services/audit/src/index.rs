@@ -10,14 +10,15 @@
 //! Must not: hold a rule of its own (the contracts fold the states), or
 //! serve a log whose chain failed as if it were whole.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use concord_contracts::crisis::Crisis;
 use concord_contracts::deployments::Deployments;
 use concord_contracts::intel::Intel;
 use concord_contracts::operations::{self, Operations};
-use concord_core::decider::{Aggregate, read_event};
-use concord_core::{EventEnvelope, Service};
+use concord_contracts::projection::{Projection, ProjectionError, Reach};
+use concord_core::decider::{Aggregate, read_event, stream_id};
+use concord_core::{CountryCode, EventEnvelope, Service};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -74,7 +75,202 @@ pub struct Broken {
     pub why: String,
 }
 
+/// Why what a country knew cannot be answered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KnowledgeError {
+    #[error(transparent)]
+    Broken(#[from] Broken),
+    /// The logs hold an event the contracts cannot fold: the projector
+    /// stops on it too.
+    #[error("the logs cannot be folded: {0}")]
+    Unreadable(#[from] ProjectionError),
+}
+
+/// Where an event sits, as knowledge answers name it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Moment {
+    pub service: Service,
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub stream: String,
+    pub hlc: concord_core::Hlc,
+    pub recorded_at: String,
+}
+
+impl Moment {
+    fn of(e: &EventEnvelope) -> Moment {
+        Moment {
+            service: e.service,
+            seq: e.seq,
+            event_type: e.event_type.clone(),
+            stream: e.stream.clone(),
+            hlc: e.hlc,
+            recorded_at: e.recorded_at.clone(),
+        }
+    }
+}
+
+/// One change of who could see an item: the event after which it held.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SightChange {
+    pub after: Moment,
+    /// Every country sees it from here (`false`: no longer, or never did).
+    pub everyone: bool,
+    pub gained: BTreeSet<CountryCode>,
+    pub lost: BTreeSet<CountryCode>,
+}
+
+/// A span during which a country could see an item: from the event after
+/// which it could, until the event after which it no longer could.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Period {
+    pub from: Moment,
+    pub until: Option<Moment>,
+}
+
+/// When countries gained and lost sight of one item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sight {
+    pub item: String,
+    pub streams: BTreeSet<String>,
+    pub changes: Vec<SightChange>,
+    /// `country`'s own periods (listed by name, or as one of every
+    /// country).
+    pub country: CountryCode,
+    pub periods: Vec<Period>,
+    /// Each country named in the item's audience, its periods (`*`: the
+    /// periods every country could see it).
+    pub countries: BTreeMap<String, Vec<Period>>,
+}
+
+/// Periods from a sequence of (moment, sees) steps.
+fn periods<'a>(steps: impl IntoIterator<Item = (&'a Moment, bool)>) -> Vec<Period> {
+    let mut out: Vec<Period> = Vec::new();
+    let mut open = false;
+    for (m, sees) in steps {
+        match (open, sees) {
+            (false, true) => out.push(Period {
+                from: m.clone(),
+                until: None,
+            }),
+            (true, false) => {
+                if let Some(p) = out.last_mut() {
+                    p.until = Some(m.clone());
+                }
+            }
+            _ => {}
+        }
+        open = sees;
+    }
+    out
+}
+
 impl Index {
+    /// Every event of the domain's logs in causal order, up to `at`.
+    fn everything(&self, at: Option<u64>) -> Vec<&EventEnvelope> {
+        let mut out: Vec<&EventEnvelope> = Service::ALL
+            .iter()
+            .filter_map(|s| self.logs.get(s))
+            .flatten()
+            .filter(|e| at.is_none_or(|t| e.hlc.wall_ms <= t))
+            .collect();
+        out.sort_by_key(|e| order(e));
+        out
+    }
+
+    /// What `country` could see as of `at` (now when `None`): each item
+    /// its liaisons and coordinators were shown, folded and filtered by
+    /// the projection the projector serves, in `(service, stream)` order.
+    pub fn knowledge(&self, country: CountryCode, at: Option<u64>) -> Result<Vec<Value>, KnowledgeError> {
+        self.whole(Service::ALL)?;
+        let mut projection = Projection::default();
+        for e in self.everything(at) {
+            projection.apply(e)?;
+        }
+        Ok(projection
+            .items()
+            .filter(|i| i.reach.country(country))
+            .map(
+                |i| serde_json::json!({"service": i.service, "stream": i.stream, "version": i.version, "view": i.view}),
+            )
+            .collect())
+    }
+
+    /// When each country gained and lost sight of the item `id` (the id
+    /// of a stream: an operation, a lead, a notice …), and `country`'s own
+    /// periods. `None`: no stream has that id.
+    pub fn sight(&self, id: &str, country: CountryCode) -> Result<Option<Sight>, KnowledgeError> {
+        self.whole(Service::ALL)?;
+        let mut projection = Projection::default();
+        let mut streams: BTreeSet<(Service, String)> = BTreeSet::new();
+        let mut reach: BTreeMap<(Service, String), Reach> = BTreeMap::new();
+        let mut changes = Vec::new();
+        for e in self.everything(None) {
+            let applied = projection.apply(e)?;
+            if stream_id(&e.stream) == id {
+                streams.insert((e.service, e.stream.clone()));
+            }
+            // The item's reach moves with its own events and, for a lead
+            // or an arrest, with its operation's membership.
+            let touched = applied.changed.iter().any(|k| streams.contains(k));
+            if !touched {
+                continue;
+            }
+            let before = union(reach.values());
+            for k in &streams {
+                if let Some(item) = projection.item(k.0, &k.1) {
+                    reach.insert(k.clone(), item.reach.clone());
+                }
+            }
+            let after = union(reach.values());
+            if before != after {
+                changes.push(SightChange {
+                    after: Moment::of(e),
+                    everyone: after.everyone,
+                    gained: after.countries.difference(&before.countries).copied().collect(),
+                    lost: before.countries.difference(&after.countries).copied().collect(),
+                });
+            }
+        }
+        if streams.is_empty() {
+            return Ok(None);
+        }
+        let mut named: BTreeSet<CountryCode> = changes.iter().flat_map(|c| c.gained.iter().copied()).collect();
+        named.insert(country);
+        let mut countries = BTreeMap::new();
+        countries.insert("*".to_owned(), periods(changes.iter().map(|c| (&c.after, c.everyone))));
+        let mut listed: BTreeMap<CountryCode, bool> = BTreeMap::new();
+        let mut steps: BTreeMap<CountryCode, Vec<(&Moment, bool)>> = BTreeMap::new();
+        for c in &changes {
+            for cc in &c.gained {
+                listed.insert(*cc, true);
+            }
+            for cc in &c.lost {
+                listed.insert(*cc, false);
+            }
+            for cc in &named {
+                let sees = c.everyone || listed.get(cc).copied().unwrap_or(false);
+                steps.entry(*cc).or_default().push((&c.after, sees));
+            }
+        }
+        for cc in &named {
+            let p = periods(steps.remove(cc).unwrap_or_default());
+            if *cc != country || !p.is_empty() {
+                countries.insert(cc.as_str().to_owned(), p);
+            }
+        }
+        let own = countries.get(country.as_str()).cloned().unwrap_or_default();
+        Ok(Some(Sight {
+            item: id.to_owned(),
+            streams: streams.into_iter().map(|(_, s)| s).collect(),
+            changes,
+            country,
+            periods: own,
+            countries,
+        }))
+    }
+
     /// Adds the next event of its log (read in seq order, its chain link
     /// checked by the consumer).
     pub fn add(&mut self, e: EventEnvelope) {
@@ -197,6 +393,17 @@ impl Index {
             serde_json::json!({"at": at, "operation": operation, "linked": linked}),
         ))
     }
+}
+
+/// Who any of `reaches` reaches.
+fn union<'a>(reaches: impl IntoIterator<Item = &'a Reach>) -> Reach {
+    let mut out = Reach::default();
+    for r in reaches {
+        out.everyone |= r.everyone;
+        out.reviewers |= r.reviewers;
+        out.countries.extend(r.countries.iter().copied());
+    }
+    out
 }
 
 /// The view of one stream's `events` folded with contract `A`.
@@ -341,6 +548,35 @@ mod tests {
         );
         assert!(before["linked"][0]["view"].get("unreadable").is_none(), "{before}");
         assert_eq!(before["linked"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn a_country_knew_an_operation_until_it_was_removed() {
+        let (index, op) = history();
+        let de = CountryCode::parse("DE").expect("DE");
+        let streams = |at| -> Vec<String> {
+            index
+                .knowledge(de, at)
+                .expect("folds")
+                .iter()
+                .map(|i| i["stream"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let operation = format!("operation-{op}");
+        assert!(streams(Some(99)).is_empty());
+        assert!(streams(Some(400)).contains(&operation), "{:?}", streams(Some(400)));
+        assert!(!streams(None).contains(&operation), "{:?}", streams(None));
+        let sight = index.sight(&op.to_string(), de).expect("folds").expect("known");
+        assert_eq!(sight.periods.len(), 1, "{sight:?}");
+        assert_eq!(sight.periods[0].from.event_type, "operation.opened");
+        assert_eq!(
+            sight.periods[0].until.as_ref().map(|m| m.event_type.as_str()),
+            Some("participant.removed")
+        );
+        let fr = &sight.countries["FR"];
+        assert_eq!((fr.len(), fr[0].until.is_none()), (1, true), "{sight:?}");
+        assert!(sight.countries["*"].is_empty());
+        assert!(index.sight(&Uuid::now_v7().to_string(), de).expect("folds").is_none());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The audit service: replays every writing service's log through
 //! `concord.log.<service>.read` with the kernel consumer (each chain link
 //! checked as it reads) into an [`index::Index`], and answers auditors on
-//! `concord.qry.audit.<timeline|state|actions|verify>` (queue group
-//! `audit`): an operation's timeline across services in causal order, its
-//! state as of an instant folded with the contracts' own `evolve`, what
-//! one person did, and how far each log's chain checked.
+//! `concord.qry.audit.<timeline|state|actions|knowledge|verify>` (queue
+//! group `audit`): an operation's timeline across services in causal
+//! order, its state as of an instant folded with the contracts' own
+//! `evolve`, what one person did, what a country could see as of an
+//! instant and when it gained and lost sight of one item (the projector's
+//! own projection, replayed), and how far each log's chain checked.
 //!
 //! It also signs each log's head as a C2SP checkpoint ([`checkpoint`]) once
 //! a second, with an Ed25519 key made once in its directory, keeps every
@@ -49,6 +51,12 @@ pub const PAGE_MAX: usize = 500;
 pub const PAGE_DEFAULT: usize = 100;
 /// How long a read naming positions (`wait_for`) waits for them.
 pub const WAIT_FOR_MAX: Duration = Duration::from_secs(2);
+
+/// Most bytes of events one export answer holds: NATS carries at most
+/// 1 MiB by default, and the events travel as they are stored.
+pub const EXPORT_PAGE_BYTES: usize = 512 * 1024;
+/// Events asked of a log at once while exporting.
+const EXPORT_READ_EVENTS: usize = 256;
 
 /// The last seq indexed of each log.
 type Applied = BTreeMap<Service, u64>;
@@ -116,6 +124,11 @@ pub fn signer(dir: &Path) -> Result<checkpoint::Signer, Error> {
 /// The latest note signed of each log, as `checkpoints.jsonl` holds them.
 type Latest = BTreeMap<Service, String>;
 
+/// The latest checkpoint the audit in `dir` signed of each log.
+pub fn latest_signed(dir: &Path) -> BTreeMap<Service, String> {
+    load_latest(dir)
+}
+
 fn load_latest(dir: &Path) -> Latest {
     #[derive(Deserialize)]
     struct Line {
@@ -130,56 +143,75 @@ fn load_latest(dir: &Path) -> Latest {
         .collect()
 }
 
-/// Signs the heads that moved, appends each note to the file (fsynced),
-/// and makes it the latest.
-fn sign_moved(
-    dir: &Path,
-    signer: &checkpoint::Signer,
-    index: &RwLock<Index>,
-    latest: &RwLock<Latest>,
-) -> Result<(), String> {
-    let checks = index.read().map_err(|e| e.to_string())?.checks();
-    let mut notes = Vec::new();
-    for (service, c) in checks {
-        let Some(identity) = &c.identity else { continue };
-        let Ok(hash) = hex::decode(&c.head_hash).map(<[u8; 32]>::try_from) else {
-            continue;
-        };
-        let Ok(hash) = hash else { continue };
-        if c.head_seq == 0 || c.first_bad_seq.is_some() {
-            continue;
+/// What signs checkpoints: the key, where every note is kept, what the
+/// index read, and the latest note of each log.
+struct Notary {
+    dir: PathBuf,
+    signer: checkpoint::Signer,
+    index: Arc<RwLock<Index>>,
+    latest: Arc<RwLock<Latest>>,
+    /// One signing at a time (the timer's and an export's), so a head is
+    /// signed once.
+    turn: std::sync::Mutex<()>,
+}
+
+impl Notary {
+    /// Signs the heads that moved, appends each note to the file
+    /// (fsynced), and makes it the latest.
+    fn sign_moved(&self) -> Result<(), String> {
+        let _turn = self.turn.lock().map_err(|e| e.to_string())?;
+        let checks = self.index.read().map_err(|e| e.to_string())?.checks();
+        let mut notes = Vec::new();
+        for (service, c) in checks {
+            let Some(identity) = &c.identity else { continue };
+            let Ok(hash) = hex::decode(&c.head_hash).map(<[u8; 32]>::try_from) else {
+                continue;
+            };
+            let Ok(hash) = hash else { continue };
+            if c.head_seq == 0 || c.first_bad_seq.is_some() {
+                continue;
+            }
+            let cp = checkpoint::Checkpoint {
+                origin: checkpoint::Checkpoint::origin_of(service.as_str(), identity),
+                size: c.head_seq,
+                hash,
+            };
+            let signed_before = self
+                .latest
+                .read()
+                .map_err(|e| e.to_string())?
+                .get(&service)
+                .is_some_and(|n| n.starts_with(&cp.body()));
+            if !signed_before {
+                notes.push((service, self.signer.sign(&cp)));
+            }
         }
-        let cp = checkpoint::Checkpoint {
-            origin: checkpoint::Checkpoint::origin_of(service.as_str(), identity),
-            size: c.head_seq,
-            hash,
-        };
-        let signed_before = latest
-            .read()
+        if notes.is_empty() {
+            return Ok(());
+        }
+        let file = self.dir.join(CHECKPOINTS_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        for (service, note) in &notes {
+            let line = json!({"service": service, "note": note}).to_string();
+            writeln!(f, "{line}").map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+        f.sync_all().map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut latest = self.latest.write().map_err(|e| e.to_string())?;
+        latest.extend(notes);
+        Ok(())
+    }
+
+    /// [`Notary::sign_moved`] off the async threads (it fsyncs).
+    async fn sign_now(self: &Arc<Self>) -> Result<(), String> {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.sign_moved())
+            .await
             .map_err(|e| e.to_string())?
-            .get(&service)
-            .is_some_and(|n| n.starts_with(&cp.body()));
-        if !signed_before {
-            notes.push((service, signer.sign(&cp)));
-        }
     }
-    if notes.is_empty() {
-        return Ok(());
-    }
-    let file = dir.join(CHECKPOINTS_FILE);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&file)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
-    for (service, note) in &notes {
-        let line = json!({"service": service, "note": note}).to_string();
-        writeln!(f, "{line}").map_err(|e| format!("{}: {e}", file.display()))?;
-    }
-    f.sync_all().map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut latest = latest.write().map_err(|e| e.to_string())?;
-    latest.extend(notes);
-    Ok(())
 }
 
 impl Audit {
@@ -237,40 +269,30 @@ impl Audit {
             .map_err(|e| Error::Nats(e.to_string()))?;
         client.flush().await.map_err(|e| Error::Nats(e.to_string()))?;
         let key = signer.verifier_key();
+        let notary = Arc::new(Notary {
+            dir: dir.to_owned(),
+            signer,
+            index: Arc::clone(&index),
+            latest: Arc::clone(&latest),
+            turn: std::sync::Mutex::new(()),
+        });
         let signing = {
-            let (dir, index, latest) = (dir.to_owned(), Arc::clone(&index), Arc::clone(&latest));
-            let signer = Arc::new(signer);
+            let notary = Arc::clone(&notary);
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(SIGN_EVERY).await;
-                    let (dir, signer, index, latest) = (
-                        dir.clone(),
-                        Arc::clone(&signer),
-                        Arc::clone(&index),
-                        Arc::clone(&latest),
-                    );
-                    match tokio::task::spawn_blocking(move || sign_moved(&dir, &signer, &index, &latest)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::error!(error = %e, "the audit could not sign or keep a checkpoint"),
-                        Err(e) => tracing::error!(error = %e, "the audit's signing task"),
+                    if let Err(e) = notary.sign_now().await {
+                        tracing::error!(error = %e, "the audit could not sign or keep a checkpoint");
                     }
                 }
             })
         };
-        let key_for_answer = Arc::new(key);
-        let answer = tokio::spawn(answer(
-            client,
-            subscriber,
-            index,
-            applied,
-            latest,
-            (*key_for_answer).clone(),
-        ));
+        let answer = tokio::spawn(answer(client, subscriber, index, applied, notary, key.clone()));
         Ok(Audit {
             readers,
             answer,
             signing,
-            key: (*key_for_answer).clone(),
+            key,
         })
     }
 
@@ -294,33 +316,39 @@ async fn answer(
     mut subscriber: async_nats::Subscriber,
     index: Arc<RwLock<Index>>,
     applied: watch::Receiver<Applied>,
-    latest: Arc<RwLock<Latest>>,
+    notary: Arc<Notary>,
     key: String,
 ) {
     let key = Arc::new(key);
     while let Some(msg) = subscriber.next().await {
         let Some(reply_to) = msg.reply.clone() else { continue };
         let (client, index, mut applied) = (client.clone(), Arc::clone(&index), applied.clone());
-        let (latest, key) = (Arc::clone(&latest), Arc::clone(&key));
+        let (notary, key) = (Arc::clone(&notary), Arc::clone(&key));
         tokio::spawn(async move {
             let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
             let reply = match wait_for(&msg.payload, &mut applied).await {
-                Err(reply) => reply,
+                Err(reply) => reply.to_bytes(),
+                // An export's events are spliced in as the log stores
+                // them: no value of ours could say them byte for byte.
+                Ok(()) if name == "export" => export(&client, &msg.payload, &notary)
+                    .await
+                    .unwrap_or_else(|r| r.to_bytes()),
                 Ok(()) => tokio::task::spawn_blocking(move || {
                     respond(
                         &name,
                         &msg.payload,
                         &Reads {
                             index: &index,
-                            latest: &latest,
+                            latest: &notary.latest,
                             key: &key,
                         },
                     )
                 })
                 .await
-                .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string())),
+                .unwrap_or_else(|e| Reply::error(ErrorCode::Internal, e.to_string()))
+                .to_bytes(),
             };
-            if let Err(e) = client.publish(reply_to, reply.to_bytes().into()).await {
+            if let Err(e) = client.publish(reply_to, reply.into()).await {
                 tracing::warn!(error = %e, "the audit could not answer a query");
             }
         });
@@ -391,6 +419,135 @@ struct ActionsRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct KnowledgeRequest {
+    caller: Caller,
+    /// Awaited before the request is read (`wait_for`); named here so
+    /// the strict parse accepts it.
+    #[serde(default, rename = "wait_for")]
+    _wait_for: Applied,
+    country: CountryCode,
+    #[serde(default)]
+    at: Option<u64>,
+    #[serde(default)]
+    item: Option<Uuid>,
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportRequest {
+    caller: Caller,
+    /// Awaited before the request is read (`wait_for`); named here so
+    /// the strict parse accepts it.
+    #[serde(default, rename = "wait_for")]
+    _wait_for: Applied,
+    service: Service,
+    /// The first seq (1 when not given).
+    #[serde(default)]
+    from: Option<u64>,
+    /// The last seq (the checkpoint's size when not given; never past it).
+    #[serde(default)]
+    to: Option<u64>,
+}
+
+/// One page of an export of `service`'s log as stored, against the latest
+/// checkpoint signed of it: `{checkpoint, size, from, to, next, events}`,
+/// `next` the seq to ask from for the following page (null at the end).
+async fn export(client: &async_nats::Client, payload: &[u8], notary: &Arc<Notary>) -> Result<Vec<u8>, Reply> {
+    let req: ExportRequest = request("export", payload)?;
+    auditor(req.caller)?;
+    let service = req.service;
+    // Against the head read so far, not one up to a second older.
+    if let Err(e) = notary.sign_now().await {
+        tracing::error!(error = %e, "the audit could not sign a checkpoint for an export");
+    }
+    let note = notary
+        .latest
+        .read()
+        .map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))?
+        .get(&service)
+        .cloned();
+    let Some(note) = note else {
+        return Err(Reply::error(
+            ErrorCode::Unavailable,
+            format!(
+                "no checkpoint of the {service} log is signed: the audit has read none of its events yet (an empty log has none); retry"
+            ),
+        ));
+    };
+    let cp = checkpoint::Checkpoint::stated_by(&note).map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()))?;
+    let from = req.from.unwrap_or(1);
+    if from == 0 {
+        return Err(invalid("from is a seq: 1 or more".into()));
+    }
+    let to = req.to.map_or(cp.size, |t| t.min(cp.size));
+    let mut events: Vec<String> = Vec::new();
+    let mut bytes = 0usize;
+    let mut next = from;
+    'pages: while next <= to {
+        let want = usize::try_from(to - next + 1)
+            .unwrap_or(usize::MAX)
+            .min(EXPORT_READ_EVENTS);
+        let read = concord_bus::logs::fetch_log(client, service, next, want)
+            .await
+            .map_err(|e| Reply::error(ErrorCode::Unavailable, format!("reading the {service} log: {e}")))?;
+        if let (Some(identity), Some((_, checkpointed))) = (&read.identity, cp.log())
+            && identity.to_string() != checkpointed
+        {
+            return Err(Reply::error(
+                ErrorCode::Conflict,
+                format!("the {service} log answering is {identity}, not {checkpointed}, the log checkpointed"),
+            ));
+        }
+        if read.raw.is_empty() {
+            return Err(Reply::error(
+                ErrorCode::Conflict,
+                format!(
+                    "the {service} log holds no event at seq {next} (its head is {}), below the checkpoint's size {}: it was cut short",
+                    read.head_seq, cp.size
+                ),
+            ));
+        }
+        for raw in read.raw {
+            if !events.is_empty() && bytes + raw.len() > EXPORT_PAGE_BYTES {
+                break 'pages;
+            }
+            bytes += raw.len();
+            events.push(raw);
+            next += 1;
+            if next > to {
+                break 'pages;
+            }
+        }
+    }
+    let head = json!({
+        "ok": true,
+        "service": service,
+        "checkpoint": note,
+        "size": cp.size,
+        "from": from,
+        "to": to,
+        "next": (next <= to).then_some(next),
+    })
+    .to_string();
+    let mut out = Vec::with_capacity(head.len() + bytes + events.len() + 16);
+    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    out.extend_from_slice(b",\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e.as_bytes());
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct VerifyRequest {
     caller: Caller,
     /// Awaited before the request is read (`wait_for`); named here so
@@ -418,17 +575,28 @@ fn auditor(caller: Caller) -> Result<(), Reply> {
     }
 }
 
-/// A page of `events` after the offset `after` (as `next` gave it).
-fn page(events: &[&concord_core::EventEnvelope], after: Option<u64>, limit: Option<usize>) -> Result<Value, Reply> {
+/// A page of `all` after the offset `after` (as `next` gave it), as
+/// `{<field>: […], next}`.
+fn page<T: serde::Serialize>(field: &str, all: &[T], after: Option<u64>, limit: Option<usize>) -> Result<Value, Reply> {
     let limit = match limit {
         None => PAGE_DEFAULT,
         Some(n) if (1..=PAGE_MAX).contains(&n) => n,
         Some(n) => return Err(invalid(format!("limit {n} is not within 1 to {PAGE_MAX}"))),
     };
     let from = usize::try_from(after.unwrap_or(0)).unwrap_or(usize::MAX);
-    let items: Vec<&concord_core::EventEnvelope> = events.iter().skip(from).take(limit).copied().collect();
-    let next = (from.saturating_add(items.len()) < events.len()).then(|| from + items.len());
-    Ok(json!({"events": items, "next": next}))
+    let items: Vec<&T> = all.iter().skip(from).take(limit).collect();
+    let next = (from.saturating_add(items.len()) < all.len()).then(|| from + items.len());
+    let mut out = serde_json::Map::new();
+    out.insert(field.to_owned(), json!(items));
+    out.insert("next".into(), json!(next));
+    Ok(Value::Object(out))
+}
+
+fn knowledge_refused(e: &index::KnowledgeError) -> Reply {
+    match e {
+        index::KnowledgeError::Broken(b) => broken(b),
+        index::KnowledgeError::Unreadable(_) => Reply::error(ErrorCode::Internal, e.to_string()),
+    }
 }
 
 fn read(index: &RwLock<Index>) -> Result<std::sync::RwLockReadGuard<'_, Index>, Reply> {
@@ -474,7 +642,7 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
                     .timeline(req.operation_id, req.at)
                     .map_err(|b| broken(&b))?
                     .ok_or_else(|| Reply::error(ErrorCode::NotFound, format!("no operation {}", req.operation_id)))?;
-                let mut v = page(&events, req.after, req.limit)?;
+                let mut v = page("events", &events, req.after, req.limit)?;
                 v["operation_id"] = json!(req.operation_id);
                 v["at"] = json!(req.at);
                 Ok(v)
@@ -496,8 +664,32 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
                 auditor(req.caller)?;
                 let index = read(index)?;
                 let events = index.actions(&req.sub).map_err(|b| broken(&b))?;
-                let mut v = page(&events, req.after, req.limit)?;
+                let mut v = page("events", &events, req.after, req.limit)?;
                 v["sub"] = json!(req.sub);
+                Ok(v)
+            }
+            "knowledge" => {
+                let req: KnowledgeRequest = request(name, payload)?;
+                auditor(req.caller)?;
+                let index = read(index)?;
+                if let Some(item) = req.item {
+                    if req.at.is_some() || req.after.is_some() || req.limit.is_some() {
+                        return Err(invalid(
+                            "knowledge of an item takes no at, after or limit: it answers its whole history".into(),
+                        ));
+                    }
+                    let sight = index
+                        .sight(&item.to_string(), req.country)
+                        .map_err(|e| knowledge_refused(&e))?
+                        .ok_or_else(|| Reply::error(ErrorCode::NotFound, format!("no item {item}")))?;
+                    return serde_json::to_value(sight).map_err(|e| Reply::error(ErrorCode::Internal, e.to_string()));
+                }
+                let items = index
+                    .knowledge(req.country, req.at)
+                    .map_err(|e| knowledge_refused(&e))?;
+                let mut v = page("items", &items, req.after, req.limit)?;
+                v["country"] = json!(req.country);
+                v["at"] = json!(req.at);
                 Ok(v)
             }
             "verify" => {

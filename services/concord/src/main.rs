@@ -176,6 +176,10 @@ enum AuditCmd {
     /// (its signature, the log's identity, not shorter, the same hash at
     /// its size, every later event linked); exit 1 naming what fails.
     Verify(auditcmd::VerifyArgs),
+    /// Write one log as JSON Lines exactly as stored, up to the latest
+    /// checkpoint the audit signed of it, and that checkpoint beside it
+    /// (`<out>.checkpoint`), with a progress line on long runs.
+    Export(auditcmd::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -290,6 +294,7 @@ fn main() -> ExitCode {
         },
         Cmd::Audit { command } => match command {
             AuditCmd::Verify(args) => auditcmd::verify(args),
+            AuditCmd::Export(args) => auditcmd::export(args),
         },
         Cmd::Projector { command } => match command {
             ProjectorCmd::Rebuild(args) => projectorcmd::rebuild(args),

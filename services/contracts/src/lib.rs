@@ -3,7 +3,9 @@
 //! and `evolve`, and its `audience` (who may see what), each a
 //! `concord_core::decider::Aggregate`; and the folds of its events that
 //! other services keep (`operations::membership`, `crisis::status`,
-//! `deployments::teams`).
+//! `deployments::teams`); and the `projection` of all four into who may
+//! see what (the projector serves it, the audit replays it as of an
+//! instant).
 //!
 //! A service that follows another's events depends on this crate, never on
 //! that service's runtime; the projector and the audit service fold and
@@ -18,6 +20,7 @@ pub mod crisis;
 pub mod deployments;
 pub mod intel;
 pub mod operations;
+pub mod projection;
 
 /// The variant name of `value`, an event or a command (its type or name),
 /// for messages: it is written once, in the serde attributes.

@@ -238,13 +238,36 @@ async fn request(
     request_within(gw, subject, body, traceparent, gw.config.request_timeout).await
 }
 
-async fn request_within(
+/// [`read`] whose answer is kept as its bytes (an export splices in
+/// events as stored, which a parsed value could not say again byte for
+/// byte); a refusal is a problem as for any read.
+pub async fn read_bytes(
     gw: &Gateway,
-    subject: String,
+    headers: &HeaderMap,
+    component: &str,
+    query: &str,
+    body: Value,
+) -> Result<axum::body::Bytes, Problem> {
+    let subject = subjects::query(component, query);
+    let payload = send(gw, &subject, &body, &traceparent(headers), gw.config.request_timeout).await?;
+    match Reply::parse(&payload) {
+        Ok(Reply::Ok(_)) => Ok(payload),
+        Ok(Reply::Err(e)) => Err(Problem::from_reply(e)),
+        Err(e) => Err(Problem::new(
+            ErrorCode::Internal,
+            format!("malformed reply on {subject}: {e}"),
+        )),
+    }
+}
+
+/// Sends `body` on `subject`; the answer's payload, or 503.
+async fn send(
+    gw: &Gateway,
+    subject: &str,
     body: &Value,
     traceparent: &str,
     timeout: Duration,
-) -> Result<Map<String, Value>, Problem> {
+) -> Result<axum::body::Bytes, Problem> {
     let payload = serde_json::to_vec(body).map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?;
     let mut nats_headers = async_nats::HeaderMap::new();
     nats_headers.insert(TRACEPARENT, traceparent);
@@ -252,7 +275,7 @@ async fn request_within(
         .payload(payload.into())
         .headers(nats_headers)
         .timeout(Some(timeout));
-    let msg = gw.client.send_request(subject.clone(), req).await.map_err(|e| {
+    let msg = gw.client.send_request(subject.to_owned(), req).await.map_err(|e| {
         use async_nats::RequestErrorKind as K;
         let why = match e.kind() {
             K::TimedOut => format!("no answer on {subject} within {timeout:?}"),
@@ -262,7 +285,18 @@ async fn request_within(
         tracing::warn!(%subject, error = %e, "request failed");
         Problem::new(ErrorCode::Unavailable, why)
     })?;
-    match Reply::parse(&msg.payload) {
+    Ok(msg.payload)
+}
+
+async fn request_within(
+    gw: &Gateway,
+    subject: String,
+    body: &Value,
+    traceparent: &str,
+    timeout: Duration,
+) -> Result<Map<String, Value>, Problem> {
+    let payload = send(gw, &subject, body, traceparent, timeout).await?;
+    match Reply::parse(&payload) {
         Ok(Reply::Ok(mut map)) => {
             map.remove("ok");
             Ok(map)

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod export;
 pub mod handler;
 pub mod openapi;
 pub mod parse_errors;

@@ -519,6 +519,20 @@ fn view_operation(view: &crate::views::View) -> Value {
                    }}),
         );
         refusals.push(429);
+    } else if view.query == "export" {
+        responses.insert(
+            "200".into(),
+            json!({"description": "JSON Lines: each line one event exactly as the log stores it, from `from` to `to` (or the checkpoint's size), streamed; a body cut before its end (no last chunk) means the export failed midway",
+                   "headers": {
+                       "Concord-Checkpoint": {"schema": {"type": "string"},
+                           "description": "the C2SP signed note of the checkpoint the export was taken against, base64"},
+                       "Concord-Checkpoint-Size": {"schema": {"type": "integer", "minimum": 0},
+                           "description": "the checkpoint's size: the seq whose hash it states"},
+                       "Concord-Export-To": {"schema": {"type": "integer", "minimum": 0},
+                           "description": "the last seq the body holds"},
+                   },
+                   "content": {crate::export::JSONL: {"schema": {"type": "string"}}}}),
+        );
     } else {
         responses.insert(
             "200".into(),

@@ -126,6 +126,11 @@ fn colors() -> Vec<&'static str> {
 fn crisis_statuses() -> Vec<&'static str> {
     names(&crisis::CrisisStatus::ALL, crisis::CrisisStatus::as_str)
 }
+/// The logs an export may name.
+fn logs() -> Vec<&'static str> {
+    names(&concord_core::Service::ALL, concord_core::Service::as_str)
+}
+
 fn deployment_statuses() -> Vec<&'static str> {
     names(
         &deployments::DeploymentStatus::ALL,
@@ -322,6 +327,62 @@ pub static VIEWS: &[View] = &[
         params: &[EVENTS_AFTER, LIMIT],
         operation_id: "audit.actions",
         summary: "Everything one person did, across services, in causal order (auditors)",
+    },
+    View {
+        asks: AUDIT,
+        path: "/v1/audit/countries/{cc}/knowledge",
+        query: "knowledge",
+        list: None,
+        country: true,
+        path_ids: &[],
+        params: &[
+            AT,
+            QueryParam {
+                name: "item",
+                field: "item",
+                kind: Kind::Uuid,
+                description: "an item's id (an operation, a lead, an arrest, a notice, a crisis, a deployment): when each country gained and lost sight of it, instead of the items (takes no other parameter)",
+            },
+            QueryParam {
+                name: "after",
+                field: "after",
+                kind: Kind::Number,
+                description: "the `next` of the previous page (items to skip)",
+            },
+            LIMIT,
+        ],
+        operation_id: "audit.knowledge",
+        summary: "What the country's liaisons and coordinators could see as of `at` (now when not given), computed with the projector's own projection and each service's audience; or, with `item`, the changes of who could see that item, the country's periods of sight and every named country's (`*`: every country) (auditors)",
+    },
+    View {
+        asks: AUDIT,
+        path: "/v1/audit/export",
+        query: "export",
+        list: None,
+        country: false,
+        path_ids: &[],
+        params: &[
+            QueryParam {
+                name: "service",
+                field: "service",
+                kind: Kind::OneOf(logs),
+                description: "the log to export",
+            },
+            QueryParam {
+                name: "from",
+                field: "from",
+                kind: Kind::Number,
+                description: "the first seq (1 when not given)",
+            },
+            QueryParam {
+                name: "to",
+                field: "to",
+                kind: Kind::Number,
+                description: "the last seq (the checkpoint's size when not given, never past it)",
+            },
+        ],
+        operation_id: "audit.export",
+        summary: "One log as JSON Lines, each line an event exactly as stored (canonical JSON, RFC 8785, with its hash), streamed, up to the latest checkpoint the audit signed of it, which `Concord-Checkpoint` holds (the signed note, base64): verify the lines against it with the key of /v1/audit/checkpoints/key (schemas/README.md says how) (auditors)",
     },
     View {
         asks: AUDIT,
@@ -538,6 +599,9 @@ pub async fn serve(
     }
     if view.query == "feed" && crate::sse::wanted(&headers) {
         return crate::sse::serve(gw, &caller, headers, body).await;
+    }
+    if view.query == "export" {
+        return crate::export::serve(gw, headers, body).await;
     }
     let reply = call::read(&gw, &headers, view.asks, view.query, body).await?;
     Ok(axum::Json(Value::Object(reply)).into_response())

@@ -16,7 +16,9 @@ pub mod api;
 pub mod feed;
 pub mod generation;
 pub mod merge;
-pub mod projection;
+/// The pure projection lives with the contracts (the audit folds with it
+/// too); re-exported where the projector's code has always named it.
+pub use concord_contracts::projection;
 pub mod store;
 
 #[cfg(test)]

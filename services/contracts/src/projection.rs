@@ -11,11 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use concord_contracts::crisis::Crisis;
-use concord_contracts::deployments::Deployments;
-use concord_contracts::intel::Intel;
-use concord_contracts::operations::membership::OperationsView;
-use concord_contracts::operations::{self, Operations};
+use crate::crisis::Crisis;
+use crate::deployments::Deployments;
+use crate::intel::Intel;
+use crate::operations::membership::OperationsView;
+use crate::operations::{self, Operations};
 use concord_core::decider::{Aggregate, Audience, read_event};
 use concord_core::{CountryCode, EventEnvelope, Role, Service};
 use serde::{Deserialize, Serialize};
