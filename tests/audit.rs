@@ -489,24 +489,42 @@ async fn a_saved_checkpoint_catches_a_resealed_rewrite_and_a_truncation() {
     let dir = tempfile::TempDir::new().expect("tmp");
     let data = dir.path().join("data");
     let sys = up(&data, &free_addr());
+    let mut ops = Vec::new();
     for title in ["Op One", "Op Two", "Op Three"] {
-        ok(&open(&sys, title).await, 201);
+        ops.push(id(&ok(&open(&sys, title).await, 201)));
     }
-    let (note, key) = saved_checkpoint(&sys, dir.path(), 3).await;
-    let text = std::fs::read_to_string(&note).expect("note");
+    let (note3, key) = saved_checkpoint(&sys, dir.path(), 3).await;
+    let text = std::fs::read_to_string(&note3).expect("note");
     assert!(text.starts_with("concord/operations/"), "{text}");
     assert!(text.contains("\n\n\u{2014} concord-audit "), "{text}");
-    let (good, said) = audit_verify(&data, &note, &key);
+    let (good, said) = audit_verify(&data, &note3, &key);
     assert!(good, "{said}");
     // The log grows: it still extends the checkpoint.
     ok(&open(&sys, "Op Four").await, 201);
-    let (good, said) = audit_verify(&data, &note, &key);
+    let (note4, _) = saved_checkpoint(&sys, dir.path(), 4).await;
+    let (good, said) = audit_verify(&data, &note3, &key);
     assert!(good && said.contains("1 events after it"), "{said}");
     drop(sys);
 
-    // Seq 2 on rewritten and re-sealed: the chain links, the mark agrees;
-    // and the projector's views, which remember the old chain (they would
-    // stop the system), deleted to be built again.
+    // The newest event cut off, the mark lowered to match: the chain that
+    // is left links. The projector's views, which remember the old chain
+    // (they would stop the system), deleted to be built again.
+    reseal(&data.join("operations"), 1, 3, |_| {});
+    std::fs::remove_dir_all(data.join("projector")).expect("the views");
+    let sys = up(&data, &free_addr());
+    let (good, said) = audit_verify(&data, &note4, &key);
+    assert!(!good, "a truncation passed: {said}");
+    assert!(
+        said.contains("cut short: its head is seq 3, the checkpoint saw 4"),
+        "{said}"
+    );
+    // The audit holds the log to what it signed itself, and says so.
+    let failed = audit_failure(&sys, "operations").await;
+    assert_eq!(failed["first_bad_seq"], 4, "{failed}");
+    assert!(failed["error"].as_str().unwrap_or("").contains("cut off"), "{failed}");
+    drop(sys);
+
+    // Seq 2 on rewritten and re-sealed: the chain links, the mark agrees.
     reseal(&data.join("operations"), 2, u64::MAX, |d| {
         if d["title"] == "Op Two" {
             d["title"] = json!("Op Tw0");
@@ -514,27 +532,191 @@ async fn a_saved_checkpoint_catches_a_resealed_rewrite_and_a_truncation() {
     });
     std::fs::remove_dir_all(data.join("projector")).expect("the views");
     let sys = up(&data, &free_addr());
-    let (good, said) = audit_verify(&data, &note, &key);
+    let (good, said) = audit_verify(&data, &note3, &key);
     assert!(!good, "a re-sealed rewrite passed: {said}");
     assert!(
         said.contains("operations log was rewritten at or before seq 3"),
         "{said}"
     );
-    // The audit's own replay finds nothing wrong with a re-sealed chain:
-    // only the checkpoint shows it.
-    let verify = ok(&sys.get("/v1/audit/verify", "GS_AUDITOR").await, 200);
-    assert_eq!(verify["verified"], true, "{verify}");
+    // The audit's replay finds the chain whole, but not what it signed:
+    // it names the log and where the rewrite began, and serves nothing of
+    // it.
+    let failed = audit_failure(&sys, "operations").await;
+    let first = failed["first_bad_seq"].as_u64().expect("a first bad seq");
+    assert!((1..=2).contains(&first), "the rewrite began at seq 2: {failed}");
+    assert!(failed["error"].as_str().unwrap_or("").contains("rewritten"), "{failed}");
+    let r = sys
+        .get(&format!("/v1/audit/operations/{}/timeline", ops[1]), "GS_AUDITOR")
+        .await;
+    problem(&r, 409, "conflict");
+}
 
-    // A checkpoint of the new history, then the newest event cut off.
-    let (note, key) = saved_checkpoint(&sys, dir.path(), 4).await;
-    drop(sys);
-    reseal(&data.join("operations"), 1, 3, |_| {});
-    std::fs::remove_dir_all(data.join("projector")).expect("the views");
-    let _sys = up(&data, &free_addr());
-    let (good, said) = audit_verify(&data, &note, &key);
-    assert!(!good, "a truncation passed: {said}");
-    assert!(
-        said.contains("cut short: its head is seq 3, the checkpoint saw 4"),
-        "{said}"
+/// The audit's verification of `service`'s log once it has found it
+/// failing (within a few seconds of the start).
+async fn audit_failure(sys: &common::Up, service: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let verify = ok(&sys.get("/v1/audit/verify", "GS_AUDITOR").await, 200);
+        if verify["verified"] == false {
+            return verify["logs"][service].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audit found nothing: {verify}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every read through the gateway is in the access log before it is
+/// answered: a lead read by two countries is found with both readers, a
+/// refused read with its status, the auditor's own reads too; a read
+/// without a token anyone verifies names nobody and is not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_says_who_read_what() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let mut sys = up(&data, &free_addr());
+    for (name, role, cc) in [
+        ("DE_LIAISON", "liaison", "DE"),
+        ("FR_LIAISON", "liaison", "FR"),
+        ("ES_LIAISON", "liaison", "ES"),
+    ] {
+        sys.tokens.insert(name.into(), token_for(&data, role, cc));
+    }
+    let r = sys
+        .post(
+            "/v1/operations",
+            "FR_COORDINATOR",
+            json!({"title": "Op Access", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+        )
+        .await;
+    let op = id(&ok(&r, 201));
+    let r = sys
+        .post(
+            &format!("/v1/operations/{op}/leads"),
+            "DE_LIAISON",
+            json!({"summary": "a van"}),
+        )
+        .await;
+    let lead = id(&ok(&r, 201));
+    let seen = r.header("concord-position").expect("position").to_owned();
+
+    // DE and FR read their views, which hold the lead.
+    let mut access_ids = Vec::new();
+    for (who, cc) in [("DE_LIAISON", "DE"), ("FR_LIAISON", "FR")] {
+        let r = sys
+            .call(
+                "GET",
+                &format!("/v1/countries/{cc}/view"),
+                Some(who),
+                &[("Concord-Seen", &seen)],
+                None,
+            )
+            .await;
+        let view = ok(&r, 200);
+        assert!(view.to_string().contains(&lead), "{view}");
+        access_ids.push(r.header("concord-access-id").expect("Concord-Access-Id").to_owned());
+    }
+    // ES may not see the operation: refused, and recorded so.
+    let r = sys.get(&format!("/v1/operations/{op}"), "ES_LIAISON").await;
+    problem(&r, 404, "not_found");
+    let r = sys.get("/v1/audit/verify", "DE_LIAISON").await;
+    problem(&r, 403, "forbidden");
+    // No token: nobody to name, nothing recorded.
+    let r = sys.call("GET", &format!("/v1/operations/{op}"), None, &[], None).await;
+    problem(&r, 401, "unauthorized");
+
+    let access = |query: String| {
+        let sys = &sys;
+        async move { ok(&sys.get(&format!("/v1/audit/access?{query}"), "GS_AUDITOR").await, 200) }
+    };
+    let of_lead = access(format!("item={lead}")).await;
+    let reads = of_lead["reads"].as_array().expect("reads");
+    let readers: Vec<(&str, &str, u64)> = reads
+        .iter()
+        .map(|r| {
+            (
+                r["actor"]["country"].as_str().unwrap_or(""),
+                r["data"]["path"].as_str().unwrap_or(""),
+                r["data"]["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        readers,
+        [
+            ("DE", "/v1/countries/DE/view", 200),
+            ("FR", "/v1/countries/FR/view", 200)
+        ],
+        "{of_lead}"
     );
+    for (r, access_id) in reads.iter().zip(&access_ids) {
+        assert_eq!(r["data"]["access_id"], json!(access_id));
+        assert_eq!(r["service"], "audit");
+        assert_eq!(r["type"], "access.recorded");
+        assert!(
+            r["data"]["items"]
+                .as_array()
+                .expect("items")
+                .contains(&json!(format!("lead-{lead}")))
+        );
+    }
+    let es = access("sub=es-liaison".into()).await;
+    assert_eq!(es["reads"].as_array().map(Vec::len), Some(1), "{es}");
+    assert_eq!(es["reads"][0]["data"]["status"], 404);
+    assert_eq!(es["reads"][0]["data"]["items"], json!([op]));
+    let refused = access("sub=de-liaison".into()).await;
+    let statuses: Vec<u64> = refused["reads"]
+        .as_array()
+        .expect("reads")
+        .iter()
+        .map(|r| r["data"]["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(statuses, [200, 403], "{refused}");
+    // The operation: in both views, and asked for by ES; the read
+    // without a token is not there.
+    let of_op = access(format!("item={op}")).await;
+    let statuses: Vec<u64> = of_op["reads"]
+        .as_array()
+        .expect("reads")
+        .iter()
+        .map(|r| r["data"]["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(statuses, [200, 200, 404], "{of_op}");
+    // The auditor's own reads are recorded, each before the next.
+    let own = access("sub=demo-gs-auditor".into()).await;
+    let queries: Vec<&str> = own["reads"]
+        .as_array()
+        .expect("reads")
+        .iter()
+        .map(|r| r["data"]["query"].as_str().unwrap_or(""))
+        .collect();
+    let lead_query = format!("item={lead}");
+    let op_query = format!("item={op}");
+    assert_eq!(
+        queries,
+        [
+            lead_query.as_str(),
+            "sub=es-liaison",
+            "sub=de-liaison",
+            op_query.as_str()
+        ],
+        "{own}"
+    );
+    // By time: nothing before the system existed, nothing after now.
+    let none = access("to=2000-01-01T00:00:00Z".into()).await;
+    assert_eq!(none["reads"], json!([]));
+    let r = sys.get("/v1/audit/access?from=yesterday", "GS_AUDITOR").await;
+    problem(&r, 400, "invalid");
+    // The access log is a log like the others: verified and checkpointed.
+    let verify = ok(&sys.get("/v1/audit/verify", "GS_AUDITOR").await, 200);
+    assert!(
+        verify["logs"]["audit"]["events_checked"].as_u64().unwrap_or(0) >= 8,
+        "{verify}"
+    );
+    assert_eq!(verify["verified"], true);
+    let r = sys.get("/v1/audit/export?service=audit", "GS_AUDITOR").await;
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("access.recorded"));
 }

@@ -794,6 +794,10 @@ fn view_rules() -> Vec<ViewRule> {
             expected: auditors_only,
         },
         ViewRule {
+            path: "/v1/audit/access",
+            expected: auditors_only,
+        },
+        ViewRule {
             path: "/v1/audit/checkpoints/latest",
             expected: everyone,
         },

@@ -32,7 +32,7 @@ fn follows(id: Identity) -> &'static [Service] {
         Identity::Service(Service::Intel) => &[Service::Operations],
         Identity::Service(Service::Crisis) => &[Service::Deployments],
         Identity::Service(Service::Deployments) => &[Service::Crisis, Service::Operations, Service::Deployments],
-        Identity::Projector | Identity::Audit => &Service::ALL,
+        Identity::Projector | Identity::Service(Service::Audit) => &Service::ALL,
         _ => &[],
     }
 }
@@ -243,7 +243,7 @@ async fn probe(url: &str, data: &Path, id: Identity, traffic: &async_nats::Clien
     let allowed = match id {
         Identity::Service(s) => subjects::service_api("PING", s.as_str()),
         Identity::Gateway => subjects::service_api("PING", "operations"),
-        Identity::Operator | Identity::Projector | Identity::Audit => subjects::log_head(Service::Intel),
+        Identity::Operator | Identity::Projector => subjects::log_head(Service::Intel),
         Identity::Site(cc) => subjects::feed_read(Some(cc.as_str())),
     };
     let r = tokio::time::timeout(Duration::from_secs(5), c.request(allowed.clone(), "{}".into()))

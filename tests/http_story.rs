@@ -209,8 +209,8 @@ async fn an_operation_story_over_http_survives_kill_9() {
 
 /// `concord serve`: each service its own process on a shared NATS, as
 /// deploy/ runs them, each with its own identity (`--creds`) on a server
-/// configured like `concord up`'s; the gateway answers once the services
-/// and the projector answer.
+/// configured like `concord up`'s; the gateway answers once the services,
+/// the projector and the audit (every read is recorded) answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_run_as_separate_processes() {
     let nats = concord_testkit::NatsServer::start_secured().expect("nats-server");
@@ -237,6 +237,7 @@ async fn services_run_as_separate_processes() {
     let mut crisis = spawn(&["serve", "crisis", "--data", &data]);
     let mut deployments = spawn(&["serve", "deployments", "--data", &data]);
     let mut projector = spawn(&["serve", "projector", "--data", &data]);
+    let mut audit = spawn(&["serve", "audit", "--data", &data]);
     let mut gw = spawn(&["serve", "gateway", "--http", &addr]);
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -298,8 +299,10 @@ async fn services_run_as_separate_processes() {
         dir.path().join("projector").is_dir(),
         "the projector's store is in its data dir"
     );
+    assert!(dir.path().join("audit").is_dir(), "the access log is in its data dir");
     for child in [
         &mut gw,
+        &mut audit,
         &mut projector,
         &mut deployments,
         &mut crisis,

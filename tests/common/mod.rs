@@ -62,7 +62,8 @@ pub fn up_with(data: &Path, addr: &str, extra: &[&str]) -> Up {
         .env_remove("NATS_URL")
         .env_remove("CONCORD_JWT_SECRET")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // Kept beside the data dir: a start that fails says why.
+        .stderr(std::fs::File::create(data.with_extension("stderr")).expect("a file for its stderr"))
         .spawn()
         .expect("spawn concord up");
     let stdout = child.stdout.take().expect("stdout");
@@ -80,7 +81,15 @@ pub fn up_with(data: &Path, addr: &str, extra: &[&str]) -> Up {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("concord up printed `ready` in time");
+        let line = rx.recv_timeout(left).unwrap_or_else(|e| {
+            let said = std::fs::read_to_string(data.with_extension("stderr")).unwrap_or_default();
+            let tail: Vec<&str> = said.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "concord up did not print `ready` ({e}); its stderr ends:\n{}",
+                tail.join("\n")
+            )
+        });
         if let Some((name, tok)) = line.split_once('=')
             && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
             && tok.starts_with("eyJ")

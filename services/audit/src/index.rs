@@ -41,13 +41,23 @@ pub struct LogCheck {
 /// An event's place: its log and seq.
 type At = (Service, u64);
 
+/// What the audit signed of one log before: `(size, head hash hex)` of
+/// each checkpoint, by log identity, read back at start.
+pub type Signed = HashMap<String, BTreeMap<u64, String>>;
+
 #[derive(Debug, Default)]
 pub struct Index {
+    /// Checkpoints this audit signed, by service: each event read at a
+    /// signed size must have the signed hash, or the log was rewritten.
+    signed: BTreeMap<Service, Signed>,
+    /// The largest signed size each log was found to still match.
+    intact: BTreeMap<Service, u64>,
     logs: BTreeMap<Service, Vec<EventEnvelope>>,
     checks: BTreeMap<Service, LogCheck>,
-    /// The operation each stream hangs off (its own id for an operation).
+    /// The root each stream hangs off: the operation or the crisis it
+    /// names (its own id for an operation or a crisis).
     links: HashMap<(Service, String), Uuid>,
-    by_operation: HashMap<Uuid, Vec<At>>,
+    by_root: HashMap<Uuid, Vec<At>>,
     by_actor: HashMap<String, Vec<At>>,
 }
 
@@ -56,12 +66,15 @@ fn order(e: &EventEnvelope) -> (u64, u32, Service, u64) {
     (e.hlc.wall_ms, e.hlc.logical, e.service, e.seq)
 }
 
-/// The operation an event names in its data (`operation_id`), if any.
-fn named_operation(e: &EventEnvelope) -> Option<Uuid> {
-    e.data
-        .get("operation_id")
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
+/// The root an event names in its data: its operation (`operation_id`)
+/// or its crisis (`crisis_id`, a deployment's), if any.
+fn named_root(e: &EventEnvelope) -> Option<Uuid> {
+    ["operation_id", "crisis_id"].iter().find_map(|field| {
+        e.data
+            .get(*field)
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+    })
 }
 
 /// A refusal to serve a log whose chain failed.
@@ -73,6 +86,15 @@ pub struct Broken {
     pub service: Service,
     pub seq: u64,
     pub why: String,
+}
+
+/// Which reads of the access log: each `None` takes all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessFilter<'a> {
+    pub sub: Option<&'a str>,
+    pub item: Option<&'a str>,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
 }
 
 /// Why what a country knew cannot be answered.
@@ -271,6 +293,60 @@ impl Index {
         }))
     }
 
+    /// An index that holds each log to the checkpoints signed of it before.
+    pub fn holding_to(signed: BTreeMap<Service, Signed>) -> Index {
+        Index {
+            signed,
+            ..Index::default()
+        }
+    }
+
+    /// Whether `e`, read from the log with `identity`, has the hash a
+    /// checkpoint signed for its seq; marks the log failed if not, naming
+    /// the span the rewrite began in (after the last signed size that
+    /// still matched). A log rewritten and re-sealed by someone with the
+    /// disk passes its own chain check; it fails this one.
+    pub fn against_signed(&mut self, e: &EventEnvelope, identity: &str) -> bool {
+        let Some(hash) = self
+            .signed
+            .get(&e.service)
+            .and_then(|s| s.get(identity))
+            .and_then(|sizes| sizes.get(&e.seq))
+        else {
+            return true;
+        };
+        if *hash == e.hash {
+            self.intact.insert(e.service, e.seq);
+            return true;
+        }
+        let after = self.intact.get(&e.service).copied().unwrap_or(0);
+        let why = if after + 1 == e.seq {
+            format!(
+                "seq {} no longer has the hash this audit signed for it ({hash}, now {}): the log was rewritten from seq {} on",
+                e.seq, e.hash, e.seq
+            )
+        } else {
+            format!(
+                "seq {} no longer has the hash this audit signed for it ({hash}, now {}): the log was rewritten, from a seq between {} and {} (seq {after} still matched what was signed)",
+                e.seq,
+                e.hash,
+                after + 1,
+                e.seq
+            )
+        };
+        self.failed(e.service, after + 1, why);
+        false
+    }
+
+    /// The largest size signed of `service`'s log with `identity`.
+    pub fn signed_size(&self, service: Service, identity: &str) -> u64 {
+        self.signed
+            .get(&service)
+            .and_then(|s| s.get(identity))
+            .and_then(|sizes| sizes.keys().next_back().copied())
+            .unwrap_or(0)
+    }
+
     /// Adds the next event of its log (read in seq order, its chain link
     /// checked by the consumer).
     pub fn add(&mut self, e: EventEnvelope) {
@@ -279,14 +355,20 @@ impl Index {
         check.head_seq = e.seq;
         check.head_hash.clone_from(&e.hash);
         check.events_checked += 1;
+        if e.service == Service::Audit {
+            // A read is no action: the access log answers who read what.
+            self.logs.entry(e.service).or_default().push(e);
+            return;
+        }
         let key = (e.service, e.stream.clone());
-        let op = match e.service {
+        let root = match e.service {
             Service::Operations => operations::STREAM.id_of(&e.stream).ok(),
-            _ => self.links.get(&key).copied().or_else(|| named_operation(&e)),
+            Service::Crisis => concord_contracts::crisis::STREAM.id_of(&e.stream).ok(),
+            _ => self.links.get(&key).copied().or_else(|| named_root(&e)),
         };
-        if let Some(op) = op {
-            self.links.entry(key).or_insert(op);
-            self.by_operation.entry(op).or_default().push(at);
+        if let Some(root) = root {
+            self.links.entry(key).or_insert(root);
+            self.by_root.entry(root).or_default().push(at);
         }
         self.by_actor.entry(e.actor.sub.clone()).or_default().push(at);
         self.logs.entry(e.service).or_default().push(e);
@@ -304,9 +386,34 @@ impl Index {
         check.error = Some(why);
     }
 
+    /// The reads recorded in the access log, oldest first: by `sub`, of an
+    /// item (a stream name, or the id in one), between two instants (HLC
+    /// wall time, ms, both included), each when given.
+    pub fn access(&self, who: &AccessFilter<'_>) -> Result<Vec<&EventEnvelope>, Broken> {
+        self.whole([Service::Audit])?;
+        let names_item = |e: &EventEnvelope, item: &str| {
+            e.data.get("items").and_then(Value::as_array).is_some_and(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|i| i == item || stream_id(i) == item)
+            })
+        };
+        Ok(self
+            .logs
+            .get(&Service::Audit)
+            .into_iter()
+            .flatten()
+            .filter(|e| who.sub.is_none_or(|s| e.actor.sub == s))
+            .filter(|e| who.item.is_none_or(|i| names_item(e, i)))
+            .filter(|e| who.from.is_none_or(|t| e.hlc.wall_ms >= t))
+            .filter(|e| who.to.is_none_or(|t| e.hlc.wall_ms <= t))
+            .collect())
+    }
+
     /// Each log's check, for every writing service.
     pub fn checks(&self) -> BTreeMap<Service, LogCheck> {
-        Service::ALL
+        Service::LOGS
             .into_iter()
             .map(|s| (s, self.checks.get(&s).cloned().unwrap_or_default()))
             .collect()
@@ -343,12 +450,12 @@ impl Index {
         out
     }
 
-    /// Every event of operation `op` and of what hangs off it, in causal
-    /// order, up to `at` (HLC wall time, ms) when given. `None`: no such
-    /// operation.
-    pub fn timeline(&self, op: Uuid, at: Option<u64>) -> Result<Option<Vec<&EventEnvelope>>, Broken> {
+    /// Every event of operation (or crisis) `root` and of what hangs off
+    /// it, in causal order, up to `at` (HLC wall time, ms) when given.
+    /// `None`: no such operation or crisis.
+    pub fn timeline(&self, root: Uuid, at: Option<u64>) -> Result<Option<Vec<&EventEnvelope>>, Broken> {
         self.whole(Service::ALL)?;
-        Ok(self.by_operation.get(&op).map(|p| self.ordered(p, at)))
+        Ok(self.by_root.get(&root).map(|p| self.ordered(p, at)))
     }
 
     /// Everything `sub` did, in causal order.
@@ -361,10 +468,10 @@ impl Index {
             .unwrap_or_default())
     }
 
-    /// Operation `op` and what hangs off it as of `at`: each stream's
-    /// state folded with its own contract and shown as its view.
-    pub fn state(&self, op: Uuid, at: Option<u64>) -> Result<Option<Value>, Broken> {
-        let Some(events) = self.timeline(op, at)? else {
+    /// Operation (or crisis) `root` and what hangs off it as of `at`: each
+    /// stream's state folded with its own contract and shown as its view.
+    pub fn state(&self, root: Uuid, at: Option<u64>) -> Result<Option<Value>, Broken> {
+        let Some(events) = self.timeline(root, at)? else {
             return Ok(None);
         };
         let mut streams: BTreeMap<(Service, &str), Vec<&EventEnvelope>> = BTreeMap::new();
@@ -372,6 +479,7 @@ impl Index {
             streams.entry((e.service, e.stream.as_str())).or_default().push(e);
         }
         let mut operation = Value::Null;
+        let mut top = Value::Null;
         let mut linked = Vec::new();
         for ((service, stream), events) in streams {
             let version = events.last().map_or(0, |e| e.version);
@@ -380,17 +488,21 @@ impl Index {
                 Service::Intel => fold::<Intel>(&events),
                 Service::Crisis => fold::<Crisis>(&events),
                 Service::Deployments => fold::<Deployments>(&events),
+                Service::Audit => fold::<concord_contracts::audit::AccessLog>(&events),
             };
             let view = view.unwrap_or_else(|why| serde_json::json!({"unreadable": why}));
             let entry = serde_json::json!({"service": service, "stream": stream, "version": version, "view": view});
-            if service == Service::Operations {
-                operation = entry;
+            if stream_id(stream) == root.to_string() && matches!(service, Service::Operations | Service::Crisis) {
+                if service == Service::Operations {
+                    operation = entry.clone();
+                }
+                top = entry;
             } else {
                 linked.push(entry);
             }
         }
         Ok(Some(
-            serde_json::json!({"at": at, "operation": operation, "linked": linked}),
+            serde_json::json!({"at": at, "root": top, "operation": operation, "linked": linked}),
         ))
     }
 }
@@ -577,6 +689,42 @@ mod tests {
         assert_eq!((fr.len(), fr[0].until.is_none()), (1, true), "{sight:?}");
         assert!(sight.countries["*"].is_empty());
         assert!(index.sight(&Uuid::now_v7().to_string(), de).expect("folds").is_none());
+    }
+
+    #[test]
+    fn a_log_rewritten_after_a_signed_checkpoint_is_named_where_it_began() {
+        let (index, _) = history();
+        let ops: Vec<EventEnvelope> = index.logs[&Service::Operations].clone();
+        let signed = |sizes: &[(u64, &str)]| {
+            let mut s: Signed = HashMap::new();
+            s.insert(
+                "log-1".into(),
+                sizes.iter().map(|(n, h)| (*n, (*h).to_owned())).collect(),
+            );
+            BTreeMap::from([(Service::Operations, s)])
+        };
+        // Both events as signed: intact.
+        let mut fresh = Index::holding_to(signed(&[(1, "h1"), (2, "h2")]));
+        assert!(ops.iter().all(|e| fresh.against_signed(e, "log-1")));
+        assert_eq!(fresh.checks()[&Service::Operations].first_bad_seq, None);
+        // Seq 2 signed with another hash: rewritten from seq 2, exactly.
+        let mut rewritten = Index::holding_to(signed(&[(1, "h1"), (2, "other")]));
+        assert!(rewritten.against_signed(&ops[0], "log-1"));
+        assert!(!rewritten.against_signed(&ops[1], "log-1"));
+        let check = &rewritten.checks()[&Service::Operations];
+        assert_eq!(check.first_bad_seq, Some(2));
+        assert!(
+            check.error.as_deref().unwrap_or("").contains("rewritten from seq 2"),
+            "{check:?}"
+        );
+        // Only seq 2 signed: the rewrite began at seq 1 or 2.
+        let mut coarse = Index::holding_to(signed(&[(2, "other")]));
+        assert!(coarse.against_signed(&ops[0], "log-1"));
+        assert!(!coarse.against_signed(&ops[1], "log-1"));
+        assert_eq!(coarse.checks()[&Service::Operations].first_bad_seq, Some(1));
+        // Another log (another identity) is not held to them.
+        assert!(coarse.against_signed(&ops[1], "log-2"));
+        assert_eq!(coarse.signed_size(Service::Operations, "log-1"), 2);
     }
 
     #[test]

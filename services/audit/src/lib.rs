@@ -40,6 +40,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use concord_contracts::audit::AccessLog;
+
 use crate::index::Index;
 
 /// The name its queries are asked under (`concord.qry.audit.*`) and its
@@ -83,6 +85,8 @@ pub enum Error {
     Source { service: Service, why: String },
     #[error("NATS: {0}")]
     Nats(String),
+    #[error("the access log: {0}")]
+    AccessLog(#[from] concord_bus::service::Error),
 }
 
 /// A running audit service: stop it with [`Audit::stop`].
@@ -90,6 +94,10 @@ pub struct Audit {
     readers: Vec<JoinHandle<()>>,
     answer: JoinHandle<()>,
     signing: JoinHandle<()>,
+    /// The access log's writer (the kernel runtime on the `AccessLog`
+    /// contract, reopening its log after a disk fault).
+    writer: Option<JoinHandle<Result<(), concord_bus::service::Error>>>,
+    stop: watch::Sender<bool>,
     key: String,
 }
 
@@ -127,6 +135,34 @@ type Latest = BTreeMap<Service, String>;
 /// The latest checkpoint the audit in `dir` signed of each log.
 pub fn latest_signed(dir: &Path) -> BTreeMap<Service, String> {
     load_latest(dir)
+}
+
+/// Every checkpoint kept in `dir` that `key` signed, as the index holds
+/// logs to them (a line that does not verify is ignored: it proves
+/// nothing).
+fn load_signed(dir: &Path, key: &str) -> BTreeMap<Service, index::Signed> {
+    #[derive(Deserialize)]
+    struct Line {
+        service: Service,
+        note: String,
+    }
+    let mut out: BTreeMap<Service, index::Signed> = BTreeMap::new();
+    let text = std::fs::read_to_string(dir.join(CHECKPOINTS_FILE)).unwrap_or_default();
+    for line in text.lines() {
+        let Ok(l) = serde_json::from_str::<Line>(line) else {
+            continue;
+        };
+        let Ok(cp) = checkpoint::verify(&l.note, key) else {
+            continue;
+        };
+        let Some((_, identity)) = cp.log() else { continue };
+        out.entry(l.service)
+            .or_default()
+            .entry(identity.to_owned())
+            .or_default()
+            .insert(cp.size, hex::encode(cp.hash));
+    }
+    out
 }
 
 fn load_latest(dir: &Path) -> Latest {
@@ -168,7 +204,15 @@ impl Notary {
                 continue;
             };
             let Ok(hash) = hash else { continue };
-            if c.head_seq == 0 || c.first_bad_seq.is_some() {
+            // Only a head past everything signed of the log: below it the
+            // log is being read again (a restart), and what was signed
+            // holds it until it is read past.
+            let signed_size = self
+                .index
+                .read()
+                .map_err(|e| e.to_string())?
+                .signed_size(service, identity);
+            if c.head_seq == 0 || c.first_bad_seq.is_some() || c.head_seq <= signed_size {
                 continue;
             }
             let cp = checkpoint::Checkpoint {
@@ -219,12 +263,27 @@ impl Audit {
     /// key in `dir`, and answers queries.
     pub async fn bind(dir: &Path, client: async_nats::Client) -> Result<Audit, Error> {
         let signer = signer(dir)?;
+        // The access log first: the index reads it like any other log.
+        let cfg = concord_bus::service::Config::new(dir);
+        let bound = concord_bus::service::bind::<AccessLog>(&cfg, client.clone(), Default::default()).await?;
+        let (stop, stopped) = watch::channel(false);
+        let writer = {
+            let client = client.clone();
+            tokio::spawn(concord_bus::service::supervise(
+                bound,
+                move || {
+                    let (cfg, client) = (cfg.clone(), client.clone());
+                    async move { concord_bus::service::bind::<AccessLog>(&cfg, client, Default::default()).await }
+                },
+                stopped,
+            ))
+        };
         let latest = Arc::new(RwLock::new(load_latest(dir)));
-        let index = Arc::new(RwLock::new(Index::default()));
+        let index = Arc::new(RwLock::new(Index::holding_to(load_signed(dir, &signer.verifier_key()))));
         let (applied_tx, applied) = watch::channel(Applied::new());
         let applied_tx = Arc::new(applied_tx);
         let mut readers = Vec::new();
-        for service in Service::ALL {
+        for service in Service::LOGS {
             let mut consumer = Consumer::start(client.clone(), service, start_of_log())
                 .await
                 .map_err(|e| Error::Source {
@@ -239,6 +298,11 @@ impl Audit {
                             let seq = e.seq;
                             let identity = consumer.position().identity.map(|i| i.to_string());
                             if let Ok(mut i) = index.write() {
+                                let intact = identity.as_deref().is_none_or(|id| i.against_signed(&e, id));
+                                if !intact {
+                                    tracing::error!(%service, seq, "a log no longer extends a checkpoint this audit signed");
+                                    return;
+                                }
                                 i.add(e);
                                 if let Some(identity) = identity {
                                     i.identify(service, identity);
@@ -278,9 +342,11 @@ impl Audit {
         });
         let signing = {
             let notary = Arc::clone(&notary);
+            let client = client.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(SIGN_EVERY).await;
+                    cut_short(&client, &notary.index).await;
                     if let Err(e) = notary.sign_now().await {
                         tracing::error!(error = %e, "the audit could not sign or keep a checkpoint");
                     }
@@ -292,6 +358,8 @@ impl Audit {
             readers,
             answer,
             signing,
+            writer: Some(writer),
+            stop,
             key,
         })
     }
@@ -301,13 +369,35 @@ impl Audit {
         &self.key
     }
 
-    /// Stops following and answering.
-    pub fn stop(self) {
+    /// Stops following and answering; the access log's writer finishes
+    /// the records it started (durable and answered) first.
+    pub async fn stop(self) {
         for r in &self.readers {
             r.abort();
         }
         self.answer.abort();
         self.signing.abort();
+        let _ = self.stop.send(true);
+        let Some(writer) = self.writer else { return };
+        match writer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the access log stopped"),
+            Err(e) => tracing::error!(error = %e, "the access log's task"),
+        }
+    }
+
+    /// Resolves if the access log's writer stops for good (an error that
+    /// reopening does not cure), naming why.
+    pub async fn stopped(&mut self) -> Result<(), Error> {
+        let Some(writer) = &mut self.writer else {
+            return std::future::pending().await;
+        };
+        let r = writer.await;
+        self.writer = None;
+        match r {
+            Ok(r) => r.map_err(Error::from),
+            Err(e) => Err(Error::Nats(format!("the access log's task: {e}"))),
+        }
     }
 }
 
@@ -326,7 +416,18 @@ async fn answer(
         let (notary, key) = (Arc::clone(&notary), Arc::clone(&key));
         tokio::spawn(async move {
             let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
-            let reply = match wait_for(&msg.payload, &mut applied).await {
+            // Who read what is answered up to every read recorded before
+            // the question (each was durable before its reader had data).
+            let caught_up = if name == "access" {
+                access_log_read(&client, &mut applied).await
+            } else {
+                Ok(())
+            };
+            let waited = match caught_up {
+                Ok(()) => wait_for(&msg.payload, &mut applied).await,
+                Err(r) => Err(r),
+            };
+            let reply = match waited {
                 Err(reply) => reply.to_bytes(),
                 // An export's events are spliced in as the log stores
                 // them: no value of ours could say them byte for byte.
@@ -352,6 +453,53 @@ async fn answer(
                 tracing::warn!(error = %e, "the audit could not answer a query");
             }
         });
+    }
+}
+
+/// Marks failed each log whose owner's head is now below what this audit
+/// signed of it: its newest events were cut off (a chain alone cannot
+/// show it).
+async fn cut_short(client: &async_nats::Client, index: &RwLock<Index>) {
+    let Ok(checks) = index.read().map(|i| i.checks()) else {
+        return;
+    };
+    for (service, c) in checks {
+        let Some(identity) = c.identity.clone() else { continue };
+        let signed = index.read().map(|i| i.signed_size(service, &identity)).unwrap_or(0);
+        if c.first_bad_seq.is_some() || c.head_seq >= signed {
+            continue;
+        }
+        let Ok(head) = concord_bus::logs::fetch_head(client, service).await else {
+            continue;
+        };
+        if head.identity.map(|i| i.to_string()).as_deref() == Some(identity.as_str()) && head.seq < signed {
+            tracing::error!(%service, head = head.seq, signed, "a log is shorter than a checkpoint this audit signed");
+            if let Ok(mut i) = index.write() {
+                i.failed(
+                    service,
+                    head.seq + 1,
+                    format!(
+                        "the log ends at seq {}, but this audit signed a checkpoint of {signed} events: its newest events were cut off",
+                        head.seq
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Waits until the index holds the access log up to its head now.
+async fn access_log_read(client: &async_nats::Client, applied: &mut watch::Receiver<Applied>) -> Result<(), Reply> {
+    let head = concord_bus::logs::fetch_head(client, Service::Audit)
+        .await
+        .map_err(|e| Reply::error(ErrorCode::Unavailable, format!("the access log's head: {e}")))?;
+    let done = |now: &Applied| now.get(&Service::Audit).copied().unwrap_or(0) >= head.seq;
+    match tokio::time::timeout(WAIT_FOR_MAX, applied.wait_for(done)).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(Reply::error(
+            ErrorCode::Unavailable,
+            "the audit has not read its access log up to its head yet; retry",
+        )),
     }
 }
 
@@ -411,6 +559,30 @@ struct ActionsRequest {
     #[serde(default, rename = "wait_for")]
     _wait_for: Applied,
     sub: String,
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessRequest {
+    caller: Caller,
+    /// Awaited before the request is read (`wait_for`); named here so
+    /// the strict parse accepts it.
+    #[serde(default, rename = "wait_for")]
+    _wait_for: Applied,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    item: Option<String>,
+    /// HLC wall time, ms: reads at or after it.
+    #[serde(default)]
+    from: Option<u64>,
+    /// HLC wall time, ms: reads at or before it.
+    #[serde(default)]
+    to: Option<u64>,
     #[serde(default)]
     after: Option<u64>,
     #[serde(default)]
@@ -641,7 +813,12 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
                 let events = index
                     .timeline(req.operation_id, req.at)
                     .map_err(|b| broken(&b))?
-                    .ok_or_else(|| Reply::error(ErrorCode::NotFound, format!("no operation {}", req.operation_id)))?;
+                    .ok_or_else(|| {
+                        Reply::error(
+                            ErrorCode::NotFound,
+                            format!("no operation or crisis {}", req.operation_id),
+                        )
+                    })?;
                 let mut v = page("events", &events, req.after, req.limit)?;
                 v["operation_id"] = json!(req.operation_id);
                 v["at"] = json!(req.at);
@@ -657,7 +834,12 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
                 index
                     .state(req.operation_id, req.at)
                     .map_err(|b| broken(&b))?
-                    .ok_or_else(|| Reply::error(ErrorCode::NotFound, format!("no operation {}", req.operation_id)))
+                    .ok_or_else(|| {
+                        Reply::error(
+                            ErrorCode::NotFound,
+                            format!("no operation or crisis {}", req.operation_id),
+                        )
+                    })
             }
             "actions" => {
                 let req: ActionsRequest = request(name, payload)?;
@@ -667,6 +849,19 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
                 let mut v = page("events", &events, req.after, req.limit)?;
                 v["sub"] = json!(req.sub);
                 Ok(v)
+            }
+            "access" => {
+                let req: AccessRequest = request(name, payload)?;
+                auditor(req.caller)?;
+                let index = read(index)?;
+                let filter = index::AccessFilter {
+                    sub: req.sub.as_deref(),
+                    item: req.item.as_deref(),
+                    from: req.from,
+                    to: req.to,
+                };
+                let reads = index.access(&filter).map_err(|b| broken(&b))?;
+                page("reads", &reads, req.after, req.limit)
             }
             "knowledge" => {
                 let req: KnowledgeRequest = request(name, payload)?;

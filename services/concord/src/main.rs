@@ -9,6 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod auditcmd;
 mod backup;
 mod bench;
+mod benchaudit;
 mod benchmem;
 mod benchproj;
 mod logcmd;
@@ -270,6 +271,10 @@ enum BenchCmd {
     /// The projector: building the views of a long history, memory, and
     /// acknowledged → visible latency at given append rates
     Projector(benchproj::ProjectorBenchArgs),
+    /// The audit: replay and verification of a long history against a raw
+    /// read of it, an operation's timeline, and what the access log adds
+    /// to a read
+    Audit(benchaudit::AuditBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -304,6 +309,7 @@ fn main() -> ExitCode {
             BenchCmd::Ops(args) => bench::ops(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Memory(args) => benchmem::memory(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Projector(args) => benchproj::projector(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Audit(args) => benchaudit::audit(args).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {

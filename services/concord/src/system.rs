@@ -374,7 +374,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let deployments_client = as_(Identity::Service(Service::Deployments)).await?;
     let gw_client = as_(Identity::Gateway).await?;
     let projector_client = as_(Identity::Projector).await?;
-    let audit_client = as_(Identity::Audit).await?;
+    let audit_client = as_(Identity::Service(concord_core::Service::Audit)).await?;
     let cfg = |service| concord_bus::service::Config::in_data_dir(&data, service);
     let ops = concord_operations::bind(&cfg(Service::Operations), ops_client.clone())
         .await
@@ -391,7 +391,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut projector = concord_projector::Projector::bind(&concord_projector::dir_in(&data), projector_client)
         .await
         .context("starting the projector")?;
-    let audit = concord_audit::Audit::bind(&concord_audit::dir_in(&data), audit_client)
+    let mut audit = concord_audit::Audit::bind(&concord_audit::dir_in(&data), audit_client)
         .await
         .context("starting the audit service")?;
     let listener = tokio::net::TcpListener::bind(args.http)
@@ -429,6 +429,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     );
     let mut config = concord_gateway::Config::new(secret.clone(), SERVICES.to_vec());
     config.projector = true;
+    config.access_log = true;
     let mut gw_task = tokio::spawn(concord_gateway::serve(
         listener,
         gw_client,
@@ -464,6 +465,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         r = &mut deployments_task => Err(anyhow::anyhow!("the deployments service stopped: {r:?}")),
         r = &mut gw_task => Err(anyhow::anyhow!("the gateway stopped: {r:?}")),
         r = projector.stopped() => Err(anyhow::anyhow!("the projector stopped: {r:?}")),
+        r = audit.stopped() => Err(anyhow::anyhow!("the audit's access log stopped: {r:?}")),
     };
     eprintln!("stopping");
     let _ = stop_tx.send(true);
@@ -474,7 +476,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         let _ = (&mut crisis_task).await;
         let _ = (&mut deployments_task).await;
         let _ = projector.stop().await;
-        audit.stop();
+        audit.stop().await;
     })
     .await;
     // Services first (they stop reading NATS), then their nats-server.
@@ -562,15 +564,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
         "audit" => {
-            let audit = concord_audit::Audit::bind(&concord_audit::dir_in(&args.data), client).await?;
+            let mut audit = concord_audit::Audit::bind(&concord_audit::dir_in(&args.data), client).await?;
             eprintln!(
-                "audit serving on {url}, checkpoints signed with {}",
+                "audit serving on {url}, access log in {}, checkpoints signed with {}",
+                concord_audit::dir_in(&args.data).display(),
                 audit.verifier_key()
             );
             let mut stop = stop_rx.clone();
             tokio::spawn(async move {
-                let _ = stop.changed().await;
-                audit.stop();
+                tokio::select! {
+                    r = audit.stopped() => return r.map_err(anyhow::Error::from),
+                    _ = stop.changed() => {}
+                }
+                audit.stop().await;
                 Ok(())
             })
         }
@@ -596,6 +602,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let mut config = concord_gateway::Config::with_keys(keys, SERVICES.to_vec());
             config.token_rules = rules;
             config.projector = true;
+            config.access_log = true;
             eprintln!("gateway serving http://{} on {url}", args.http);
             tokio::spawn(async move {
                 concord_gateway::serve(listener, client, config, stop_signal(&stop_rx))

@@ -16,6 +16,7 @@
 //! arrive in the command or its `Ctx`, so replay gives the state live gave.
 //! Must not: read or write the log, the bus or the clock.
 
+pub mod audit;
 pub mod crisis;
 pub mod deployments;
 pub mod intel;

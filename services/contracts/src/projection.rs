@@ -173,6 +173,8 @@ impl Projection {
                 let state = fold::<Deployments>(&mut self.deployments, e).map_err(unreadable)?;
                 item::<Deployments>(e, state, &Default::default())
             }
+            // Who read what is no country's to see.
+            Service::Audit => return Err(unreadable("the views hold no access record".into())),
         };
         self.position += 1;
         let reach = item.reach.clone();
@@ -227,6 +229,7 @@ impl Projection {
             Service::Intel => state::<Intel>(&self.intel, stream),
             Service::Crisis => state::<Crisis>(&self.crisis, stream),
             Service::Deployments => state::<Deployments>(&self.deployments, stream),
+            Service::Audit => None,
         }?;
         let item = self.item(service, stream)?.clone();
         Some(Kept { state, item })
@@ -273,6 +276,7 @@ impl Projection {
                 }
                 Service::Crisis => put::<Crisis>(&mut p.crisis, &stream, state)?,
                 Service::Deployments => put::<Deployments>(&mut p.deployments, &stream, state)?,
+                Service::Audit => return Err(format!("kept stream {stream}: the views hold no access record")),
             }
             p.items.insert((item.service, stream), item);
         }

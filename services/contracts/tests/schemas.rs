@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use concord_bus::schema::{self, FILES, Schemas};
+use concord_contracts::audit::AccessLog;
 use concord_contracts::crisis::Crisis;
 use concord_contracts::deployments::Deployments;
 use concord_contracts::intel::Intel;
@@ -49,6 +50,7 @@ fn every_schema_file_is_used_and_every_name_has_one() {
     names_of::<Intel>(&mut used);
     names_of::<Crisis>(&mut used);
     names_of::<Deployments>(&mut used);
+    names_of::<AccessLog>(&mut used);
     let files: BTreeSet<String> = FILES.iter().map(|(n, _)| (*n).to_owned()).collect();
     let unused: Vec<&String> = files.difference(&used).collect();
     assert!(unused.is_empty(), "schema files no contract uses: {unused:?}");

@@ -12,6 +12,7 @@
 //! rule and every visibility check is the owning service's, so a client on
 //! NATS gets the same answers as one on HTTP.
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod call;
@@ -76,6 +77,10 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Whether `/readyz` expects the projector (the views) to answer.
     pub projector: bool,
+    /// Whether every read is recorded in the audit's access log before it
+    /// is answered (`access`); `concord up` and `concord serve gateway`
+    /// always set it, a test of the gateway alone may leave it out.
+    pub access_log: bool,
     /// Limits of the HTTP edge (the constants above unless a test sets
     /// others).
     pub connections_max: usize,
@@ -97,6 +102,7 @@ impl Config {
             request_timeout: call::REQUEST_TIMEOUT,
             services,
             projector: false,
+            access_log: false,
             connections_max: CONNECTIONS_MAX,
             header_read_timeout: HEADER_READ_TIMEOUT,
             request_timeout_total: REQUEST_TIMEOUT_TOTAL,
@@ -171,6 +177,7 @@ fn app(client: async_nats::Client, config: Config) -> (Router, AppState) {
         .fold(handler::routes(), |router, own| router.route(own.path, (own.methods)()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), access::record))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn(move |req, next| within(timeout, req, next)))
         .layer(axum::middleware::from_fn(no_store))
@@ -306,7 +313,9 @@ async fn readyz(State(gw): State<AppState>) -> Response {
     let connected = gw.client.connection_state() == NatsState::Connected;
     let mut services = serde_json::Map::new();
     let mut all = connected;
-    for s in &gw.config.services {
+    // Reads wait on the access log: no audit, no read.
+    let audit = gw.config.access_log && !gw.config.services.contains(&Service::Audit);
+    for s in gw.config.services.iter().chain(audit.then_some(&Service::Audit)) {
         let ready = service_ready(&gw.client, *s).await;
         all &= ready.is_ok();
         services.insert(s.to_string(), json!(ready.err().unwrap_or_else(|| "up".to_owned())));

@@ -82,10 +82,7 @@ pub fn document() -> Result<Value, String> {
                 "projector",
                 "What each country may see: its view, its feed and lists, built from every log",
             ),
-            (
-                "audit",
-                "Who did what and when, states as of an instant, and whether every log's chain checks (auditors)",
-            ),
+            ("audit", tag_description(Service::Audit)),
             ("health", "The gateway itself"),
         ])
         .map(|(name, description)| json!({"name": name, "description": description}))
@@ -122,6 +119,9 @@ fn tag_description(service: Service) -> &'static str {
         Service::Intel => "Leads, arrests and notices",
         Service::Crisis => "Crises, sitreps and assistance requests",
         Service::Deployments => "Specialist teams deployed to a host country",
+        Service::Audit => {
+            "Who did what and when, who read what, states as of an instant, and whether every log's chain checks (auditors)"
+        }
     }
 }
 
@@ -450,6 +450,7 @@ fn param_schema(kind: crate::views::Kind) -> Value {
         Kind::Number => json!({"type": "integer", "minimum": 0, "maximum": concord_core::chain::INTEGER_MAX}),
         Kind::Country => json!({"$ref": format!("{SCHEMAS}common.country")}),
         Kind::OneOf(values) => json!({"enum": values()}),
+        Kind::Log => json!({"enum": crate::views::logs()}),
         Kind::Count => json!({"type": "integer", "minimum": 1, "maximum": crate::views::PAGE_MAX}),
         Kind::Cursor => json!({"type": "string", "pattern": crate::views::CURSOR_PATTERN}),
         Kind::Text => json!({
@@ -472,7 +473,6 @@ fn param_schema(kind: crate::views::Kind) -> Value {
 /// A read of the projector: its path and query parameters, what it
 /// answers and refuses.
 fn view_operation(view: &crate::views::View) -> Value {
-    use crate::views::Kind;
     let mut parameters = Vec::new();
     if view.country {
         parameters.push(json!({
@@ -487,7 +487,7 @@ fn view_operation(view: &crate::views::View) -> Value {
     for p in view.params {
         let schema = param_schema(p.kind);
         parameters.push(
-            json!({"name": p.name, "in": "query", "required": matches!(p.kind, Kind::Text), "schema": schema, "description": p.description}),
+            json!({"name": p.name, "in": "query", "required": p.kind.required(), "schema": schema, "description": p.description}),
         );
     }
     parameters.push(json!({"$ref": "#/components/parameters/traceparent"}));

@@ -42,6 +42,15 @@ pub enum Kind {
     Instant,
     /// A person's subject as tokens name it (1 to 200 visible characters).
     Subject,
+    /// A writing service's log, by name; required.
+    Log,
+}
+
+impl Kind {
+    /// Whether a read cannot go without it.
+    pub fn required(self) -> bool {
+        matches!(self, Kind::Text | Kind::Log)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -127,8 +136,8 @@ fn crisis_statuses() -> Vec<&'static str> {
     names(&crisis::CrisisStatus::ALL, crisis::CrisisStatus::as_str)
 }
 /// The logs an export may name.
-fn logs() -> Vec<&'static str> {
-    names(&concord_core::Service::ALL, concord_core::Service::as_str)
+pub fn logs() -> Vec<&'static str> {
+    names(&concord_core::Service::LOGS, concord_core::Service::as_str)
 }
 
 fn deployment_statuses() -> Vec<&'static str> {
@@ -151,7 +160,7 @@ const OPERATION: QueryParam = QueryParam {
     name: "id",
     field: "operation_id",
     kind: Kind::Uuid,
-    description: "the operation's id",
+    description: "an operation's id, or a crisis's (its deployments hang off it)",
 };
 const EVENTS_AFTER: QueryParam = QueryParam {
     name: "after",
@@ -299,7 +308,7 @@ pub static VIEWS: &[View] = &[
         path_ids: &[OPERATION],
         params: &[AT, EVENTS_AFTER, LIMIT],
         operation_id: "audit.timeline",
-        summary: "Every event of the operation and of what hangs off it (tasks, leads, arrests, notices, deployments linked to it), with actor, time, HLC, command and correlation ids, service and seq, in causal order across services; with `at`, up to that instant (auditors)",
+        summary: "Every event of the operation (or crisis) and of what hangs off it (tasks, leads, arrests, notices, deployments linked to it), with actor, time, HLC, command and correlation ids, service and seq, in causal order across services; with `at`, up to that instant (auditors)",
     },
     View {
         asks: AUDIT,
@@ -310,7 +319,7 @@ pub static VIEWS: &[View] = &[
         path_ids: &[OPERATION],
         params: &[AT],
         operation_id: "audit.state",
-        summary: "The operation and what hangs off it as of `at` (now when not given), folded with each service's own rules (auditors)",
+        summary: "The operation (or crisis) and what hangs off it as of `at` (now when not given), folded with each service's own rules: `root` (and `operation` for an operation) and `linked` (auditors)",
     },
     View {
         asks: AUDIT,
@@ -356,6 +365,44 @@ pub static VIEWS: &[View] = &[
     },
     View {
         asks: AUDIT,
+        path: "/v1/audit/access",
+        query: "access",
+        list: None,
+        country: false,
+        path_ids: &[],
+        params: &[
+            QueryParam {
+                name: "sub",
+                field: "sub",
+                kind: Kind::Subject,
+                description: "only the reads of this person (`sub`)",
+            },
+            QueryParam {
+                name: "item",
+                field: "item",
+                kind: Kind::Subject,
+                description: "only the reads whose answer held, or whose path named, this item (an id, or a stream name such as `lead-<id>`)",
+            },
+            QueryParam {
+                name: "from",
+                field: "from",
+                kind: Kind::Instant,
+                description: "only the reads at or after this instant (RFC 3339)",
+            },
+            QueryParam {
+                name: "to",
+                field: "to",
+                kind: Kind::Instant,
+                description: "only the reads at or before this instant (RFC 3339)",
+            },
+            EVENTS_AFTER,
+            LIMIT,
+        ],
+        operation_id: "audit.access",
+        summary: "Who read what: every read through the gateway, recorded in the audit's access log before it was answered (refused reads too, with their status), each an event of that log: the reader (actor), when, the path and query, the status and the items the answer held; oldest first (auditors)",
+    },
+    View {
+        asks: AUDIT,
         path: "/v1/audit/export",
         query: "export",
         list: None,
@@ -365,7 +412,7 @@ pub static VIEWS: &[View] = &[
             QueryParam {
                 name: "service",
                 field: "service",
-                kind: Kind::OneOf(logs),
+                kind: Kind::Log,
                 description: "the log to export",
             },
             QueryParam {
@@ -450,11 +497,11 @@ pub fn request(
             value(p, raw).map_err(|e| invalid(format!("path: {}", e.detail)))?,
         );
     }
-    // A search's words are required (`Kind::Text`).
+    // A search's words, an export's log.
     if let Some(p) = view
         .params
         .iter()
-        .find(|p| matches!(p.kind, Kind::Text) && !query.contains_key(p.name))
+        .find(|p| p.kind.required() && !query.contains_key(p.name))
     {
         return Err(invalid(format!("{} needs the query parameter {}", view.path, p.name)));
     }
@@ -483,6 +530,16 @@ fn value(p: &QueryParam, raw: &str) -> Result<Value, Problem> {
             .map(|n| json!(n))
             .ok_or_else(|| invalid(format!("{name} must be a whole number, not {raw:?}")))?,
         Kind::Country => json!(CountryCode::parse(raw).map_err(|e| invalid(format!("{name}: {e}")))?),
+        Kind::Log => {
+            let logs = logs();
+            if !logs.contains(&raw) {
+                return Err(invalid(format!(
+                    "{name} must be one of {}, not {raw:?}",
+                    logs.join(", ")
+                )));
+            }
+            json!(raw)
+        }
         Kind::OneOf(values) => {
             let values = values();
             if !values.contains(&raw) {

@@ -847,3 +847,50 @@ async fn tokens_of_an_identity_provider_are_verified_with_its_jwks() {
         "unauthorized",
     );
 }
+
+/// A read is answered only once the audit's access log has recorded it:
+/// with no audit service to record it, the reader gets 503 and nothing of
+/// the data, whatever the read (an object, a refused one).
+#[tokio::test]
+async fn a_read_that_cannot_be_recorded_returns_nothing() {
+    let w = world().await;
+    let id = w.open().await;
+    let client = async_nats::connect(w.nats.url()).await.expect("connect");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let mut config = Config::new(SECRET.to_vec(), vec![Service::Operations]);
+    config.access_log = true;
+    tokio::spawn(concord_gateway::serve(listener, client, config, std::future::pending()));
+    let recorded = World {
+        nats: NatsServer::start().expect("nats-server"),
+        _dir: tempfile::TempDir::new().expect("tmp"),
+        addr,
+    };
+    let fr = token(Role::Coordinator, "FR");
+    // Without the access log the read is answered...
+    let r = w.get(&format!("/v1/operations/{id}"), &fr).await;
+    assert_eq!(r.status, 200);
+    // ...with it, and no audit to record it, it is not.
+    let r = recorded.get(&format!("/v1/operations/{id}"), &fr).await;
+    let p = problem(&r, 503, "unavailable");
+    assert!(p["detail"].as_str().unwrap_or("").contains("access log"), "{p}");
+    assert!(!String::from_utf8_lossy(&r.body).contains("Op Lys"));
+    let r = recorded
+        .get(&format!("/v1/operations/{id}"), &token(Role::Liaison, "IT"))
+        .await;
+    problem(&r, 503, "unavailable");
+    // A command is no read: it is not held up.
+    let r = recorded
+        .post(
+            "/v1/operations",
+            &fr,
+            json!({"title": "Op Lys", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    // Nor a read without a token anyone verifies: it names nobody.
+    let r = recorded
+        .send("GET", &format!("/v1/operations/{id}"), None, &[], None)
+        .await;
+    problem(&r, 401, "unauthorized");
+}

@@ -48,6 +48,8 @@ pub fn follows(service: Service) -> &'static [Service] {
         Service::Intel => &[Service::Operations],
         Service::Crisis => &[Service::Deployments],
         Service::Deployments => &[Service::Crisis, Service::Operations],
+        // The projector does not read the access log.
+        Service::Audit => &[],
     }
 }
 

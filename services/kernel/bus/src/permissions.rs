@@ -31,8 +31,6 @@ pub enum Identity {
     /// The projector: follows every log, answers the views' queries,
     /// publishes each country's feed.
     Projector,
-    /// The audit service: follows every log, answers auditors' queries.
-    Audit,
     /// A country's national site (a leaf node of its own): hears that
     /// country's feed and reads its gaps, nothing else.
     Site(CountryCode),
@@ -51,7 +49,7 @@ impl Identity {
         Identity::Gateway,
         Identity::Operator,
         Identity::Projector,
-        Identity::Audit,
+        Identity::Service(Service::Audit),
     ];
 
     pub fn name(self) -> String {
@@ -60,7 +58,6 @@ impl Identity {
             Identity::Gateway => "gateway".to_owned(),
             Identity::Operator => "operator".to_owned(),
             Identity::Projector => "projector".to_owned(),
-            Identity::Audit => "audit".to_owned(),
             Identity::Site(cc) => format!("{SITE_PREFIX}{}", cc.as_str().to_ascii_lowercase()),
         }
     }
@@ -98,7 +95,7 @@ impl Identity {
             Identity::Gateway => 4,
             Identity::Operator => 5,
             Identity::Projector => 6,
-            Identity::Audit => 7,
+            Identity::Service(Service::Audit) => 7,
             Identity::Site(_) => return None,
         };
         Some(&TABLE[at])
@@ -157,8 +154,10 @@ pub struct Row {
 /// - the gateway turns HTTP requests into commands and queries, and
 ///   `/readyz` asks each service's `PING` and `STATS` (its follow health),
 ///   and it reads the projector's views;
-/// - the audit service follows every log (verifying each chain) and
-///   answers auditors' queries, which the gateway asks;
+/// - the audit service follows every log, its own access log included
+///   (verifying each chain), answers auditors' queries, which the gateway
+///   asks, and writes the access log: the gateway sends it
+///   `record_access` for every read, and nothing else of the audit's;
 /// - the projector follows every log, answers the views' queries and
 ///   the feeds' gap reads, and publishes each country's feed; it hears an
 ///   operator's `concord.ctl.projector.*` (rebuild);
@@ -236,9 +235,12 @@ pub const TABLE: &[Row] = &[
             (Service::Intel, "*"),
             (Service::Crisis, "*"),
             (Service::Deployments, "*"),
+            // Every read, recorded before it is answered; no other
+            // command of the audit's.
+            (Service::Audit, "record_access"),
         ],
         asks: &Service::ALL,
-        monitors: &Service::ALL,
+        monitors: &Service::LOGS,
         heads: &[],
         reads: &[],
         projects: false,
@@ -252,9 +254,9 @@ pub const TABLE: &[Row] = &[
         follows: &[],
         sends: &[],
         asks: &[],
-        monitors: &Service::ALL,
-        heads: &Service::ALL,
-        reads: &Service::ALL,
+        monitors: &Service::LOGS,
+        heads: &Service::LOGS,
+        reads: &Service::LOGS,
         projects: false,
         reads_views: false,
         audits: false,
@@ -275,9 +277,9 @@ pub const TABLE: &[Row] = &[
         reads_audit: false,
     },
     Row {
-        identity: Identity::Audit,
-        serves: None,
-        follows: &Service::ALL,
+        identity: Identity::Service(Service::Audit),
+        serves: Some(Service::Audit),
+        follows: &Service::LOGS,
         sends: &[],
         asks: &[],
         monitors: &[],
@@ -661,5 +663,12 @@ mod tests {
             );
         }
         assert_eq!(gw.subscribe, vec![Sub::plain("_INBOX_gateway.>".into())]);
+        // Of the audit's commands, only recording a read.
+        let audit: Vec<&String> = gw
+            .publish
+            .iter()
+            .filter(|p| p.starts_with("concord.cmd.audit."))
+            .collect();
+        assert_eq!(audit, ["concord.cmd.audit.record_access"]);
     }
 }

@@ -59,6 +59,16 @@ pub enum RuntimeError {
     LogPoisoned(String),
 }
 
+/// The next query, or never when the service has no query endpoint.
+async fn next_query(
+    queries: &mut Option<async_nats::service::endpoint::Endpoint>,
+) -> Option<async_nats::service::Request> {
+    match queries {
+        Some(q) => q.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How often a running service checks whether its log was poisoned.
 const POISON_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -181,7 +191,9 @@ pub struct Bound<A: Aggregate> {
     rt: Arc<Runtime<A>>,
     service: async_nats::service::Service,
     commands: async_nats::service::endpoint::Endpoint,
-    queries: async_nats::service::endpoint::Endpoint,
+    /// `None` for a contract without queries (the audit's access log):
+    /// its service answers `concord.qry.<service>.*` itself.
+    queries: Option<async_nats::service::endpoint::Endpoint>,
     log_server: LogServer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -235,12 +247,17 @@ pub async fn bind_with_schemas<A: Aggregate>(
         .add(subjects::command(service.as_str(), "*"))
         .await
         .map_err(nats)?;
-    let qry_subs = svc
-        .endpoint_builder()
-        .name("queries")
-        .add(subjects::query(service.as_str(), "*"))
-        .await
-        .map_err(nats)?;
+    let qry_subs = if queries.is_empty() {
+        None
+    } else {
+        Some(
+            svc.endpoint_builder()
+                .name("queries")
+                .add(subjects::query(service.as_str(), "*"))
+                .await
+                .map_err(nats)?,
+        )
+    };
     let log_server = LogServer::bind(client.clone(), log.clone()).await?;
     // "Bound" must mean "answering" to every connection, not only this one:
     // async-nats' flush only empties the write buffer, so a request from
@@ -318,7 +335,7 @@ impl<A: Aggregate> Bound<A> {
                         drop(permit);
                     });
                 }
-                msg = queries.next() => {
+                msg = next_query(&mut queries) => {
                     let Some(msg) = msg else { break };
                     let Some(permit) = rt.admit(&msg).await else { continue };
                     let rt = rt.clone();

@@ -283,6 +283,15 @@ pub fn sign(claims: &Claims, secret: &[u8]) -> Result<String, AuthError> {
 /// Verifies a JWT with `keys` and judges its claims by `rules` at time
 /// `now` (seconds since the epoch).
 pub fn verify(token: &str, keys: &Keys, rules: &Rules, now: i64) -> Result<Claims, AuthError> {
+    let claims = signed_claims(token, keys)?;
+    judge(&claims, rules, now)?;
+    Ok(claims)
+}
+
+/// The claims of a token whose signature `keys` verify, not judged (it
+/// may have expired): who a refused request came from, for the access
+/// log. Never grants anything.
+pub fn signed_claims(token: &str, keys: &Keys) -> Result<Claims, AuthError> {
     if token.len() > TOKEN_BYTES_MAX {
         return Err(AuthError::Malformed("too long".into()));
     }
@@ -334,10 +343,7 @@ pub fn verify(token: &str, keys: &Keys, rules: &Rules, now: i64) -> Result<Claim
             return Err(AuthError::Signature);
         }
     }
-    let claims: Claims =
-        crate::json::from_slice(&decode(p, "payload")?).map_err(|e| AuthError::Malformed(format!("claims: {e}")))?;
-    judge(&claims, rules, now)?;
-    Ok(claims)
+    crate::json::from_slice(&decode(p, "payload")?).map_err(|e| AuthError::Malformed(format!("claims: {e}")))
 }
 
 /// The registered claims' verdict (see the module doc).

@@ -17,14 +17,29 @@ pub enum Service {
     Intel,
     Crisis,
     Deployments,
+    /// The audit service's access log: who read what through the gateway.
+    Audit,
 }
 
 impl Service {
+    /// The services whose events make the domain (operations, leads,
+    /// crises, deployments): what the projector folds, the gateway's
+    /// commands address and an operation's timeline holds.
     pub const ALL: [Service; 4] = [
         Service::Operations,
         Service::Intel,
         Service::Crisis,
         Service::Deployments,
+    ];
+
+    /// Every writing service's log: the domain's and the audit's access
+    /// log (what the audit verifies and signs, the operator backs up).
+    pub const LOGS: [Service; 5] = [
+        Service::Operations,
+        Service::Intel,
+        Service::Crisis,
+        Service::Deployments,
+        Service::Audit,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -33,11 +48,12 @@ impl Service {
             Service::Intel => "intel",
             Service::Crisis => "crisis",
             Service::Deployments => "deployments",
+            Service::Audit => "audit",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|svc| svc.as_str() == s)
+        Self::LOGS.into_iter().find(|svc| svc.as_str() == s)
     }
 }
 
