@@ -504,6 +504,17 @@ async fn a_saved_checkpoint_catches_a_resealed_rewrite_and_a_truncation() {
     let (note4, _) = saved_checkpoint(&sys, dir.path(), 4).await;
     let (good, said) = audit_verify(&data, &note3, &key);
     assert!(good && said.contains("1 events after it"), "{said}");
+    // The HTTP verify says the same of a witness's checkpoint.
+    let v = ok(&witness(&sys, &note3).await, 200);
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["checkpoint"]["extends"], true, "{v}");
+    assert_eq!(v["checkpoint"]["events_after"], 1, "{v}");
+    let r = sys
+        .get("/v1/audit/verify?checkpoint=bm90IGEgbm90ZQ%3D%3D", "GS_AUDITOR")
+        .await;
+    problem(&r, 422, "rule_violated");
+    let r = sys.get("/v1/audit/verify?checkpoint=%7Bnot%7D", "GS_AUDITOR").await;
+    problem(&r, 400, "invalid");
     drop(sys);
 
     // The newest event cut off, the mark lowered to match: the chain that
@@ -522,6 +533,13 @@ async fn a_saved_checkpoint_catches_a_resealed_rewrite_and_a_truncation() {
     let failed = audit_failure(&sys, "operations").await;
     assert_eq!(failed["first_bad_seq"], 4, "{failed}");
     assert!(failed["error"].as_str().unwrap_or("").contains("cut off"), "{failed}");
+    let v = ok(&witness(&sys, &note4).await, 200);
+    assert_eq!(
+        (&v["verified"], &v["checkpoint"]["extends"]),
+        (&json!(false), &json!(false)),
+        "{v}"
+    );
+    assert!(v["checkpoint"]["why"].as_str().unwrap_or("").contains("cut off"), "{v}");
     drop(sys);
 
     // Seq 2 on rewritten and re-sealed: the chain links, the mark agrees.
@@ -549,6 +567,20 @@ async fn a_saved_checkpoint_catches_a_resealed_rewrite_and_a_truncation() {
         .get(&format!("/v1/audit/operations/{}/timeline", ops[1]), "GS_AUDITOR")
         .await;
     problem(&r, 409, "conflict");
+    let v = ok(&witness(&sys, &note3).await, 200);
+    assert_eq!(v["checkpoint"]["extends"], false, "{v}");
+    assert!(
+        v["checkpoint"]["why"].as_str().unwrap_or("").contains("rewritten"),
+        "{v}"
+    );
+}
+
+/// `/v1/audit/verify` against the checkpoint saved in `note`.
+async fn witness(sys: &common::Up, note: &std::path::Path) -> concord_testkit::http::Response {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(note).expect("the note"));
+    let q = b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    sys.get(&format!("/v1/audit/verify?checkpoint={q}"), "GS_AUDITOR").await
 }
 
 /// The audit's verification of `service`'s log once it has found it

@@ -338,6 +338,38 @@ impl Index {
         false
     }
 
+    /// Whether `service`'s log as read still extends the checkpoint of
+    /// `size` events with head `hash` (hex) of the log `identity`: `Ok`
+    /// with the events read after it, `Err` why not, `Ok(None)` when the
+    /// log has not been read that far yet (and is not known to be short).
+    pub fn extends(&self, service: Service, identity: &str, size: u64, hash: &str) -> Result<Option<u64>, String> {
+        let check = self.checks.get(&service).cloned().unwrap_or_default();
+        if let Some(read) = &check.identity
+            && read != identity
+        {
+            return Err(format!(
+                "the {service} log is {read}, not the log {identity} the checkpoint names"
+            ));
+        }
+        if let Some(bad) = check.first_bad_seq
+            && bad <= size
+        {
+            return Err(check
+                .error
+                .unwrap_or_else(|| format!("the {service} log fails at seq {bad}")));
+        }
+        let Some(e) = self.event((service, size)) else {
+            return Ok(None);
+        };
+        if e.hash != hash {
+            return Err(format!(
+                "the {service} log was rewritten at or before seq {size}: it now holds hash {} there, the checkpoint {hash}",
+                e.hash
+            ));
+        }
+        Ok(Some(check.head_seq - size))
+    }
+
     /// The largest size signed of `service`'s log with `identity`.
     pub fn signed_size(&self, service: Service, identity: &str) -> u64 {
         self.signed

@@ -726,6 +726,50 @@ struct VerifyRequest {
     /// the strict parse accepts it.
     #[serde(default, rename = "wait_for")]
     _wait_for: Applied,
+    /// A checkpoint a witness saved (the signed note, base64): whether
+    /// its log still extends it.
+    #[serde(default)]
+    checkpoint: Option<String>,
+}
+
+/// Whether the log a witness's checkpoint (`b64`, the signed note in
+/// base64) names still extends it, as the index read it.
+fn against_witness(index: &Index, b64: &str, key: &str) -> Result<Value, Reply> {
+    use base64::Engine as _;
+    // Well formed, but not a note this audit signed: unprocessable.
+    let refused = |why: String| Reply::error(ErrorCode::RuleViolated, format!("checkpoint: {why}"));
+    let note = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| refused("not a signed note in base64".into()))?;
+    let cp = checkpoint::verify(&note, key).map_err(|e| refused(e.to_string()))?;
+    let (service, identity) = cp
+        .log()
+        .ok_or_else(|| refused(format!("origin {:?} is not a Concord log", cp.origin)))?;
+    let service = Service::parse(service).ok_or_else(|| refused(format!("origin {:?} names no log", cp.origin)))?;
+    let hash = hex::encode(cp.hash);
+    let mut out = json!({"origin": cp.origin, "service": service, "size": cp.size, "hash": hash});
+    match index.extends(service, identity, cp.size, &hash) {
+        Ok(Some(after)) => {
+            out["extends"] = json!(true);
+            out["events_after"] = json!(after);
+        }
+        Ok(None) => {
+            return Err(Reply::error(
+                ErrorCode::Unavailable,
+                format!(
+                    "the audit has not read the {service} log up to seq {} yet; retry",
+                    cp.size
+                ),
+            ));
+        }
+        Err(why) => {
+            out["extends"] = json!(false);
+            out["why"] = json!(why);
+        }
+    }
+    Ok(out)
 }
 
 fn invalid(message: String) -> Reply {
@@ -890,9 +934,17 @@ fn respond(name: &str, payload: &[u8], reads: &Reads<'_>) -> Reply {
             "verify" => {
                 let req: VerifyRequest = request(name, payload)?;
                 auditor(req.caller)?;
-                let checks = read(index)?.checks();
-                let ok = checks.values().all(|c| c.first_bad_seq.is_none());
-                Ok(json!({"verified": ok, "logs": checks}))
+                let index = read(index)?;
+                let checks = index.checks();
+                let mut ok = checks.values().all(|c| c.first_bad_seq.is_none());
+                let mut answer = json!({"logs": checks});
+                if let Some(b64) = &req.checkpoint {
+                    let witness = against_witness(&index, b64, reads.key)?;
+                    ok &= witness["extends"] == true;
+                    answer["checkpoint"] = witness;
+                }
+                answer["verified"] = json!(ok);
+                Ok(answer)
             }
             other => Err(Reply::error(
                 ErrorCode::NotFound,

@@ -451,6 +451,9 @@ fn param_schema(kind: crate::views::Kind) -> Value {
         Kind::Country => json!({"$ref": format!("{SCHEMAS}common.country")}),
         Kind::OneOf(values) => json!({"enum": values()}),
         Kind::Log => json!({"enum": crate::views::logs()}),
+        Kind::Note => {
+            json!({"type": "string", "contentEncoding": "base64", "pattern": format!("^[A-Za-z0-9+/=]{{1,{}}}$", crate::views::NOTE_CHARS_MAX)})
+        }
         Kind::Count => json!({"type": "integer", "minimum": 1, "maximum": crate::views::PAGE_MAX}),
         Kind::Cursor => json!({"type": "string", "pattern": crate::views::CURSOR_PATTERN}),
         Kind::Text => json!({
@@ -499,6 +502,10 @@ fn view_operation(view: &crate::views::View) -> Value {
     }
     if view.asks == concord_bus::permissions::AUDIT {
         refusals.push(409);
+    }
+    // A well-formed note that is not one the audit signed.
+    if view.params.iter().any(|p| matches!(p.kind, crate::views::Kind::Note)) {
+        refusals.push(422);
     }
     if view.query == "feed" {
         parameters.push(json!({

@@ -44,7 +44,12 @@ pub enum Kind {
     Subject,
     /// A writing service's log, by name; required.
     Log,
+    /// A signed note, base64 (at most [`NOTE_CHARS_MAX`] characters).
+    Note,
 }
+
+/// Longest signed note in base64 a query may carry.
+pub const NOTE_CHARS_MAX: usize = 4096;
 
 impl Kind {
     /// Whether a read cannot go without it.
@@ -438,7 +443,12 @@ pub static VIEWS: &[View] = &[
         list: None,
         country: false,
         path_ids: &[],
-        params: &[],
+        params: &[QueryParam {
+            name: "checkpoint",
+            field: "checkpoint",
+            kind: Kind::Note,
+            description: "a checkpoint saved earlier (the signed note of /v1/audit/checkpoints/latest, base64): `checkpoint` in the answer says whether its log still extends it (`extends`, `events_after`) or why not (`why`), and `verified` is false if not",
+        }],
         operation_id: "audit.verify",
         summary: "Per log: the head seq and hash the audit read to, the events whose chain it checked, and the first seq that failed, if any (auditors)",
     },
@@ -530,6 +540,18 @@ fn value(p: &QueryParam, raw: &str) -> Result<Value, Problem> {
             .map(|n| json!(n))
             .ok_or_else(|| invalid(format!("{name} must be a whole number, not {raw:?}")))?,
         Kind::Country => json!(CountryCode::parse(raw).map_err(|e| invalid(format!("{name}: {e}")))?),
+        Kind::Note => {
+            // A `+` not percent-encoded arrives as a space (form
+            // decoding); base64 has no space, so it can only be that.
+            let b64 = raw.replace(' ', "+");
+            let base64_chars = b64.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+            if b64.is_empty() || b64.len() > NOTE_CHARS_MAX || !base64_chars {
+                return Err(invalid(format!(
+                    "{name} must be a signed note in base64, at most {NOTE_CHARS_MAX} characters"
+                )));
+            }
+            json!(b64)
+        }
         Kind::Log => {
             let logs = logs();
             if !logs.contains(&raw) {
