@@ -10,21 +10,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{free_addr, ok, problem, token_for, up};
+use common::{free_addr, id, instant, ok, problem, token_for, up};
 use serde_json::{Value, json};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
-
-/// An instant between two commands: HLC wall times are ms, so the next
-/// command is decided at least a few ms later.
-async fn instant() -> String {
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let t = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    t
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auditor_replays_who_did_what_and_the_state_at_each_instant() {

@@ -15,20 +15,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_addr, ok, problem, token_for, up};
+use common::{free_addr, id, instant, ok, problem, token_for, up};
 use serde_json::{Value, json};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
-
-/// An instant between two steps: HLC wall times are ms.
-async fn instant() -> String {
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let t = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    t
-}
 
 fn enc(t: &str) -> String {
     t.replace(':', "%3A").replace('+', "%2B")

@@ -256,3 +256,17 @@ pub fn assert_only_acknowledged(data: &Path, acknowledged: std::collections::BTr
         stray.join("\n")
     );
 }
+
+/// The `id` of a command's answer.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+/// An instant between two steps, RFC 3339: HLC wall times are ms, so what
+/// comes next is stamped at least a few ms later.
+pub async fn instant() -> String {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    t
+}

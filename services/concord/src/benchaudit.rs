@@ -10,18 +10,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use concord_contracts::operations::{self, AddParticipant, AssignTask, Open, Operations, RemoveParticipant};
+use concord_contracts::operations::{self, AddParticipant, AssignTask, Open, RemoveParticipant};
 use concord_contracts::operations::{TaskStatus, UpdateTaskStatus};
-use concord_core::decider::{Aggregate, Ctx};
-use concord_core::tagged::to_tagged;
-use concord_core::{Actor, CountryCode, ExpectedVersion, Role, Service, subjects};
-use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
+use concord_core::decider::Ctx;
+use concord_core::{Actor, CountryCode, Role, Service, subjects};
+use concord_log::Log;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::benchmem::{Served, bench_base, envelope, fill_with, proc_status_mib, request};
+use crate::benchmem::{Served, bench_base, decide_and_append, envelope, fill_with, proc_status_mib, request};
 
 #[derive(clap::Args)]
 pub struct AuditBenchArgs {
@@ -134,38 +133,7 @@ async fn fill_long(dir: &Path, events: u64) -> anyhow::Result<Uuid> {
             actor: actor.clone(),
             now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         };
-        let decided = Operations::decide(&state, &command, &(), &ctx).map_err(|r| anyhow::anyhow!("{r:?}"))?;
-        let mut new = Vec::with_capacity(decided.len());
-        for e in &decided {
-            let (event_type, data) = to_tagged(e)?;
-            new.push(NewEvent {
-                schema_version: Operations::schema_version(&event_type),
-                event_type,
-                data,
-            });
-            state = Operations::evolve(state, e).map_err(|why| anyhow::anyhow!(why))?;
-        }
-        let (name, data) = to_tagged(&command)?;
-        let stream = operations::stream_of(op);
-        let command_id = Uuid::now_v7().to_string();
-        let appended = new.len() as u64;
-        log.append(AppendRequest {
-            fingerprint: Fingerprint::new(&name, &stream, &data, &ctx.actor)?,
-            expected: if version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(version)
-            },
-            stream,
-            correlation_id: command_id.clone(),
-            command_id,
-            actor: ctx.actor.clone(),
-            causation_id: None,
-            observed_hlc: None,
-            events: new,
-        })
-        .await?;
-        version += appended;
+        version = decide_and_append(&log, &mut state, &command, &ctx, version).await?;
     }
     Ok(op)
 }

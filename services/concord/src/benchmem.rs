@@ -286,36 +286,7 @@ async fn fill_operation(log: &Log, op: Uuid, events: u64, lead: CountryCode, de:
                 due_at: None,
             })
         };
-        let decided = Operations::decide(&state, &command, &(), &ctx).map_err(|r| anyhow::anyhow!("{r:?}"))?;
-        let mut new = Vec::with_capacity(decided.len());
-        for e in &decided {
-            let (event_type, data) = to_tagged(e)?;
-            new.push(NewEvent {
-                schema_version: Operations::schema_version(&event_type),
-                event_type,
-                data,
-            });
-            state = Operations::evolve(state, e).map_err(|why| anyhow::anyhow!(why))?;
-        }
-        let (name, data) = to_tagged(&command)?;
-        let stream = operations::stream_of(op);
-        let command_id = Uuid::now_v7().to_string();
-        log.append(AppendRequest {
-            fingerprint: Fingerprint::new(&name, &stream, &data, &ctx.actor)?,
-            expected: if n == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(n)
-            },
-            stream,
-            correlation_id: command_id.clone(),
-            command_id,
-            actor: ctx.actor.clone(),
-            causation_id: None,
-            observed_hlc: None,
-            events: new,
-        })
-        .await?;
+        decide_and_append(log, &mut state, &command, &ctx, n).await?;
     }
     Ok(())
 }
@@ -397,4 +368,49 @@ async fn commands(client: &async_nats::Client, n: usize) -> anyhow::Result<()> {
         w.await??;
     }
     Ok(())
+}
+
+/// Decides `command` on `state` as `ctx`'s actor with the operations
+/// contract and appends what it decided to `log` at stream version
+/// `version` (0: a new stream), folding it into `state`; the new version.
+/// What the benches fill logs with: events the contract itself decided.
+pub(crate) async fn decide_and_append(
+    log: &Log,
+    state: &mut operations::State,
+    command: &operations::Command,
+    ctx: &Ctx,
+    version: u64,
+) -> anyhow::Result<u64> {
+    let decided = Operations::decide(state, command, &(), ctx).map_err(|r| anyhow::anyhow!("{r:?}"))?;
+    let mut new = Vec::with_capacity(decided.len());
+    for e in &decided {
+        let (event_type, data) = to_tagged(e)?;
+        new.push(NewEvent {
+            schema_version: Operations::schema_version(&event_type),
+            event_type,
+            data,
+        });
+        *state = Operations::evolve(std::mem::take(state), e).map_err(|why| anyhow::anyhow!(why))?;
+    }
+    let (name, data) = to_tagged(command)?;
+    let stream = operations::stream_of(command.operation_id());
+    let command_id = Uuid::now_v7().to_string();
+    let appended = new.len() as u64;
+    log.append(AppendRequest {
+        fingerprint: Fingerprint::new(&name, &stream, &data, &ctx.actor)?,
+        expected: if version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(version)
+        },
+        stream,
+        correlation_id: command_id.clone(),
+        command_id,
+        actor: ctx.actor.clone(),
+        causation_id: None,
+        observed_hlc: None,
+        events: new,
+    })
+    .await?;
+    Ok(version + appended)
 }
