@@ -104,10 +104,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 next += 1;
             }
             if shown.elapsed() >= std::time::Duration::from_secs(2) {
-                let done = next - args.from;
-                let total = to + 1 - args.from;
-                let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-                eprintln!("{service}: {done}/{total} events  {rate:.0} ev/s");
+                progress(service, next - args.from, to + 1 - args.from, started);
                 shown = std::time::Instant::now();
             }
         }
@@ -125,6 +122,14 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A progress line on a long run: events done of the total, the rate and
+/// the time left.
+fn progress(service: Service, done: u64, total: u64, started: std::time::Instant) {
+    let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+    let left = total.saturating_sub(done) as f64 / rate.max(1.0);
+    eprintln!("{service}: {done}/{total} events  {rate:.0} ev/s  ETA {left:.0} s");
 }
 
 fn failed(what: String) -> anyhow::Result<ExitCode> {
@@ -192,11 +197,17 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         };
         let mut consumer = Consumer::start(client.clone(), service, from).await?;
         let mut checked = 0u64;
+        let started = std::time::Instant::now();
+        let mut shown = started;
         while consumer.position().seq < head.seq {
             if let Err(e) = consumer.next().await {
                 return failed(format!("the {service} log after the checkpoint: {e}"));
             }
             checked += 1;
+            if shown.elapsed() >= std::time::Duration::from_secs(2) {
+                progress(service, checked, head.seq - cp.size, started);
+                shown = std::time::Instant::now();
+            }
         }
         println!(
             "verified: the {service} log {identity} extends the checkpoint of {} events (hash {hash}); {checked} events after it link to it, up to seq {}",

@@ -416,6 +416,15 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_token_still_names_who_signed_it_for_the_access_log_only() {
+        let t = sign(&claims(2000), SECRET).expect("sign");
+        assert_eq!(check(&t, 9000), Err(AuthError::Expired));
+        assert_eq!(signed_claims(&t, &demo()), Ok(claims(2000)));
+        let other = Keys::secret(b"another-secret-another-secret-xx".to_vec());
+        assert_eq!(signed_claims(&t, &other), Err(AuthError::Signature));
+    }
+
+    #[test]
     fn registered_claims_are_judged() {
         let at = |c: &Claims, now: i64, rules: &Rules| verify(&sign(c, SECRET).expect("sign"), &demo(), rules, now);
         let rules = Rules::default();
