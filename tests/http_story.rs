@@ -116,9 +116,23 @@ async fn an_operation_story_over_http_survives_kill_9() {
     let acked_version = ok(&added, 200)["version"].as_u64().expect("version");
     ok(&sys.get(&ops, "IT_LIAISON").await, 200);
 
-    // kill -9, then the same data dir again: all of it is there.
+    // kill -9: its nats-server child dies with it (the kernel's parent
+    // death signal), no orphan left holding a port.
+    let nats_pid = std::fs::read_to_string(data.join("nats").join("nats-server.pid")).expect("pid");
+    let nats_pid = nats_pid.trim().to_owned();
+    assert!(Path::new(&format!("/proc/{nats_pid}")).exists(), "the child runs");
     sys.child.kill().expect("kill -9");
     sys.child.wait().expect("reaped");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{nats_pid}/stat"))
+            .map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z"))
+    };
+    while !gone() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone(), "the nats-server child {nats_pid} outlived a killed concord up");
+    // The same data dir again: all of it is there.
     let addr2 = free_addr();
     let sys2 = up(&data, &addr2);
     let view = ok(&sys2.get(&ops, "FR_COORDINATOR").await, 200);

@@ -348,7 +348,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(_) => None,
         None => {
             warn_if_old_nats_server();
-            Some(NatsServer::start_with_config(&nats_dir, &server_config)?)
+            Some(NatsServer::start_tied(&nats_dir, &server_config)?)
         }
     };
     let url = match (&own_nats, nats_url_from_env()) {

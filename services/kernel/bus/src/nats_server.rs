@@ -33,6 +33,8 @@ pub struct NatsServer {
     /// The configuration file it runs with (`credentials::ensure`'s: who
     /// may connect and what each may do); none: anyone, anything.
     config: Option<PathBuf>,
+    /// Started to die with the thread that started it (`start_tied`).
+    tied: bool,
 }
 
 /// Oldest nats-server release without known advisories (docs/security.md:
@@ -85,28 +87,41 @@ impl NatsServer {
     /// `dir`, which is kept. A server left running by an earlier process
     /// that was killed (its pid file names it) is stopped first.
     pub fn start_in(dir: &Path) -> Result<NatsServer, NatsServerError> {
-        Self::start(dir, None)
+        Self::start(dir, None, false)
     }
 
     /// `start_in` with the configuration file `config` (address and port
     /// still given on the command line, which wins over the file).
     pub fn start_with_config(dir: &Path, config: &Path) -> Result<NatsServer, NatsServerError> {
-        Self::start(dir, Some(config))
+        Self::start(dir, Some(config), false)
     }
 
-    fn start(dir: &Path, config: Option<&Path>) -> Result<NatsServer, NatsServerError> {
+    /// `start_with_config` for a server that must not outlive the thread
+    /// that calls this (`concord up`'s main thread, which lives as long as
+    /// the process): it is started through util-linux `setpriv
+    /// --pdeathsig KILL`, so the kernel kills it when that thread ends,
+    /// even by `kill -9`. Without `setpriv` it starts as `start_with_config`
+    /// does (a warning says so), and the next start on `dir` stops what
+    /// was left. Call it, and `restart` such a server, from a thread that
+    /// lives as long as the server should.
+    pub fn start_tied(dir: &Path, config: &Path) -> Result<NatsServer, NatsServerError> {
+        Self::start(dir, Some(config), true)
+    }
+
+    fn start(dir: &Path, config: Option<&Path>, tied: bool) -> Result<NatsServer, NatsServerError> {
         std::fs::create_dir_all(dir).map_err(|e| NatsServerError::Start(format!("{}: {e}", dir.display())))?;
         stop_orphan(dir);
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            match spawn(port, dir, config) {
+            match spawn(port, dir, config, tied) {
                 Ok(child) => {
                     return Ok(NatsServer {
                         child: Some(child),
                         port,
                         dir: dir.to_owned(),
                         config: config.map(Path::to_owned),
+                        tied,
                     });
                 }
                 Err(NatsServerError::Start(e)) => last = e,
@@ -147,18 +162,49 @@ impl NatsServer {
     /// Starts it again on the same port and dir.
     pub fn restart(&mut self) -> Result<(), NatsServerError> {
         self.stop();
-        self.child = Some(spawn(self.port, &self.dir, self.config.as_deref())?);
+        self.child = Some(spawn(self.port, &self.dir, self.config.as_deref(), self.tied)?);
         Ok(())
     }
 }
 
-fn spawn(port: u16, dir: &Path, config: Option<&Path>) -> Result<Child, NatsServerError> {
+/// util-linux's `setpriv`, which sets the parent-death signal and execs
+/// the server (no unsafe code here): where Debian puts it, or on `PATH`.
+fn setpriv() -> Option<PathBuf> {
+    ["/usr/bin/setpriv", "/bin/setpriv"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| {
+            Command::new("setpriv")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .ok()
+                .filter(std::process::ExitStatus::success)
+                .map(|_| PathBuf::from("setpriv"))
+        })
+}
+
+fn spawn(port: u16, dir: &Path, config: Option<&Path>, tied: bool) -> Result<Child, NatsServerError> {
     let bin = nats_server_binary()?;
     let log = dir.join("nats.log");
     // The log is appended to across restarts: only what this start writes
     // says whether it is ready.
     let logged_before = std::fs::metadata(&log).map_or(0, |m| m.len());
-    let mut cmd = Command::new(bin);
+    let mut cmd = match tied.then(setpriv).flatten() {
+        Some(setpriv) => {
+            let mut c = Command::new(setpriv);
+            c.args(["--pdeathsig", "KILL", "--"]).arg(bin);
+            c
+        }
+        None => {
+            if tied {
+                tracing::warn!("util-linux setpriv not found: the nats-server child may outlive a killed parent");
+            }
+            Command::new(bin)
+        }
+    };
     if let Some(config) = config {
         cmd.arg("-c").arg(config);
     }
