@@ -289,7 +289,8 @@ impl Audit {
                 .map_err(|e| Error::Source {
                     service,
                     why: e.to_string(),
-                })?;
+                })?
+                .named("audit");
             let (index, applied_tx) = (Arc::clone(&index), Arc::clone(&applied_tx));
             readers.push(tokio::spawn(async move {
                 loop {

@@ -31,6 +31,17 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// How `up` and `serve` write their log lines on stderr: `text` for
+    /// people, `json` (one object per line, with the span's fields such as
+    /// `trace_id`) for a log collector
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -156,14 +167,22 @@ fn nats_identities(data: &std::path::Path, tls: bool, sites: &[concord_core::Cou
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
+fn run_async(f: impl Future<Output = anyhow::Result<()>>, format: LogFormat) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,concord=info,concord_gateway=info,concord_core=info")
+        tracing_subscriber::EnvFilter::new(
+            "warn,concord=info,concord_gateway=info,concord_core=info,concord_bus=info,tower_http=info",
+        )
     });
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(true).init(),
+    }
+    // Recorded from the start, rendered by the gateway's `/metrics` or
+    // `serve --metrics`.
+    concord_bus::metrics::install();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -280,8 +299,8 @@ enum BenchCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Up(args) => run_async(system::up(args)),
-        Cmd::Serve(args) => run_async(system::serve(args)),
+        Cmd::Up(args) => run_async(system::up(args), cli.log_format),
+        Cmd::Serve(args) => run_async(system::serve(args), cli.log_format),
         Cmd::Token(args) => token(args),
         Cmd::NatsIdentities { data, tls, sites } => nats_identities(&data, tls, &sites),
         Cmd::Log { command } => match command {

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// for a `tls://` NATS_URL, against the system's CAs.
     #[arg(long)]
     nats_ca: Option<PathBuf>,
+    /// Serve this process's metrics in Prometheus text at
+    /// `http://ADDR/metrics` (the gateway also serves them on its own
+    /// address)
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
 }
 
 /// The gateway's token keys and rules from `serve` arguments.
@@ -195,6 +200,50 @@ async fn connect(
         .connect(url)
         .await
         .with_context(|| format!("connecting to NATS at {url} as {identity}"))
+}
+
+/// Shortest and longest wait before the nats-server child is started
+/// again. Rationale: a server that dies at once (a bad config, a port
+/// taken) is retried without spinning; one that ran a while is back
+/// within a fraction of a second, and the services' clients reconnect.
+const NATS_RESTART_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const NATS_RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A child that ran this long before dying is restarted without waiting.
+const NATS_HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// Keeps `concord up`'s own nats-server running: restarts it on the same
+/// port whenever it exits, waiting longer each time it dies soon after a
+/// start. Never resolves (pending when NATS is external).
+async fn keep_nats(own: Option<&mut NatsServer>, data: &Path) {
+    let Some(nats) = own else {
+        return std::future::pending().await;
+    };
+    let log = data.join("nats").join("nats.log");
+    let mut backoff = NATS_RESTART_BACKOFF_MIN;
+    let mut started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(status) = nats.exited() else { continue };
+        if started.elapsed() >= NATS_HEALTHY_RUN {
+            backoff = NATS_RESTART_BACKOFF_MIN;
+        }
+        tracing::error!(%status, log = %log.display(), "the nats-server child exited; restarting it in {backoff:?}");
+        metrics::counter!(concord_bus::metrics::NATS_RESTARTS).increment(1);
+        loop {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(NATS_RESTART_BACKOFF_MAX);
+            match nats.restart() {
+                Ok(()) => {
+                    tracing::warn!(url = %nats.url(), "the nats-server child was restarted; the services reconnect");
+                    started = std::time::Instant::now();
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "restarting the nats-server child failed; trying again in {backoff:?}")
+                }
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -448,17 +497,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         &tokens,
     );
 
-    let nats_died = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if let Some(status) = own_nats.as_mut().and_then(NatsServer::exited) {
-                return status;
-            }
-        }
-    };
+    // Polled on this (the main) thread: a restarted child is tied to the
+    // thread that starts it (`NatsServer::start_tied`).
+    let nats_kept = keep_nats(own_nats.as_mut(), &data);
     let outcome: anyhow::Result<()> = tokio::select! {
         () = signalled() => Ok(()),
-        status = nats_died => Err(anyhow::anyhow!("the nats-server child exited ({status}); see {}/nats/nats.log", data.display())),
+        () = nats_kept => Ok(()),
         r = &mut ops_task => Err(anyhow::anyhow!("the operations service stopped: {r:?}")),
         r = &mut intel_task => Err(anyhow::anyhow!("the intel service stopped: {r:?}")),
         r = &mut crisis_task => Err(anyhow::anyhow!("the crisis service stopped: {r:?}")),
@@ -496,6 +540,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ca = nats_ca(args.nats_ca.as_deref());
     let client = connect(&url, identity, seed.as_ref(), ca.as_deref()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(addr) = args.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics scrapes on {addr}"))?;
+        eprintln!("metrics at http://{addr}/metrics");
+        tokio::spawn(concord_bus::metrics::serve(listener, stop_signal(&stop_rx)));
+    }
     let task = match args.name.as_str() {
         "operations" => {
             let cfg = concord_bus::service::Config::in_data_dir(&args.data, Service::Operations);

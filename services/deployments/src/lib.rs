@@ -165,7 +165,9 @@ async fn choreography(
     )
     .await?;
     let from = closings_kept(log).await;
-    let crisis_log = Consumer::start(client.clone(), Crisis::SERVICE, from).await?;
+    let crisis_log = Consumer::start(client.clone(), Crisis::SERVICE, from)
+        .await?
+        .named("deployments-stand-down");
     let log = log.clone();
     Ok(tokio::spawn(async move {
         if started.await.is_err() {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use concord_bus::logs::TRACEPARENT;
+pub use concord_bus::logs::TRACEPARENT;
 use concord_core::auth::Claims;
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::{Service, subjects};
@@ -127,30 +127,51 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
+/// The trace id of `tp` when it is a valid W3C `traceparent` (version
+/// 00-fe, non-zero ids, lower-case hex).
+fn valid_trace_id(tp: &str) -> Option<&str> {
+    let parts: Vec<&str> = tp.trim().split('-').collect();
+    let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match parts.as_slice() {
+        [ver, trace, span, flags]
+            if hex_of(ver, 2)
+                && *ver != "ff"
+                && hex_of(trace, 32)
+                && hex_of(span, 16)
+                && hex_of(flags, 2)
+                && trace.bytes().any(|b| b != b'0')
+                && span.bytes().any(|b| b != b'0') =>
+        {
+            Some(trace)
+        }
+        _ => None,
+    }
+}
+
 /// A `traceparent` for the NATS request: a child of the caller's when it
 /// sent a valid one (same trace, new span), else a new trace.
 pub fn traceparent(headers: &HeaderMap) -> String {
     let incoming = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
-    let trace_id = incoming.and_then(|tp| {
-        let parts: Vec<&str> = tp.trim().split('-').collect();
-        let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        match parts.as_slice() {
-            [ver, trace, span, flags]
-                if hex_of(ver, 2)
-                    && *ver != "ff"
-                    && hex_of(trace, 32)
-                    && hex_of(span, 16)
-                    && hex_of(flags, 2)
-                    && trace.bytes().any(|b| b != b'0')
-                    && span.bytes().any(|b| b != b'0') =>
-            {
-                Some((*trace).to_owned())
-            }
-            _ => None,
-        }
-    });
-    let trace_id = trace_id.unwrap_or_else(|| random_hex(16));
+    let trace_id = incoming
+        .and_then(valid_trace_id)
+        .map_or_else(|| random_hex(16), str::to_owned);
     format!("00-{trace_id}-{}-01", random_hex(8))
+}
+
+/// Replaces a missing or invalid `traceparent` with a new trace's, so
+/// every NATS request of one HTTP request continues the same trace.
+pub fn ensure_traceparent(headers: &mut HeaderMap) {
+    let valid = headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(valid_trace_id)
+        .is_some();
+    if !valid {
+        let fresh = format!("00-{}-{}-01", random_hex(16), random_hex(8));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&fresh) {
+            headers.insert(TRACEPARENT, v);
+        }
+    }
 }
 
 /// Sends a command and returns the reply's fields (without `ok`).

@@ -565,7 +565,12 @@ fn own_operation(own: &crate::Own) -> Value {
         let r = if *status >= 400 {
             refusal(*status)
         } else {
-            json!({"description": description, "content": {JSON: {"schema": {"type": "object"}}}})
+            let schema = if own.media == JSON {
+                json!({"type": "object"})
+            } else {
+                json!({"type": "string"})
+            };
+            json!({"description": description, "content": {own.media: {"schema": schema}}})
         };
         responses.insert(status.to_string(), r);
     }

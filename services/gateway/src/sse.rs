@@ -68,6 +68,7 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
+        metrics::gauge!(concord_bus::metrics::SSE_OPEN).decrement(1.0);
         if let Ok(mut open) = self.gw.streams.open.lock()
             && let Some(n) = open.get_mut(&self.key)
         {
@@ -98,6 +99,7 @@ fn hold(gw: &AppState, headers: &HeaderMap) -> Result<Held, Problem> {
         ));
     }
     *n += 1;
+    metrics::gauge!(concord_bus::metrics::SSE_OPEN).increment(1.0);
     Ok(Held {
         gw: Arc::clone(gw),
         key,

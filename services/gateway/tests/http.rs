@@ -757,6 +757,39 @@ async fn readiness_openapi_and_503_when_no_service_answers() {
     assert_eq!(r.header("retry-after"), Some("1"));
 }
 
+/// `/readyz` answers from a check kept current in the background: with
+/// NATS gone it says so (and which services it last saw), rather than
+/// waiting on NATS; when NATS is back, ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_a_lost_nats_and_recovers() {
+    let mut w = world().await;
+    let r = request(&w.addr, "GET", "/readyz", &[], None).await.expect("http");
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    w.nats.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let p = loop {
+        let r = request(&w.addr, "GET", "/readyz", &[], None).await.expect("http");
+        if r.status == 503 && r.json()["details"]["nats"] != "connected" {
+            break r.json();
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready without NATS");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(p["code"], "unavailable", "{p}");
+    assert!(p["details"]["services"]["operations"].is_string(), "{p}");
+    w.nats.restart().expect("restart");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = request(&w.addr, "GET", "/readyz", &[], None).await.expect("http");
+        if r.status == 200 {
+            assert_eq!(r.json()["checks"]["services"]["operations"], "up");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not ready again: {:?}", r.json());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Every operation the served document describes is routed: without a
 /// token each table route answers 401 (an unrouted one would be 404 or
 /// 405), and the gateway's own routes answer.

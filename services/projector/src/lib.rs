@@ -157,7 +157,8 @@ impl Engine {
                 .map_err(|e| Error::Source {
                     service,
                     why: e.to_string(),
-                })?;
+                })?
+                .named(concord_bus::permissions::PROJECTOR);
             let tx = tx.clone();
             readers.push(tokio::spawn(async move {
                 loop {

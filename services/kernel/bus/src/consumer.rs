@@ -132,6 +132,8 @@ pub struct Consumer {
     delivered: VecDeque<(u64, String)>,
     /// Live messages that did not match the log.
     rejected: Arc<AtomicU64>,
+    /// Who consumes, for the lag metric.
+    name: String,
 }
 
 impl Consumer {
@@ -158,7 +160,30 @@ impl Consumer {
             claims: BTreeMap::new(),
             delivered: VecDeque::new(),
             rejected: Arc::default(),
+            name: "consumer".to_owned(),
         })
+    }
+
+    /// Names who consumes (the projector, the audit, a service following
+    /// another's log) in the lag metric.
+    pub fn named(mut self, consumer: &str) -> Self {
+        consumer.clone_into(&mut self.name);
+        self
+    }
+
+    /// Sets the lag metric: what the source is known to hold beyond what
+    /// was delivered.
+    fn report_lag(&self) {
+        let known = self
+            .claims
+            .last_key_value()
+            .map_or(self.known_head, |(seq, _)| (*seq).max(self.known_head));
+        metrics::gauge!(
+            crate::metrics::CONSUMER_LAG,
+            "consumer" => self.name.clone(),
+            "source" => self.source.as_str()
+        )
+        .set(known.saturating_sub(self.at.seq) as f64);
     }
 
     /// Sets the quiet-feed poll interval (tests shorten it).
@@ -357,6 +382,7 @@ impl Consumer {
             return Err(self.regression(format!("the source's head is seq {}", got.head_seq)));
         }
         self.known_head = got.head_seq.max(self.at.seq);
+        self.report_lag();
         // Every claim checked here arrived before this read was asked,
         // and an event is published only once durable: a claim beyond
         // the head the log reports names no event of it.
@@ -411,6 +437,7 @@ impl Consumer {
             self.delivered.pop_front();
         }
         self.delivered.push_back((event.seq, event.hash.clone()));
+        self.report_lag();
         Ok(())
     }
 }

@@ -190,7 +190,13 @@ impl Followed {
     where
         F: FnMut(&EventEnvelope) -> Result<(), String> + Send + 'static,
     {
-        let mut consumer = Consumer::start(client.clone(), source, from.at.clone()).await?;
+        // The follower is the service whose log keeps the view.
+        let follower = keep
+            .as_ref()
+            .map_or_else(|| "follower".to_owned(), |k| k.log.service().to_string());
+        let mut consumer = Consumer::start(client.clone(), source, from.at.clone())
+            .await?
+            .named(&follower);
         let rejected = consumer.rejected_counter();
         let (tx, rx) = watch::channel(Progress {
             seq: from.at.seq,

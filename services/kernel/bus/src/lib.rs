@@ -20,6 +20,7 @@ pub mod consumer;
 pub mod credentials;
 pub mod follow;
 pub mod logs;
+pub mod metrics;
 pub mod nats_server;
 pub mod one_writer;
 pub mod permissions;

@@ -547,11 +547,29 @@ impl<A: Aggregate> Runtime<A> {
             .and_then(|h| h.get(TRACEPARENT))
             .map(|v| v.as_str().to_owned());
         let command = last_token(msg.subject.as_str()).to_owned();
-        let span = tracing::info_span!("command", service = %A::SERVICE, %command, traceparent = traceparent.as_deref().unwrap_or(""));
+        let trace_id = traceparent.as_deref().and_then(trace_id_of).unwrap_or("");
+        let span = tracing::info_span!("command", service = %A::SERVICE, %command, trace_id);
+        let started = std::time::Instant::now();
         let reply = self
             .handle_command(&command, &msg.payload, traceparent.as_deref())
             .instrument(span)
             .await;
+        // Only known names label a metric: a peer's made-up subject must
+        // not grow the series without bound.
+        let known = self
+            .commands
+            .iter()
+            .find(|c| **c == command)
+            .copied()
+            .unwrap_or("unknown");
+        let result = match &reply {
+            Reply::Ok(_) => "ok",
+            Reply::Err(e) => e.code.as_str(),
+        };
+        metrics::counter!(crate::metrics::COMMANDS, "service" => A::SERVICE.as_str(), "command" => known, "result" => result)
+            .increment(1);
+        metrics::histogram!(crate::metrics::COMMAND_SECONDS, "service" => A::SERVICE.as_str())
+            .record(started.elapsed().as_secs_f64());
         // Refusals are answers too: the reply body carries the code, so the
         // endpoint stats count only transport failures as errors.
         let _ = req.respond(Ok(reply.to_bytes().into())).await;
@@ -929,6 +947,14 @@ impl<A: Aggregate> Runtime<A> {
             Err(r) => refused(&r),
         }
     }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`),
+/// for log lines; anything else has none.
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.split('-');
+    let (_, trace) = (parts.next()?, parts.next()?);
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then_some(trace)
 }
 
 #[cfg(test)]

@@ -18,6 +18,15 @@
 //! on disk.
 
 mod format;
+
+/// The names of the metrics the log records (rendered by the bus's
+/// `metrics`, which describes them).
+pub mod metric {
+    /// Events written by one group commit, by `log`.
+    pub const APPEND_BATCH: &str = "concord_log_append_batch_events";
+    /// How long a group commit's write and fsync took, by `log`.
+    pub const FSYNC_SECONDS: &str = "concord_log_fsync_duration_seconds";
+}
 mod inspect;
 mod mark;
 mod restore;

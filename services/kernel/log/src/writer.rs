@@ -193,7 +193,13 @@ impl Writer {
         if pending.is_empty() {
             return;
         }
-        match batch.commit() {
+        let events: usize = pending.iter().map(|p| p.appended.events.len()).sum();
+        let started = std::time::Instant::now();
+        let committed = batch.commit();
+        let log = self.service();
+        metrics::histogram!(crate::metric::FSYNC_SECONDS, "log" => log.clone()).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metric::APPEND_BATCH, "log" => log).record(events as f64);
+        match committed {
             Ok(()) => {
                 if let Ok(mut h) = self.shared.head.write() {
                     *h = self.head.clone();
