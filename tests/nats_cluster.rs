@@ -36,7 +36,9 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 fn deploy_file(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nats").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/nats")
+        .join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -114,7 +116,11 @@ fn start_nodes(data: &Path, run: &Path, names: &[&str]) -> Vec<Node> {
             let text = with_addresses(
                 &file,
                 &deploy_file(&file),
-                &[("127.0.0.1:8222", &monitor), ("0.0.0.0:6222", route), ("0.0.0.0:7422", &leaf)],
+                &[
+                    ("127.0.0.1:8222", &monitor),
+                    ("0.0.0.0:6222", route),
+                    ("0.0.0.0:7422", &leaf),
+                ],
             );
             let config = nats.join(format!("node-{name}.conf"));
             std::fs::write(&config, text).expect("node config");
@@ -134,7 +140,12 @@ fn start_nodes(data: &Path, run: &Path, names: &[&str]) -> Vec<Node> {
 async fn routes_formed(nodes: &[Node]) {
     let mut ids = Vec::new();
     for n in nodes {
-        ids.push(monitor(&n.monitor, "/varz").await["server_id"].as_str().expect("id").to_owned());
+        ids.push(
+            monitor(&n.monitor, "/varz").await["server_id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
     }
     let deadline = Instant::now() + DEADLINE;
     for (i, n) in nodes.iter().enumerate() {
@@ -146,11 +157,20 @@ async fn routes_formed(nodes: &[Node]) {
                 .flatten()
                 .filter_map(|r| r["remote_id"].as_str())
                 .collect();
-            let others: Vec<&String> = ids.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, id)| id).collect();
+            let others: Vec<&String> = ids
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, id)| id)
+                .collect();
             if others.iter().all(|id| remote.contains(id.as_str())) {
                 break;
             }
-            assert!(Instant::now() < deadline, "{}: no route to every other node: {routez}", n.name);
+            assert!(
+                Instant::now() < deadline,
+                "{}: no route to every other node: {routez}",
+                n.name
+            );
             tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
@@ -502,7 +522,10 @@ async fn a_national_sites_leaf_node_hears_its_countrys_feed_and_nothing_of_anoth
         if log.contains("Authorization Violation") {
             break;
         }
-        assert!(Instant::now() < deadline, "a leaf with the gateway's key was not refused:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "a leaf with the gateway's key was not refused:\n{log}"
+        );
         tokio::time::sleep(RETRY_PAUSE).await;
     }
     drop(rogue);
@@ -532,7 +555,10 @@ async fn a_national_sites_leaf_node_hears_its_countrys_feed_and_nothing_of_anoth
         {
             break;
         }
-        assert!(Instant::now() < deadline, "the leaf's interest never reached the hub: {subs:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the leaf's interest never reached the hub: {subs:?}"
+        );
         tokio::time::sleep(RETRY_PAUSE).await;
     }
     // FR's site, straight on the hub: FR's feed is published.
@@ -547,11 +573,18 @@ async fn a_national_sites_leaf_node_hears_its_countrys_feed_and_nothing_of_anoth
 
     // FR leads Rhein with DE and Tevere with IT; a lead in Rhein for FR
     // alone; then a task for DE in Rhein.
-    let open = |title: &str, with: &str| {
-        json!({"title": title, "objective": "o", "lead_country": "FR", "countries": [with]})
-    };
-    let rhein = id(&ok(&sys.post("/v1/operations", "FR_COORDINATOR", open("Op Rhein", "DE")).await, 201));
-    let tevere = id(&ok(&sys.post("/v1/operations", "FR_COORDINATOR", open("Op Tevere", "IT")).await, 201));
+    let open =
+        |title: &str, with: &str| json!({"title": title, "objective": "o", "lead_country": "FR", "countries": [with]});
+    let rhein = id(&ok(
+        &sys.post("/v1/operations", "FR_COORDINATOR", open("Op Rhein", "DE"))
+            .await,
+        201,
+    ));
+    let tevere = id(&ok(
+        &sys.post("/v1/operations", "FR_COORDINATOR", open("Op Tevere", "IT"))
+            .await,
+        201,
+    ));
     let lead = id(&ok(
         &sys.post(
             &format!("/v1/operations/{rhein}/leads"),
@@ -594,7 +627,10 @@ async fn a_national_sites_leaf_node_hears_its_countrys_feed_and_nothing_of_anoth
             .unwrap_or_else(|| panic!("DE's leaf heard no task.assigned of {task}; heard {heard:?}"));
         assert!(m.subject.starts_with("concord.feed.DE."), "{}", m.subject);
         let text = String::from_utf8_lossy(&m.payload).into_owned();
-        assert!(!names_any(&text, &secrets), "DE's leaf heard what DE may not see: {text}");
+        assert!(
+            !names_any(&text, &secrets),
+            "DE's leaf heard what DE may not see: {text}"
+        );
         heard.push(m.subject.to_string());
         if text.contains(&task) && m.subject.as_str() == "concord.feed.DE.operations.task.assigned" {
             break;
@@ -613,11 +649,16 @@ async fn a_national_sites_leaf_node_hears_its_countrys_feed_and_nothing_of_anoth
     for (what, sub) in [("concord.>", &mut all_concord), (">", &mut everything)] {
         let got = drain(sub);
         assert!(
-            got.iter().any(|m| m.subject.as_str() == "concord.feed.DE.operations.task.assigned"),
+            got.iter()
+                .any(|m| m.subject.as_str() == "concord.feed.DE.operations.task.assigned"),
             "{what} on the leaf hears DE's feed too"
         );
         for m in got {
-            assert!(m.subject.starts_with("concord.feed.DE."), "{what} on the leaf: {}", m.subject);
+            assert!(
+                m.subject.starts_with("concord.feed.DE."),
+                "{what} on the leaf: {}",
+                m.subject
+            );
             let text = String::from_utf8_lossy(&m.payload);
             assert!(!names_any(&text, &secrets), "{what} on the leaf: {text}");
         }

@@ -599,7 +599,11 @@ pub fn markdown_table() -> String {
                 .collect::<Vec<_>>()
                 .join("<br>"),
             if g.allow_responses { "yes" } else { "no" },
-            if g.leaf_node { "a client or a leaf node" } else { "a client" },
+            if g.leaf_node {
+                "a client or a leaf node"
+            } else {
+                "a client"
+            },
         );
     }
     out
@@ -641,7 +645,12 @@ mod tests {
         assert!(!g.allow_responses);
         assert_eq!(connection_types(&g), ["STANDARD", "LEAFNODE"]);
         for other in grants(&[]) {
-            assert_eq!(connection_types(&other), ["STANDARD"], "{} is no leaf node", other.identity);
+            assert_eq!(
+                connection_types(&other),
+                ["STANDARD"],
+                "{} is no leaf node",
+                other.identity
+            );
         }
         let projector = grant_of(Identity::Projector);
         assert!(projector.publish.contains(&"concord.feed.*.intel.>".to_owned()));
