@@ -54,12 +54,26 @@ pub fn up(data: &Path, addr: &str) -> Up {
 
 /// `up` with more arguments (e.g. `--tls`).
 pub fn up_with(data: &Path, addr: &str, extra: &[&str]) -> Up {
-    let mut child = Command::new(BIN)
+    start_up(data, addr, extra, None)
+}
+
+/// `up` on NATS servers it does not run (`NATS_URL`, e.g. a cluster's
+/// nodes), which must run `data`'s `nats/concord.conf`.
+pub fn up_on(data: &Path, addr: &str, nats_url: &str) -> Up {
+    start_up(data, addr, &[], Some(nats_url))
+}
+
+fn start_up(data: &Path, addr: &str, extra: &[&str], nats_url: Option<&str>) -> Up {
+    let mut cmd = Command::new(BIN);
+    match nats_url {
+        Some(url) => cmd.env("NATS_URL", url),
+        None => cmd.env_remove("NATS_URL"),
+    };
+    let mut child = cmd
         .args(["up", "--data"])
         .arg(data)
         .args(["--http", addr])
         .args(extra)
-        .env_remove("NATS_URL")
         .env_remove("CONCORD_JWT_SECRET")
         .stdout(Stdio::piped())
         // Kept beside the data dir: a start that fails says why.

@@ -225,7 +225,7 @@ fn from_service(
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let client = credentials::connect_options(Identity::Operator, seed, ca)
-            .connect(url)
+            .connect(credentials::server_urls(url))
             .await
             .with_context(|| format!("connecting to NATS at {url} (set --nats or NATS_URL)"))?;
         let head = concord_bus::logs::fetch_head(&client, service).await?;

@@ -98,7 +98,7 @@ pub async fn operator_client(args: &OperatorArgs) -> anyhow::Result<async_nats::
         (url.starts_with("tls://") && made.is_file()).then(|| made.to_owned())
     });
     credentials::connect_options(Identity::Operator, seed.as_ref(), ca.as_deref())
-        .connect(&url)
+        .connect(credentials::server_urls(&url))
         .await
         .with_context(|| format!("connecting to NATS at {url} (set --nats or NATS_URL)"))
 }

@@ -134,6 +134,19 @@ pub fn connect_options(identity: Identity, seed: Option<&Seed>, ca: Option<&Path
     opts
 }
 
+/// The servers of a NATS URL as Concord takes it (`NATS_URL`, `--nats`):
+/// one URL, or a cluster's nodes separated by commas
+/// (`nats://a:4222,nats://b:4222,nats://c:4222`), as NATS' own clients
+/// read `NATS_URL`. async-nats reads a `&str` as one URL only (a list
+/// fails as an invalid port), so pass this to `connect`.
+pub fn server_urls(url: &str) -> Vec<String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The identities of one installation: their seeds, and the server
 /// configuration that admits them.
 #[derive(Debug, Clone)]
@@ -328,6 +341,15 @@ mod tests {
         let config = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).expect("config");
         assert!(config.contains("nkey: $CONCORD_NKEY_SITE_DE"), "{config}");
         assert!(config.contains("concord.feed.DE.read"));
+    }
+
+    #[test]
+    fn a_cluster_url_is_a_list_of_servers() {
+        assert_eq!(server_urls("nats://127.0.0.1:4222"), ["nats://127.0.0.1:4222"]);
+        assert_eq!(
+            server_urls("nats://a:4222, nats://b:4222,nats://c:4222,"),
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
     }
 
     #[test]

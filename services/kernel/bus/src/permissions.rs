@@ -323,6 +323,13 @@ pub struct Grant {
     /// May answer a request it received (on the request's reply subject,
     /// once), and nothing else on reply subjects.
     pub allow_responses: bool,
+    /// May connect as a leaf node (a national site's own nats-server) as
+    /// well as a client. nats-server authenticates a leaf connection
+    /// against these same users and applies the same grant to it (what
+    /// the leaf may receive is what the identity may subscribe), so a
+    /// leaf holding a service's key would hear what that service hears;
+    /// only a site's key, made for a leaf, is let in that way.
+    pub leaf_node: bool,
 }
 
 /// The projector's name on the bus (its queries, its queue group).
@@ -426,12 +433,15 @@ pub fn grant(row: &Row) -> Grant {
         publish,
         subscribe,
         allow_responses: row.serves.is_some() || row.projects || row.audits,
+        leaf_node: false,
     }
 }
 
 /// The grant of a national site of `country`: it hears the country's feed
 /// (each service's events, not the other sites' gap reads) and asks for
 /// the entries it missed; nothing of another country, no log, no command.
+/// It may do so as a client or as the site's leaf node, whose own clients
+/// then receive from the hub only what this grant lets through.
 pub fn site_grant(country: CountryCode) -> Grant {
     let identity = Identity::Site(country);
     let cc = country.as_str();
@@ -446,6 +456,7 @@ pub fn site_grant(country: CountryCode) -> Grant {
         publish: vec![subjects::feed_read(Some(cc))],
         subscribe,
         allow_responses: false,
+        leaf_node: true,
     }
 }
 
@@ -481,6 +492,17 @@ fn quoted(items: impl IntoIterator<Item = String>) -> String {
         .map(|s| format!("\"{s}\""))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How `grant`'s identity may connect, as nats-server names it: a plain
+/// client (`STANDARD`: no websocket or MQTT, which nothing of Concord
+/// speaks), and a site also as a leaf node.
+pub fn connection_types(grant: &Grant) -> &'static [&'static str] {
+    if grant.leaf_node {
+        &["STANDARD", "LEAFNODE"]
+    } else {
+        &["STANDARD"]
+    }
 }
 
 /// The nats-server configuration of the permissions: every identity an
@@ -520,6 +542,11 @@ pub fn server_config(sites: &[CountryCode]) -> String {
             let _ = writeln!(out, "        allow_responses: true");
         }
         let _ = writeln!(out, "      }}");
+        let _ = writeln!(
+            out,
+            "      allowed_connection_types: [{}]",
+            quoted(connection_types(&g).iter().map(|t| (*t).to_owned()))
+        );
         let _ = writeln!(out, "    }}");
     }
     out.push_str("  ]\n}\n");
@@ -546,8 +573,9 @@ pub fn identities_config(keys: impl Fn(Identity) -> String, sites: &[CountryCode
 /// The permission table as Markdown (docs/security.md embeds it; a test
 /// checks it is this text).
 pub fn markdown_table() -> String {
-    let mut out =
-        String::from("| identity | may publish | may subscribe | answers requests it receives |\n|---|---|---|---|\n");
+    let mut out = String::from(
+        "| identity | may publish | may subscribe | answers requests it receives | connects as |\n|---|---|---|---|---|\n",
+    );
     let code = |s: &str| format!("`{s}`");
     // A national site's row, shown for Germany: every site's grant is
     // this one with its own country code.
@@ -559,7 +587,7 @@ pub fn markdown_table() -> String {
         };
         let _ = writeln!(
             out,
-            "| `{} | {} | {} | {} |",
+            "| `{} | {} | {} | {} | {} |",
             name,
             g.publish.iter().map(|s| code(s)).collect::<Vec<_>>().join("<br>"),
             g.subscribe
@@ -571,6 +599,11 @@ pub fn markdown_table() -> String {
                 .collect::<Vec<_>>()
                 .join("<br>"),
             if g.allow_responses { "yes" } else { "no" },
+            if g.leaf_node {
+                "a client or a leaf node"
+            } else {
+                "a client"
+            },
         );
     }
     out
@@ -610,6 +643,15 @@ mod tests {
         }
         assert_eq!(g.subscribe.len(), Service::ALL.len() + 1);
         assert!(!g.allow_responses);
+        assert_eq!(connection_types(&g), ["STANDARD", "LEAFNODE"]);
+        for other in grants(&[]) {
+            assert_eq!(
+                connection_types(&other),
+                ["STANDARD"],
+                "{} is no leaf node",
+                other.identity
+            );
+        }
         let projector = grant_of(Identity::Projector);
         assert!(projector.publish.contains(&"concord.feed.*.intel.>".to_owned()));
         assert!(projector.subscribe.contains(&Sub {
