@@ -1094,3 +1094,355 @@ fn a_broken_compose_file_is_refused() {
         "{problems:#?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// docs/limits.md
+// ---------------------------------------------------------------------------
+
+/// Every constant docs/limits.md may name, with its value (durations in
+/// seconds).
+fn limits() -> BTreeMap<&'static str, u64> {
+    use concord_contracts::{crisis, deployments, intel, operations};
+    let n = |v: usize| v as u64;
+    BTreeMap::from([
+        ("concord_gateway::BODY_BYTES_MAX", n(concord_gateway::BODY_BYTES_MAX)),
+        ("concord_gateway::HEADERS_MAX", n(concord_gateway::HEADERS_MAX)),
+        (
+            "concord_gateway::HEADER_READ_TIMEOUT",
+            concord_gateway::HEADER_READ_TIMEOUT.as_secs(),
+        ),
+        (
+            "concord_gateway::REQUEST_TIMEOUT_TOTAL",
+            concord_gateway::REQUEST_TIMEOUT_TOTAL.as_secs(),
+        ),
+        (
+            "concord_gateway::call::REQUEST_TIMEOUT",
+            concord_gateway::call::REQUEST_TIMEOUT.as_secs(),
+        ),
+        ("concord_gateway::CONNECTIONS_MAX", n(concord_gateway::CONNECTIONS_MAX)),
+        (
+            "concord_core::auth::TOKEN_BYTES_MAX",
+            n(concord_core::auth::TOKEN_BYTES_MAX),
+        ),
+        (
+            "concord_gateway::call::KEY_BYTES_MAX",
+            n(concord_gateway::call::KEY_BYTES_MAX),
+        ),
+        ("concord_core::chain::INTEGER_MAX", concord_core::chain::INTEGER_MAX),
+        ("concord_gateway::views::PAGE_MAX", n(concord_gateway::views::PAGE_MAX)),
+        ("concord_projector::api::PAGE_MAX", n(concord_projector::api::PAGE_MAX)),
+        ("concord_audit::PAGE_MAX", n(concord_audit::PAGE_MAX)),
+        (
+            "concord_gateway::views::QUERY_CHARS_MAX",
+            n(concord_gateway::views::QUERY_CHARS_MAX),
+        ),
+        (
+            "concord_projector::api::QUERY_CHARS_MAX",
+            n(concord_projector::api::QUERY_CHARS_MAX),
+        ),
+        (
+            "concord_gateway::views::NOTE_CHARS_MAX",
+            n(concord_gateway::views::NOTE_CHARS_MAX),
+        ),
+        (
+            "concord_projector::WAIT_FOR_MAX",
+            concord_projector::WAIT_FOR_MAX.as_secs(),
+        ),
+        ("concord_audit::WAIT_FOR_MAX", concord_audit::WAIT_FOR_MAX.as_secs()),
+        (
+            "concord_gateway::sse::PER_TOKEN_MAX",
+            n(concord_gateway::sse::PER_TOKEN_MAX),
+        ),
+        (
+            "concord_gateway::access::ANSWER_BYTES_MAX",
+            n(concord_gateway::access::ANSWER_BYTES_MAX),
+        ),
+        (
+            "concord_bus::runtime::REQUESTS_IN_FLIGHT_MAX",
+            n(concord_bus::runtime::REQUESTS_IN_FLIGHT_MAX),
+        ),
+        (
+            "concord_bus::schema::VIOLATIONS_MAX",
+            n(concord_bus::schema::VIOLATIONS_MAX),
+        ),
+        (
+            "concord_contracts::operations::TITLE_CHARS_MAX",
+            n(operations::TITLE_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::operations::OBJECTIVE_CHARS_MAX",
+            n(operations::OBJECTIVE_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::operations::DETAILS_CHARS_MAX",
+            n(operations::DETAILS_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::operations::NOTE_CHARS_MAX",
+            n(operations::NOTE_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::operations::OUTCOME_CHARS_MAX",
+            n(operations::OUTCOME_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::operations::PARTICIPANTS_MAX",
+            n(operations::PARTICIPANTS_MAX),
+        ),
+        ("concord_contracts::operations::TASKS_MAX", n(operations::TASKS_MAX)),
+        ("concord_contracts::intel::REASON_CHARS_MAX", n(intel::REASON_CHARS_MAX)),
+        (
+            "concord_contracts::intel::DESCRIPTION_CHARS_MAX",
+            n(intel::DESCRIPTION_CHARS_MAX),
+        ),
+        ("concord_contracts::intel::NAME_CHARS_MAX", n(intel::NAME_CHARS_MAX)),
+        (
+            "concord_contracts::intel::lead::SUMMARY_CHARS_MAX",
+            n(intel::lead::SUMMARY_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::intel::lead::DETAILS_CHARS_MAX",
+            n(intel::lead::DETAILS_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::intel::lead::RESTRICTED_TO_MAX",
+            n(intel::lead::RESTRICTED_TO_MAX),
+        ),
+        (
+            "concord_contracts::intel::lead::AMENDMENTS_MAX",
+            n(intel::lead::AMENDMENTS_MAX),
+        ),
+        (
+            "concord_contracts::intel::notice::OFFENCE_CHARS_MAX",
+            n(intel::notice::OFFENCE_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::intel::notice::WARRANT_CHARS_MAX",
+            n(intel::notice::WARRANT_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::intel::notice::RECIPIENTS_MAX",
+            n(intel::notice::RECIPIENTS_MAX),
+        ),
+        ("concord_contracts::crisis::TITLE_CHARS_MAX", n(crisis::TITLE_CHARS_MAX)),
+        (
+            "concord_contracts::crisis::SITREP_TEXT_CHARS_MAX",
+            n(crisis::SITREP_TEXT_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::crisis::DETAILS_CHARS_MAX",
+            n(crisis::DETAILS_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::crisis::REASON_CHARS_MAX",
+            n(crisis::REASON_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::crisis::SUMMARY_CHARS_MAX",
+            n(crisis::SUMMARY_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::crisis::SEVERITY_MIN",
+            u64::from(crisis::SEVERITY_MIN),
+        ),
+        (
+            "concord_contracts::crisis::SEVERITY_MAX",
+            u64::from(crisis::SEVERITY_MAX),
+        ),
+        ("concord_contracts::crisis::SITREPS_MAX", n(crisis::SITREPS_MAX)),
+        (
+            "concord_contracts::crisis::ASSISTANCE_REQUESTS_MAX",
+            n(crisis::ASSISTANCE_REQUESTS_MAX),
+        ),
+        (
+            "concord_contracts::crisis::SEVERITY_CHANGES_MAX",
+            n(crisis::SEVERITY_CHANGES_MAX),
+        ),
+        (
+            "concord_contracts::deployments::REASON_CHARS_MAX",
+            n(deployments::REASON_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::deployments::REPORT_CHARS_MAX",
+            n(deployments::REPORT_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::deployments::NAME_CHARS_MAX",
+            n(deployments::NAME_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::deployments::MEMBER_ROLE_CHARS_MAX",
+            n(deployments::MEMBER_ROLE_CHARS_MAX),
+        ),
+        (
+            "concord_contracts::deployments::MEMBERS_MAX",
+            n(deployments::MEMBERS_MAX),
+        ),
+    ])
+}
+
+/// `pub const *_MAX|*_MIN` of these crates that no client reaches, so
+/// docs/limits.md need not list them.
+const NOT_A_CLIENT_S_LIMIT: &[(&str, &str)] = &[
+    (
+        "concord_contracts::audit::ITEMS_MAX",
+        "the gateway's record of a read, never a client's input",
+    ),
+    (
+        "concord_contracts::audit::URI_PART_BYTES_MAX",
+        "the gateway's record of a read, never a client's input",
+    ),
+    (
+        "concord_core::auth::SECRET_BYTES_MIN",
+        "the operator's JWT secret, checked at start",
+    ),
+    ("concord_projector::BATCH_MAX", "how the projector groups its writes"),
+];
+
+/// The crates whose public limits docs/limits.md must cover, by directory.
+const LIMIT_CRATES: [(&str, &str); 5] = [
+    ("services/contracts", "concord_contracts"),
+    ("services/kernel/core", "concord_core"),
+    ("services/gateway", "concord_gateway"),
+    ("services/projector", "concord_projector"),
+    ("services/audit", "concord_audit"),
+];
+
+/// What docs/limits.md says wrong: a constant it names that is not known
+/// here, a number that is not the constant's, a public limit it misses.
+fn check_limits_doc(doc: &str, known: &BTreeMap<&str, u64>, public: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut named = BTreeSet::new();
+    for line in doc.lines() {
+        for (at, _) in line.match_indices("`concord_") {
+            let path: String = line[at + 1..].chars().take_while(|c| *c != '`').collect();
+            named.insert(path.clone());
+            let Some(&value) = known.get(path.as_str()) else {
+                problems.push(format!(
+                    "{path}: no such limit in the test's table (a typo, or a constant gone)"
+                ));
+                continue;
+            };
+            // A table row: the value is the second cell; in prose, "(N)"
+            // right after the name.
+            let said = if line.starts_with('|') {
+                line.split('|').nth(2).and_then(first_number)
+            } else {
+                line[at + path.len() + 2..].strip_prefix(" (").and_then(first_number)
+            };
+            match said {
+                Some(n) if n == value => {}
+                Some(n) => problems.push(format!("{path} is {value}, the page says {n}")),
+                None => problems.push(format!("{path}: no number beside it: {line:?}")),
+            }
+        }
+    }
+    for path in public {
+        if !named.contains(path) && !NOT_A_CLIENT_S_LIMIT.iter().any(|(p, _)| p == path) {
+            problems.push(format!("{path} is not in docs/limits.md"));
+        }
+    }
+    problems
+}
+
+fn first_number(text: &str) -> Option<u64> {
+    let digits: String = text
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// `crate::module::NAME` of every `pub const NAME` ending in `_MAX` or
+/// `_MIN` in [`LIMIT_CRATES`] (tests left out).
+fn public_limits() -> Vec<String> {
+    let mut out = Vec::new();
+    for (dir, krate) in LIMIT_CRATES {
+        let src = repo().join(dir).join("src");
+        for (path, text) in rust_sources(&src) {
+            let rel = path.strip_prefix(&src).expect("under src").with_extension("");
+            let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            if parts.iter().any(|p| p == "tests") {
+                continue;
+            }
+            let module: Vec<&str> = parts
+                .iter()
+                .map(String::as_str)
+                .filter(|p| *p != "lib" && *p != "mod")
+                .collect();
+            for line in text.lines() {
+                let Some(rest) = line.strip_prefix("pub const ") else {
+                    continue;
+                };
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name.ends_with("_MAX") || name.ends_with("_MIN") {
+                    out.push(
+                        [krate]
+                            .into_iter()
+                            .chain(module.iter().copied())
+                            .chain([name.as_str()])
+                            .collect::<Vec<_>>()
+                            .join("::"),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_documented_limit_is_the_code_s() {
+    let doc = read(&repo().join("docs/limits.md"));
+    let public = public_limits();
+    assert!(
+        public.contains(&"concord_contracts::intel::lead::AMENDMENTS_MAX".to_owned()),
+        "{public:?}"
+    );
+    assert!(
+        public.contains(&"concord_gateway::BODY_BYTES_MAX".to_owned()),
+        "{public:?}"
+    );
+    let problems = check_limits_doc(&doc, &limits(), &public);
+    assert!(problems.is_empty(), "docs/limits.md:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn a_wrong_limit_in_the_doc_is_refused() {
+    let doc = read(&repo().join("docs/limits.md"));
+    let (known, public) = (limits(), public_limits());
+    let cases = [
+        (
+            "| tasks | 1000 |",
+            "| tasks | 100 |",
+            "TASKS_MAX is 1000, the page says 100",
+        ),
+        (
+            "`concord_bus::schema::VIOLATIONS_MAX` (5)",
+            "`concord_bus::schema::VIOLATIONS_MAX` (6)",
+            "the page says 6",
+        ),
+        (
+            "`concord_gateway::BODY_BYTES_MAX`",
+            "`concord_gateway::BODY_BYTE_MAX`",
+            "BODY_BYTE_MAX: no such limit",
+        ),
+        (
+            "`concord_contracts::crisis::SITREPS_MAX`",
+            "`the sitreps' limit`",
+            "SITREPS_MAX is not in docs/limits.md",
+        ),
+    ];
+    for (from, to, expect) in cases {
+        assert!(doc.contains(from), "the page has no {from:?}");
+        let problems = check_limits_doc(&doc.replacen(from, to, 1), &known, &public);
+        assert!(
+            problems.iter().any(|p| p.contains(expect)),
+            "{from:?}: expected {expect:?}, got {problems:#?}"
+        );
+    }
+}
