@@ -168,26 +168,73 @@ fn nats_identities(data: &std::path::Path, tls: bool, sites: &[concord_core::Cou
 }
 
 fn run_async(f: impl Future<Output = anyhow::Result<()>>, format: LogFormat) -> anyhow::Result<ExitCode> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,concord=info,concord_gateway=info,concord_core=info,concord_bus=info,tower_http=info",
+            "warn,concord=info,concord_gateway=info,concord_core=info,concord_bus=info,concord_projector=info,tower_http=info",
         )
     });
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => fmt.init(),
-        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(true).init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(true).boxed(),
+    };
+    let traces = tracing_exporter()?;
+    let otel = traces.as_ref().map(|(provider, _)| {
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("concord"))
+    });
+    tracing_subscriber::registry().with(filter).with(fmt).with(otel).init();
+    if let Some((_, endpoint)) = &traces {
+        concord_bus::trace::set_exporting();
+        tracing::info!(%endpoint, "spans are exported over OTLP");
     }
     // Recorded from the start, rendered by the gateway's `/metrics` or
     // `serve --metrics`.
     concord_bus::metrics::install();
-    tokio::runtime::Builder::new_multi_thread()
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(f)?;
+        .block_on(f);
+    if let Some((provider, _)) = traces {
+        // The spans of the last moments too.
+        if let Err(e) = provider.shutdown() {
+            eprintln!("warning: the last spans were not exported: {e}");
+        }
+    }
+    ran?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The variable naming the OpenTelemetry collector spans go to (OTLP over
+/// HTTP with protobuf, e.g. `http://127.0.0.1:4318`); unset or empty: no
+/// spans are exported.
+const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// The span exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` names a collector.
+/// Spans are batched and sent from the exporter's own thread, so a slow or
+/// absent collector costs requests nothing (spans beyond its queue are
+/// dropped).
+fn tracing_exporter() -> anyhow::Result<Option<(opentelemetry_sdk::trace::SdkTracerProvider, String)>> {
+    let Some(endpoint) = std::env::var(OTLP_ENDPOINT_ENV).ok().filter(|e| !e.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| anyhow::anyhow!("{OTLP_ENDPOINT_ENV}={endpoint}: {e}"))?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("concord")
+                .build(),
+        )
+        .build();
+    Ok(Some((provider, endpoint)))
 }
 
 #[derive(Subcommand)]

@@ -197,7 +197,8 @@ async fn connect(
                 _ => {}
             }
         })
-        .connect(url)
+        // A cluster's nodes, comma-separated: the client moves between them.
+        .connect(credentials::server_urls(url))
         .await
         .with_context(|| format!("connecting to NATS at {url} as {identity}"))
 }

@@ -127,33 +127,17 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
-/// The trace id of `tp` when it is a valid W3C `traceparent` (version
-/// 00-fe, non-zero ids, lower-case hex).
-fn valid_trace_id(tp: &str) -> Option<&str> {
-    let parts: Vec<&str> = tp.trim().split('-').collect();
-    let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    match parts.as_slice() {
-        [ver, trace, span, flags]
-            if hex_of(ver, 2)
-                && *ver != "ff"
-                && hex_of(trace, 32)
-                && hex_of(span, 16)
-                && hex_of(flags, 2)
-                && trace.bytes().any(|b| b != b'0')
-                && span.bytes().any(|b| b != b'0') =>
-        {
-            Some(trace)
-        }
-        _ => None,
-    }
-}
-
-/// A `traceparent` for the NATS request: a child of the caller's when it
-/// sent a valid one (same trace, new span), else a new trace.
+/// A `traceparent` for the NATS request: the request's span when spans
+/// are exported (so the service's span is its child); else a child of
+/// the caller's when it sent a valid one (same trace, new span id), else a
+/// new trace.
 pub fn traceparent(headers: &HeaderMap) -> String {
+    if let Some(own) = concord_bus::trace::traceparent_of(&tracing::Span::current()) {
+        return own;
+    }
     let incoming = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
     let trace_id = incoming
-        .and_then(valid_trace_id)
+        .and_then(concord_bus::trace::trace_id_of)
         .map_or_else(|| random_hex(16), str::to_owned);
     format!("00-{trace_id}-{}-01", random_hex(8))
 }
@@ -164,9 +148,13 @@ pub fn ensure_traceparent(headers: &mut HeaderMap) {
     let valid = headers
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(valid_trace_id)
+        .and_then(concord_bus::trace::trace_id_of)
         .is_some();
-    if !valid {
+    if !valid && concord_bus::trace::exporting() {
+        // The request's own span starts the trace; a made-up parent would
+        // be a span no exporter ever sees.
+        headers.remove(TRACEPARENT);
+    } else if !valid {
         let fresh = format!("00-{}-{}-01", random_hex(16), random_hex(8));
         if let Ok(v) = axum::http::HeaderValue::from_str(&fresh) {
             headers.insert(TRACEPARENT, v);

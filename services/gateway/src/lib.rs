@@ -221,13 +221,22 @@ fn app(client: async_nats::Client, config: Config) -> (Router, AppState) {
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::extract::Request| {
-                    let trace_id = req
-                        .headers()
-                        .get(call::TRACEPARENT)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(concord_bus::runtime::trace_id_of)
+                    let incoming = req.headers().get(call::TRACEPARENT).and_then(|v| v.to_str().ok());
+                    let span = tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        trace_id = tracing::field::Empty
+                    );
+                    concord_bus::trace::continue_from(&span, incoming);
+                    let own = concord_bus::trace::traceparent_of(&span);
+                    let trace_id = own
+                        .as_deref()
+                        .or(incoming)
+                        .and_then(concord_bus::trace::trace_id_of)
                         .unwrap_or("");
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), trace_id)
+                    span.record("trace_id", trace_id);
+                    span
                 })
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )

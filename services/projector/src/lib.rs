@@ -90,7 +90,9 @@ pub struct Projector {
 }
 
 enum Read {
-    Event(Box<EventEnvelope>, u64, Checkpoint),
+    /// An event, when it was read, the consumer's position after it, and
+    /// the `traceparent` that announced it.
+    Event(Box<EventEnvelope>, u64, Checkpoint, Option<String>),
     Failed(Service, String),
 }
 
@@ -166,7 +168,8 @@ impl Engine {
                         Ok(e) => {
                             let at = tick();
                             let position = consumer.position().clone();
-                            if tx.send(Read::Event(Box::new(e), at, position)).await.is_err() {
+                            let trace = consumer.traceparent().map(str::to_owned);
+                            if tx.send(Read::Event(Box::new(e), at, position, trace)).await.is_err() {
                                 return;
                             }
                         }
@@ -561,9 +564,17 @@ async fn apply(
     } = sink;
     let mut merge = Merge::new(|s| checkpoints.get(&s).map_or(0, |c| c.seq));
     let mut positions: BTreeMap<(Service, u64), Checkpoint> = BTreeMap::new();
-    let take = |read: Read, merge: &mut Merge, positions: &mut BTreeMap<(Service, u64), Checkpoint>| match read {
-        Read::Event(e, at, position) => {
+    // Taken out as each event is applied, so bounded like `positions`.
+    let mut traces: BTreeMap<(Service, u64), String> = BTreeMap::new();
+    let take = |read: Read,
+                merge: &mut Merge,
+                positions: &mut BTreeMap<(Service, u64), Checkpoint>,
+                traces: &mut BTreeMap<(Service, u64), String>| match read {
+        Read::Event(e, at, position, trace) => {
             positions.insert((e.service, e.seq), position);
+            if let Some(tp) = trace {
+                traces.insert((e.service, e.seq), tp);
+            }
             let service = e.service;
             merge.read(*e, at).map_err(|why| Error::Source { service, why })
         }
@@ -571,7 +582,7 @@ async fn apply(
     };
     loop {
         while let Ok(read) = rx.try_recv() {
-            take(read, &mut merge, &mut positions)?;
+            take(read, &mut merge, &mut positions, &mut traces)?;
         }
         let mut applied: Vec<(FeedEntry, Vec<(Service, String)>)> = Vec::new();
         let mut need_head = None;
@@ -580,7 +591,9 @@ async fn apply(
             while applied.len() < BATCH_MAX {
                 match merge.step() {
                     Next::Apply(e) => {
-                        let a = p.apply(&e)?;
+                        let span = tracing::info_span!("project", service = %e.service, seq = e.seq);
+                        concord_bus::trace::continue_from(&span, traces.remove(&(e.service, e.seq)).as_deref());
+                        let a = span.in_scope(|| p.apply(&e))?;
                         if let Some(c) = positions.remove(&(e.service, e.seq)) {
                             checkpoints.insert(e.service, c);
                         }
@@ -658,7 +671,7 @@ async fn apply(
         }
         tokio::select! {
             read = rx.recv() => match read {
-                Some(read) => take(read, &mut merge, &mut positions)?,
+                Some(read) => take(read, &mut merge, &mut positions, &mut traces)?,
                 None => return Ok(()),
             },
             _ = stopped.changed() => return Ok(()),

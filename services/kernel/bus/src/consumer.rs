@@ -134,6 +134,12 @@ pub struct Consumer {
     rejected: Arc<AtomicU64>,
     /// Who consumes, for the lag metric.
     name: String,
+    /// The `traceparent` a live message claiming `seq` with `hash` carried
+    /// (the first per seq), kept while its claim is.
+    traces: BTreeMap<u64, (String, String)>,
+    /// The `traceparent` of the event delivered last, when the live message
+    /// that claimed it carried one and the log served that very event.
+    last_trace: Option<String>,
 }
 
 impl Consumer {
@@ -161,6 +167,8 @@ impl Consumer {
             delivered: VecDeque::new(),
             rejected: Arc::default(),
             name: "consumer".to_owned(),
+            traces: BTreeMap::new(),
+            last_trace: None,
         })
     }
 
@@ -190,6 +198,13 @@ impl Consumer {
     pub fn with_poll_interval(mut self, poll: Duration) -> Self {
         self.poll = poll;
         self
+    }
+
+    /// The `traceparent` of the event `next` returned last, when the live
+    /// message that announced it carried one (an event read to fill a gap
+    /// has none): a consumer's span continues the trace that appended it.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.last_trace.as_deref()
     }
 
     /// The last event delivered: persist it with what you applied.
@@ -253,12 +268,12 @@ impl Consumer {
         tokio::select! {
             msg = self.live.next() => {
                 let Some(msg) = msg else { return Err(ConsumerError::Closed(self.source)) };
-                self.claim(&msg.payload);
+                self.claim(&msg.payload, trace_of(&msg));
                 // Whatever else has arrived is taken now, so a burst is
                 // read from the log once.
                 for _ in 1..LIVE_BATCH_MAX {
                     match self.live.next().now_or_never() {
-                        Some(Some(msg)) => self.claim(&msg.payload),
+                        Some(Some(msg)) => self.claim(&msg.payload, trace_of(&msg)),
                         _ => break,
                     }
                 }
@@ -280,7 +295,7 @@ impl Consumer {
     /// Records what a live message claims. It proves nothing (it may come
     /// from another log, or from anyone allowed to publish there): its
     /// claim is checked when the log serves that seq.
-    fn claim(&mut self, payload: &[u8]) {
+    fn claim(&mut self, payload: &[u8], traceparent: Option<String>) {
         // A message that is not a canonical, sealed record, or whose bytes
         // do not hash to the hash it states, is false on its face.
         let (seq, hash) = match inspect(payload) {
@@ -304,6 +319,9 @@ impl Consumer {
         let kept = self.claims.values().map(Vec::len).sum::<usize>();
         let at_seq = self.claims.entry(seq).or_default();
         if !at_seq.contains(&hash) && kept < CLAIMS_MAX {
+            if let Some(tp) = traceparent {
+                self.traces.entry(seq).or_insert_with(|| (hash.clone(), tp));
+            }
             at_seq.push(hash);
         }
         self.known_head = self.known_head.max(seq);
@@ -387,6 +405,7 @@ impl Consumer {
         // and an event is published only once durable: a claim beyond
         // the head the log reports names no event of it.
         let beyond = self.claims.split_off(&(got.head_seq + 1));
+        drop(self.traces.split_off(&(got.head_seq + 1)));
         for (seq, hashes) in beyond {
             for _ in hashes {
                 self.reject(seq, "it is beyond the head of the source's log");
@@ -426,6 +445,11 @@ impl Consumer {
         if let Some(what) = self.misfit(event, raw) {
             return Err(self.regression(what));
         }
+        self.last_trace = self
+            .traces
+            .remove(&event.seq)
+            .filter(|(hash, _)| *hash == event.hash)
+            .map(|(_, tp)| tp);
         for claimed in self.claims.remove(&event.seq).unwrap_or_default() {
             if claimed != event.hash {
                 self.reject(event.seq, "the log serves another event at that seq");
@@ -440,4 +464,12 @@ impl Consumer {
         self.report_lag();
         Ok(())
     }
+}
+
+/// The `traceparent` header of a live message, if any.
+fn trace_of(msg: &async_nats::Message) -> Option<String> {
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get(crate::logs::TRACEPARENT))
+        .map(|v| v.as_str().to_owned())
 }

@@ -28,3 +28,4 @@ pub mod runtime;
 pub mod schema;
 pub mod service;
 pub mod tls;
+pub mod trace;

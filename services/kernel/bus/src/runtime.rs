@@ -547,8 +547,12 @@ impl<A: Aggregate> Runtime<A> {
             .and_then(|h| h.get(TRACEPARENT))
             .map(|v| v.as_str().to_owned());
         let command = last_token(msg.subject.as_str()).to_owned();
-        let trace_id = traceparent.as_deref().and_then(trace_id_of).unwrap_or("");
+        let trace_id = traceparent.as_deref().and_then(crate::trace::trace_id_of).unwrap_or("");
         let span = tracing::info_span!("command", service = %A::SERVICE, %command, trace_id);
+        crate::trace::continue_from(&span, traceparent.as_deref());
+        if let Some(own) = crate::trace::traceparent_of(&span) {
+            span.record("trace_id", crate::trace::trace_id_of(&own).unwrap_or(""));
+        }
         let started = std::time::Instant::now();
         let reply = self
             .handle_command(&command, &msg.payload, traceparent.as_deref())
@@ -691,7 +695,7 @@ impl<A: Aggregate> Runtime<A> {
                 );
             }
             let decided = match self.facts() {
-                Ok(facts) => A::decide(&state, &command, &facts, &ctx),
+                Ok(facts) => tracing::info_span!("decide").in_scope(|| A::decide(&state, &command, &facts, &ctx)),
                 Err(reply) => return reply,
             };
             let events = match decided {
@@ -740,13 +744,18 @@ impl<A: Aggregate> Runtime<A> {
                 observed_hlc: env.causation_hlc,
                 events: new_events,
             };
-            match self.log.append(req).await {
+            match self.log.append(req).instrument(tracing::info_span!("append")).await {
                 Ok(appended) => {
                     if !appended.duplicate {
                         let added: u64 = appended.raw.iter().map(|r| r.len() as u64).sum();
                         self.remember(&stream, state, bytes.saturating_add(added), &events, appended.version());
                     }
-                    if let Err(e) = publish_appended_traced(&self.client, &appended, traceparent).await {
+                    // The events name the span that published them, when
+                    // spans are exported; else the command's trace goes on.
+                    let publishing = tracing::info_span!("publish");
+                    let named = crate::trace::traceparent_of(&publishing);
+                    let sent = publish_appended_traced(&self.client, &appended, named.as_deref().or(traceparent));
+                    if let Err(e) = sent.instrument(publishing).await {
                         // Durable already; consumers will read it from the log.
                         tracing::warn!(error = %e, "publishing events failed");
                     }
@@ -947,14 +956,6 @@ impl<A: Aggregate> Runtime<A> {
             Err(r) => refused(&r),
         }
     }
-}
-
-/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`),
-/// for log lines; anything else has none.
-pub fn trace_id_of(traceparent: &str) -> Option<&str> {
-    let mut parts = traceparent.split('-');
-    let (_, trace) = (parts.next()?, parts.next()?);
-    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then_some(trace)
 }
 
 #[cfg(test)]

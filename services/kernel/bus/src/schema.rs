@@ -84,6 +84,10 @@ impl std::fmt::Display for Violation {
     }
 }
 
+/// Most violations one refusal names: enough to fix the input; a hostile
+/// body cannot make the reply huge (docs/limits.md).
+pub const VIOLATIONS_MAX: usize = 5;
+
 /// Compiled schemas by name (e.g. `envelope/command`, `commands/operations/open`).
 pub struct Schemas {
     compiled: HashMap<String, jsonschema::Validator>,
@@ -134,10 +138,9 @@ impl Schemas {
         self.compiled.keys().map(String::as_str)
     }
 
-    /// Validates `instance`; the violations, at most a few, in order.
+    /// Validates `instance`; the violations, at most [`VIOLATIONS_MAX`],
+    /// in order.
     pub fn check(&self, name: &str, instance: &Value) -> Result<Result<(), Vec<Violation>>, SchemaError> {
-        /// Enough to fix the input; a hostile body cannot make the reply huge.
-        const VIOLATIONS_MAX: usize = 5;
         let v = self
             .compiled
             .get(name)
