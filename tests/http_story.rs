@@ -246,11 +246,13 @@ async fn services_run_as_separate_processes() {
             .expect("spawn")
     };
     let data = dir.path().to_string_lossy().to_string();
-    let mut ops = spawn(&["serve", "operations", "--data", &data]);
+    // Each process's own metrics, as deploy/ scrapes them.
+    let (ops_metrics, projector_metrics) = (free_addr(), free_addr());
+    let mut ops = spawn(&["serve", "operations", "--data", &data, "--metrics", &ops_metrics]);
     let mut intel = spawn(&["serve", "intel", "--data", &data]);
     let mut crisis = spawn(&["serve", "crisis", "--data", &data]);
     let mut deployments = spawn(&["serve", "deployments", "--data", &data]);
-    let mut projector = spawn(&["serve", "projector", "--data", &data]);
+    let mut projector = spawn(&["serve", "projector", "--data", &data, "--metrics", &projector_metrics]);
     let mut audit = spawn(&["serve", "audit", "--data", &data]);
     let mut gw = spawn(&["serve", "gateway", "--http", &addr]);
     let deadline = Instant::now() + START_TIMEOUT;
@@ -314,6 +316,32 @@ async fn services_run_as_separate_processes() {
         "the projector's store is in its data dir"
     );
     assert!(dir.path().join("audit").is_dir(), "the access log is in its data dir");
+    // The operations process counted its command and timed its fsync; the
+    // projector says how far behind each log it is; neither serves
+    // anything but /metrics there.
+    let scraped = request(&ops_metrics, "GET", "/metrics", &[], None).await.expect("http");
+    assert_eq!(scraped.status, 200);
+    let text = String::from_utf8_lossy(&scraped.body).into_owned();
+    assert!(
+        text.contains(r#"concord_commands_total{service="operations",command="open",result="ok"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"concord_log_fsync_duration_seconds_count{log="operations"}"#),
+        "{text}"
+    );
+    let scraped = request(&projector_metrics, "GET", "/metrics", &[], None)
+        .await
+        .expect("http");
+    let text = String::from_utf8_lossy(&scraped.body).into_owned();
+    assert!(
+        text.contains(r#"concord_consumer_lag_events{consumer="projector",source="operations"} 0"#),
+        "{text}"
+    );
+    let elsewhere = request(&ops_metrics, "GET", "/v1/operations", &[], None)
+        .await
+        .expect("http");
+    assert_eq!(elsewhere.status, 404);
     for child in [
         &mut gw,
         &mut audit,
