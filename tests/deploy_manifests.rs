@@ -1100,6 +1100,10 @@ fn limits() -> BTreeMap<&'static str, u64> {
             n(concord_core::auth::TOKEN_BYTES_MAX),
         ),
         (
+            "concord_core::auth::SUB_BYTES_MAX",
+            n(concord_core::auth::SUB_BYTES_MAX),
+        ),
+        (
             "concord_gateway::call::KEY_BYTES_MAX",
             n(concord_gateway::call::KEY_BYTES_MAX),
         ),

@@ -467,7 +467,7 @@ fn param_schema(kind: crate::views::Kind) -> Value {
         Kind::Subject => json!({
             "type": "string",
             "minLength": 1,
-            "maxLength": 200,
+            "maxLength": concord_core::auth::SUB_BYTES_MAX,
             "pattern": concord_bus::runtime::PLAIN_TEXT_PATTERN,
         }),
     }

@@ -40,7 +40,8 @@ pub enum Kind {
     /// An instant, RFC 3339 (`2026-11-30T10:00:00Z`), sent as ms since
     /// the epoch.
     Instant,
-    /// A person's subject as tokens name it (1 to 200 visible characters).
+    /// A person's subject as tokens name it (1 to `SUB_BYTES_MAX`
+    /// characters of plain text: no token names a longer one).
     Subject,
     /// A writing service's log, by name; required.
     Log,
@@ -619,10 +620,13 @@ fn value(p: &QueryParam, raw: &str) -> Result<Value, Problem> {
             json!(u64::try_from(t.timestamp_millis()).unwrap_or(0))
         }
         Kind::Subject => {
+            // Counted in characters, as the OpenAPI document's maxLength
+            // is: a token's sub (at most this many bytes) never has more.
+            let max = concord_core::auth::SUB_BYTES_MAX;
             let chars = raw.chars().count();
             let plain = raw.chars().all(|c| !c.is_control() || c == '\n' || c == '\t');
-            if chars == 0 || chars > 200 || !plain {
-                return Err(invalid(format!("{name} must be 1 to 200 characters of plain text")));
+            if chars == 0 || chars > max || !plain {
+                return Err(invalid(format!("{name} must be 1 to {max} characters of plain text")));
             }
             json!(raw)
         }
@@ -764,6 +768,12 @@ mod tests {
         ] {
             assert!(request(tasks, &caller(), &q(&[]), &q(bad)).is_err(), "{bad:?}");
         }
+        // A `sub` no token can carry is refused, not looked for.
+        let access = VIEWS.iter().find(|v| v.query == "access").expect("access");
+        let longest = "é".repeat(concord_core::auth::SUB_BYTES_MAX);
+        assert!(request(access, &caller(), &q(&[]), &q(&[("sub", &longest)])).is_ok());
+        let longer = format!("{longest}x");
+        assert!(request(access, &caller(), &q(&[]), &q(&[("sub", &longer)])).is_err());
         let view = VIEWS.iter().find(|v| v.path.ends_with("/view")).expect("view");
         assert!(request(view, &caller(), &q(&[("cc", "XX")]), &q(&[])).is_err());
         let v = request(view, &caller(), &q(&[("cc", "FR")]), &q(&[])).expect("FR");

@@ -29,6 +29,8 @@ use crate::envelope::{Actor, Role};
 pub const SECRET_BYTES_MIN: usize = 32;
 /// Longest token read; anything longer is refused unparsed.
 pub const TOKEN_BYTES_MAX: usize = 8192;
+/// Longest `sub` a token may name (the envelope schema's `actor.sub`).
+pub const SUB_BYTES_MAX: usize = 128;
 /// Clock skew allowed between the token's issuer and the gateway.
 pub const SKEW_SECS: i64 = 60;
 /// Longest a token may live, from `iat` (or `nbf`, or now) to `exp`.
@@ -348,8 +350,8 @@ pub fn signed_claims(token: &str, keys: &Keys) -> Result<Claims, AuthError> {
 
 /// The registered claims' verdict (see the module doc).
 fn judge(claims: &Claims, rules: &Rules, now: i64) -> Result<(), AuthError> {
-    if claims.sub.is_empty() || claims.sub.len() > 128 {
-        return Err(AuthError::Malformed("sub must be 1 to 128 bytes".into()));
+    if claims.sub.is_empty() || claims.sub.len() > SUB_BYTES_MAX {
+        return Err(AuthError::Malformed(format!("sub must be 1 to {SUB_BYTES_MAX} bytes")));
     }
     let skew = rules.skew_secs;
     if claims.exp.saturating_add(skew) <= now {
