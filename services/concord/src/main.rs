@@ -11,6 +11,7 @@ mod backup;
 mod bench;
 mod benchaudit;
 mod benchmem;
+mod benchpeers;
 mod benchproj;
 mod logcmd;
 mod projectorcmd;
@@ -341,6 +342,9 @@ enum BenchCmd {
     /// read of it, an operation's timeline, and what the access log adds
     /// to a read
     Audit(benchaudit::AuditBenchArgs),
+    /// Concord's command path beside JetStream (fsync always, and as
+    /// shipped) and PostgreSQL, same payloads and concurrency, one table
+    Peers(benchpeers::PeersBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -376,6 +380,7 @@ fn main() -> ExitCode {
             BenchCmd::Memory(args) => benchmem::memory(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Projector(args) => benchproj::projector(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Audit(args) => benchaudit::audit(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Peers(args) => benchpeers::peers(args).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {
