@@ -10,6 +10,7 @@ mod auditcmd;
 mod backup;
 mod bench;
 mod benchaudit;
+mod benchhttp;
 mod benchmem;
 mod benchpeers;
 mod benchproj;
@@ -345,6 +346,9 @@ enum BenchCmd {
     /// Concord's command path beside JetStream (fsync always, and as
     /// shipped) and PostgreSQL, same payloads and concurrency, one table
     Peers(benchpeers::PeersBenchArgs),
+    /// The HTTP API of a child `concord up` under an open-loop load of
+    /// assign-task requests; latency from each request's scheduled send
+    Http(benchhttp::HttpBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -381,6 +385,7 @@ fn main() -> ExitCode {
             BenchCmd::Projector(args) => benchproj::projector(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Audit(args) => benchaudit::audit(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Peers(args) => benchpeers::peers(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Http(args) => benchhttp::http(args).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {
