@@ -85,7 +85,7 @@ pub fn peers(args: PeersBenchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let pg_version = match &pg_bin {
+    let mut pg_version = match &pg_bin {
         Some(bin) => command_version(&bin.join("postgres"))?,
         None => "not measured".into(),
     };
@@ -94,6 +94,7 @@ pub fn peers(args: PeersBenchArgs) -> anyhow::Result<()> {
     let run = Duration::from_secs(args.seconds);
     let mut rows = Vec::new();
     let mut concord_nats_mib = None;
+    let mut pg_settings = None;
     rt.block_on(async {
         for &system in &args.systems {
             match system {
@@ -139,7 +140,7 @@ pub fn peers(args: PeersBenchArgs) -> anyhow::Result<()> {
                 System::Postgres => {
                     let bin = pg_bin.as_deref().context("PostgreSQL's binaries")?;
                     let pg = Postgres::start(bin)?;
-                    pg.ready().await?;
+                    pg_settings = Some(pg.ready().await?);
                     let mem = Memory::PssTree(pg.child.id());
                     for &n in &args.in_flight {
                         let (latency, peak_mib) = mem.during(drive_postgres(&pg, n, run)).await?;
@@ -155,6 +156,9 @@ pub fn peers(args: PeersBenchArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?;
+    if let Some(settings) = pg_settings {
+        pg_version = format!("{pg_version} ({settings})");
+    }
     print!("{}", table(&args, &nats_version, &pg_version, &rows, concord_nats_mib));
     std::io::stdout().flush().ok();
     Ok(())
@@ -549,8 +553,9 @@ impl Postgres {
         Ok(client)
     }
 
-    /// Waits until it accepts a connection, then makes the table.
-    async fn ready(&self) -> anyhow::Result<()> {
+    /// Waits until it accepts a connection, then makes the table; answers
+    /// the settings that decide what a durable commit costs.
+    async fn ready(&self) -> anyhow::Result<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
             match self.connect().await {
@@ -567,7 +572,18 @@ impl Postgres {
                 "CREATE TABLE events (stream text, version bigint, data bytea, PRIMARY KEY (stream, version))",
             )
             .await?;
-        Ok(())
+        let mut settings = Vec::new();
+        for name in [
+            "fsync",
+            "synchronous_commit",
+            "wal_sync_method",
+            "commit_delay",
+            "shared_buffers",
+        ] {
+            let row = client.query_one(&format!("SHOW {name}"), &[]).await?;
+            settings.push(format!("{name}={}", row.get::<_, String>(0)));
+        }
+        Ok(settings.join(", "))
     }
 }
 
