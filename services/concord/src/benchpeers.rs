@@ -199,7 +199,7 @@ fn table(
     let _ = writeln!(out);
     let _ = writeln!(out, "- command: `concord {}`", command.join(" "));
     let _ = writeln!(out, "- machine: {cores} cores ({cpu}); servers and load share them");
-    let _ = writeln!(out, "- nats-server: {nats_version}; PostgreSQL: {pg_version}");
+    let _ = writeln!(out, "- versions: {nats_version}; {pg_version}");
     let _ = writeln!(
         out,
         "- {} s per level; {EVENT_DATA_BYTES} B of data per write; each worker one stream, one write in flight, conditional on its last acknowledged version",
