@@ -12,7 +12,7 @@ use concord_log::{AppendRequest, Fingerprint, Log, NewEvent};
 use serde_json::json;
 
 /// Bytes of `data` per benchmark event (the "512-byte events").
-const EVENT_DATA_BYTES: usize = 512;
+pub(crate) const EVENT_DATA_BYTES: usize = 512;
 
 #[derive(clap::Args)]
 pub struct LogBenchArgs {
@@ -103,14 +103,15 @@ pub fn log(args: LogBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Latency {
-    p50_us: u128,
-    p99_us: u128,
-    per_sec: f64,
-    count: usize,
+pub(crate) struct Latency {
+    pub(crate) p50_us: u128,
+    pub(crate) p99_us: u128,
+    pub(crate) max_us: u128,
+    pub(crate) per_sec: f64,
+    pub(crate) count: usize,
 }
 
-fn summarize(mut us: Vec<u128>, elapsed: Duration) -> Latency {
+pub(crate) fn summarize(mut us: Vec<u128>, elapsed: Duration) -> Latency {
     us.sort_unstable();
     let pick = |q: f64| {
         us.get(((us.len() as f64 * q) as usize).min(us.len().saturating_sub(1)))
@@ -120,6 +121,7 @@ fn summarize(mut us: Vec<u128>, elapsed: Duration) -> Latency {
     Latency {
         p50_us: pick(0.50),
         p99_us: pick(0.99),
+        max_us: us.last().copied().unwrap_or(0),
         per_sec: us.len() as f64 / elapsed.as_secs_f64(),
         count: us.len(),
     }
@@ -255,18 +257,7 @@ pub fn ops(args: OpsBenchArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let dir = tempfile::TempDir::new()?;
-        let nats = concord_bus::nats_server::NatsServer::start_in(&dir.path().join("nats"))?;
-        let svc_client = async_nats::connect(nats.url()).await?;
-        let svc = concord_operations::bind(
-            &concord_bus::service::Config::new(dir.path().join("operations")),
-            svc_client,
-        )
-        .await?;
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let svc_task = tokio::spawn(svc.run(async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        }));
-        let load = async_nats::connect(nats.url()).await?;
+        let system = OperationsUnderLoad::start(dir.path()).await?;
         println!(
             "# concord bench ops: assign_task over NATS request-reply (nats-server, service and load on this machine){}",
             if args.same_stream {
@@ -281,17 +272,58 @@ pub fn ops(args: OpsBenchArgs) -> anyhow::Result<()> {
         for &n in &args.in_flight {
             let run = Duration::from_secs(args.seconds);
             let r = if args.same_stream {
-                drive_one_stream(&load, n, run).await?
+                drive_one_stream(&system.load, n, run).await?
             } else {
-                drive(&load, n, run, args.tasks_per_operation).await?
+                drive(&system.load, n, run, args.tasks_per_operation, TASK_DETAILS).await?
             };
             println!("| {n} | {:.0} | {} | {} | {} |", r.per_sec, r.p50_us, r.p99_us, r.count);
             std::io::stdout().flush().ok();
         }
-        let _ = stop_tx.send(true);
-        let _ = svc_task.await;
+        system.stop().await;
         anyhow::Ok(())
     })
+}
+
+/// The `details` of every task `bench ops` assigns.
+const TASK_DETAILS: &str = "port of Hamburg";
+
+/// A nats-server child and the operations service bound to it in this
+/// process, with a client of its own for the load: what `bench ops` and
+/// `bench peers` drive.
+pub(crate) struct OperationsUnderLoad {
+    pub(crate) nats: concord_bus::nats_server::NatsServer,
+    pub(crate) load: async_nats::Client,
+    stop: tokio::sync::watch::Sender<bool>,
+    service: tokio::task::JoinHandle<Result<(), concord_bus::runtime::RuntimeError>>,
+}
+
+impl OperationsUnderLoad {
+    /// Starts both with their files under `dir`. Call it from the thread
+    /// that owns the runtime, not from a spawned task: the child belongs
+    /// to the caller.
+    pub(crate) async fn start(dir: &Path) -> anyhow::Result<OperationsUnderLoad> {
+        let nats = concord_bus::nats_server::NatsServer::start_in(&dir.join("nats"))?;
+        let svc_client = async_nats::connect(nats.url()).await?;
+        let svc =
+            concord_operations::bind(&concord_bus::service::Config::new(dir.join("operations")), svc_client).await?;
+        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let service = tokio::spawn(svc.run(async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }));
+        let load = async_nats::connect(nats.url()).await?;
+        Ok(OperationsUnderLoad {
+            nats,
+            load,
+            stop,
+            service,
+        })
+    }
+
+    /// Stops the service (its log closed cleanly), then the nats-server.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.service.await;
+    }
 }
 
 async fn ops_command(client: &async_nats::Client, command: &str, data: serde_json::Value) -> anyhow::Result<()> {
@@ -322,6 +354,12 @@ async fn open_operation(client: &async_nats::Client) -> anyhow::Result<uuid::Uui
     Ok(id)
 }
 
+/// The `data` of an `assign_task` of a fresh task on `op`.
+pub(crate) fn task_data(op: uuid::Uuid, details: &str) -> serde_json::Value {
+    json!({"operation_id": op, "task_id": uuid::Uuid::now_v7(),
+        "assignee_country": "DE", "title": "trace the boat", "details": details})
+}
+
 /// Every worker assigns tasks to the one current operation; the worker
 /// that finds it full opens the next while the others wait.
 async fn drive_one_stream(client: &async_nats::Client, workers: usize, run: Duration) -> anyhow::Result<Latency> {
@@ -343,8 +381,7 @@ async fn drive_one_stream(client: &async_nats::Client, workers: usize, run: Dura
                         current.1 += 1;
                         current.0
                     };
-                    let data = json!({"operation_id": op, "task_id": uuid::Uuid::now_v7(),
-                        "assignee_country": "DE", "title": "trace the boat", "details": "port of Hamburg"});
+                    let data = task_data(op, TASK_DETAILS);
                     let t = Instant::now();
                     ops_command(&client, "assign_task", data).await?;
                     us.push(t.elapsed().as_micros());
@@ -360,12 +397,19 @@ async fn drive_one_stream(client: &async_nats::Client, workers: usize, run: Dura
     Ok(summarize(all, start.elapsed()))
 }
 
-async fn drive(client: &async_nats::Client, workers: usize, run: Duration, per_op: usize) -> anyhow::Result<Latency> {
+pub(crate) async fn drive(
+    client: &async_nats::Client,
+    workers: usize,
+    run: Duration,
+    per_op: usize,
+    details: &str,
+) -> anyhow::Result<Latency> {
     let start = Instant::now();
     let deadline = start + run;
     let tasks: Vec<_> = (0..workers)
         .map(|_| {
             let client = client.clone();
+            let details = details.to_owned();
             tokio::spawn(async move {
                 let mut us = Vec::new();
                 let mut op = open_operation(&client).await?;
@@ -375,8 +419,7 @@ async fn drive(client: &async_nats::Client, workers: usize, run: Duration, per_o
                         op = open_operation(&client).await?;
                         on_op = 0;
                     }
-                    let data = json!({"operation_id": op, "task_id": uuid::Uuid::now_v7(),
-                        "assignee_country": "DE", "title": "trace the boat", "details": "port of Hamburg"});
+                    let data = task_data(op, &details);
                     let t = Instant::now();
                     ops_command(&client, "assign_task", data).await?;
                     us.push(t.elapsed().as_micros());

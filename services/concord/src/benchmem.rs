@@ -175,13 +175,17 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
 /// A memory figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:` the peak), in MiB.
 pub(crate) fn proc_status_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
+    proc_field_mib(&status, field).with_context(|| format!("no {field} in /proc/<pid>/status"))
+}
+
+/// `field` of a `/proc` file of `Name:   1234 kB` lines (`status`,
+/// `smaps_rollup`), in MiB.
+pub(crate) fn proc_field_mib(text: &str, field: &str) -> Option<f64> {
+    text.lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc/<pid>/status")?;
-    Ok(kb / 1024.0)
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
 }
 
 async fn wait_for<F, Fut>(limit: Duration, mut attempt: F) -> anyhow::Result<()>

@@ -10,7 +10,9 @@ mod auditcmd;
 mod backup;
 mod bench;
 mod benchaudit;
+mod benchhttp;
 mod benchmem;
+mod benchpeers;
 mod benchproj;
 mod logcmd;
 mod projectorcmd;
@@ -341,6 +343,12 @@ enum BenchCmd {
     /// read of it, an operation's timeline, and what the access log adds
     /// to a read
     Audit(benchaudit::AuditBenchArgs),
+    /// Concord's command path beside JetStream (fsync always, and as
+    /// shipped) and PostgreSQL, same payloads and concurrency, one table
+    Peers(benchpeers::PeersBenchArgs),
+    /// The HTTP API of a child `concord up` under an open-loop load of
+    /// assign-task requests; latency from each request's scheduled send
+    Http(benchhttp::HttpBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -376,6 +384,8 @@ fn main() -> ExitCode {
             BenchCmd::Memory(args) => benchmem::memory(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Projector(args) => benchproj::projector(args).map(|()| ExitCode::SUCCESS),
             BenchCmd::Audit(args) => benchaudit::audit(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Peers(args) => benchpeers::peers(args).map(|()| ExitCode::SUCCESS),
+            BenchCmd::Http(args) => benchhttp::http(args).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {

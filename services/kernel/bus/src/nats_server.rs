@@ -146,6 +146,12 @@ impl NatsServer {
         &self.dir
     }
 
+    /// The server's process id while it runs (what `bench peers` reads
+    /// its memory from).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `Some(status)` once the server process has exited on its own.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
