@@ -111,6 +111,19 @@ pub(crate) struct Latency {
     pub(crate) count: usize,
 }
 
+/// Every worker's latencies, summarized over the run that began at
+/// `start`.
+pub(crate) async fn gather(
+    workers: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<u128>>>>,
+    start: Instant,
+) -> anyhow::Result<Latency> {
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await??);
+    }
+    Ok(summarize(all, start.elapsed()))
+}
+
 pub(crate) fn summarize(mut us: Vec<u128>, elapsed: Duration) -> Latency {
     us.sort_unstable();
     let pick = |q: f64| {
@@ -191,11 +204,7 @@ async fn appends(dir: &Path, appenders: usize, run: Duration) -> anyhow::Result<
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(summarize(all, start.elapsed()))
+    gather(tasks, start).await
 }
 
 async fn fill(dir: &Path, events: u64) -> anyhow::Result<Duration> {
@@ -390,11 +399,7 @@ async fn drive_one_stream(client: &async_nats::Client, workers: usize, run: Dura
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(summarize(all, start.elapsed()))
+    gather(tasks, start).await
 }
 
 pub(crate) async fn drive(
@@ -429,9 +434,5 @@ pub(crate) async fn drive(
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(summarize(all, start.elapsed()))
+    gather(tasks, start).await
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_nats::jetstream;
 
-use crate::bench::{EVENT_DATA_BYTES, Latency, OperationsUnderLoad, drive, summarize, task_data};
+use crate::bench::{EVENT_DATA_BYTES, Latency, OperationsUnderLoad, drive, gather, task_data};
 use crate::benchmem::{proc_field_mib, proc_status_mib};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -425,11 +425,7 @@ async fn drive_jetstream(js: &jetstream::Context, workers: usize, run: Duration)
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(summarize(all, start.elapsed()))
+    gather(tasks, start).await
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -658,11 +654,7 @@ async fn drive_postgres(pg: &Postgres, workers: usize, run: Duration) -> anyhow:
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(summarize(all, start.elapsed()))
+    gather(tasks, start).await
 }
 
 #[cfg(test)]
