@@ -3,7 +3,8 @@
 //! Owns: bearer-token authentication, the role a route needs, turning an
 //! HTTP request into a command or query on NATS (ids it mints, idempotency,
 //! expected version, trace context) and a reply into JSON or an RFC 9457
-//! problem, `/healthz`, `/readyz` and `/openapi.json`. Every `/v1` route
+//! problem, `/healthz`, `/readyz` (from a check kept current in the
+//! background), `/metrics` and `/openapi.json`. Every `/v1` route
 //! is a row of one table ([`routes::ROUTES`]) from which the router and the
 //! OpenAPI document are both derived; a command's fields are described
 //! only by the service's JSON Schema.

@@ -9,8 +9,9 @@
 //! (`one_writer`), a nats-server child process (`nats_server`, for
 //! `concord up` and the testkit), who may publish and subscribe what
 //! (`permissions`, one table), the identities' keys and how to connect
-//! as one (`credentials`), and the certificates that put the connections
-//! under TLS (`tls`).
+//! as one (`credentials`), the certificates that put the connections
+//! under TLS (`tls`), the process's metrics (`metrics`) and the trace
+//! context carried across NATS (`trace`).
 //!
 //! Must not: hold a domain rule (those are the contracts'), or acknowledge
 //! anything the log has not made durable.
