@@ -14,7 +14,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{free_addr, ok, problem, up};
@@ -57,27 +56,11 @@ fn seed(data: &Path, id: Identity) -> Seed {
     Seed::read_file(&data.join("nats").join(credentials::SEEDS_DIR).join(format!("{id}.nk"))).expect("seed")
 }
 
-type Violations = Arc<Mutex<Vec<String>>>;
+type Violations = common::Reported;
 
 /// A connection as `id` that records every error the server reports.
 async fn probe_as(url: &str, id: Identity, seed: Option<&Seed>) -> Result<(async_nats::Client, Violations), String> {
-    let seen: Violations = Arc::default();
-    let sink = seen.clone();
-    credentials::connect_options(id, seed, None)
-        .name(format!("probe-{id}"))
-        .connection_timeout(Duration::from_secs(5))
-        .event_callback(move |event| {
-            let sink = sink.clone();
-            async move {
-                if let async_nats::Event::ServerError(e) = event {
-                    sink.lock().expect("lock").push(e.to_string());
-                }
-            }
-        })
-        .connect(url)
-        .await
-        .map(|c| (c, seen))
-        .map_err(|e| e.to_string())
+    common::connect_recording(url, id, seed, format!("probe-{id}")).await
 }
 
 /// Waits for the server's violation report naming `what` and `subject`.

@@ -18,8 +18,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -413,28 +413,11 @@ async fn a_node_killed_under_load_loses_and_duplicates_no_acknowledged_event() {
     assert_only_acknowledged(&data, acknowledged);
 }
 
-type Reported = Arc<Mutex<Vec<String>>>;
-
-/// A connection to `url`, with `seed` as `identity` (none: the leaf's own
-/// clients, which need no key of Concord's), recording every error the
-/// server reports.
+/// A connection as `identity` that records every error the server reports.
 async fn connect(url: &str, identity: Identity, seed: Option<&Seed>) -> (async_nats::Client, Reported) {
-    let seen: Reported = Arc::default();
-    let sink = seen.clone();
-    let client = credentials::connect_options(identity, seed, None)
-        .name(format!("test-{identity}"))
-        .event_callback(move |event| {
-            let sink = sink.clone();
-            async move {
-                if let async_nats::Event::ServerError(e) = event {
-                    sink.lock().expect("lock").push(e.to_string());
-                }
-            }
-        })
-        .connect(url)
+    connect_recording(url, identity, seed, format!("test-{identity}"))
         .await
-        .unwrap_or_else(|e| panic!("{identity} connects to {url}: {e}"));
-    (client, seen)
+        .unwrap_or_else(|e| panic!("{identity} connects to {url}: {e}"))
 }
 
 /// Every message `sub` holds now.

@@ -284,3 +284,33 @@ pub async fn instant() -> String {
     tokio::time::sleep(Duration::from_millis(20)).await;
     t
 }
+
+/// What a NATS server reported to a connection (permission violations …).
+pub type Reported = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A connection to `url` as `identity`, named `name`, that records every
+/// error the server reports to it.
+pub async fn connect_recording(
+    url: &str,
+    identity: concord_bus::permissions::Identity,
+    seed: Option<&concord_bus::credentials::Seed>,
+    name: String,
+) -> Result<(async_nats::Client, Reported), String> {
+    let seen: Reported = std::sync::Arc::default();
+    let sink = seen.clone();
+    concord_bus::credentials::connect_options(identity, seed, None)
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let sink = sink.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    sink.lock().expect("lock").push(e.to_string());
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .map(|c| (c, seen))
+        .map_err(|e| e.to_string())
+}
