@@ -140,7 +140,7 @@ pub(crate) fn summarize(mut us: Vec<u128>, elapsed: Duration) -> Latency {
     }
 }
 
-fn fsync_latency(dir: &Path, n: usize) -> anyhow::Result<Latency> {
+pub(crate) fn fsync_latency(dir: &Path, n: usize) -> anyhow::Result<Latency> {
     let path = dir.join("fsync-probe");
     let mut f = std::fs::File::create(&path)?;
     let buf = vec![b'x'; EVENT_DATA_BYTES];

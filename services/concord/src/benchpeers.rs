@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_nats::jetstream;
 
-use crate::bench::{EVENT_DATA_BYTES, Latency, OperationsUnderLoad, drive, gather, task_data};
+use crate::bench::{EVENT_DATA_BYTES, Latency, OperationsUnderLoad, drive, fsync_latency, gather, task_data};
 use crate::benchmem::{proc_field_mib, proc_status_mib};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -77,6 +77,74 @@ struct Row {
     peak_mib: Option<f64>,
 }
 
+/// Microseconds a single command cannot beat on this machine: Concord's
+/// path makes two NATS hops (caller → service, service → caller) where a
+/// peer makes one, and waits for one fsync, so its honest floor is a no-op
+/// request-reply on the same nats-server plus a write + fdatasync on the
+/// same disk, measured in the same run, plus 100 µs for the work itself.
+struct Floor {
+    request_reply: Latency,
+    fdatasync: Latency,
+}
+
+/// Allowance for Concord's own work (parse, checks, decide, seal, reply)
+/// in the floor.
+const FLOOR_WORK_US: u128 = 100;
+
+/// Writes + fdatasyncs timed for the floor: ~1 s on this disk.
+const FLOOR_FSYNCS: usize = 5_000;
+
+impl Floor {
+    fn us(&self) -> u128 {
+        self.request_reply.p50_us + self.fdatasync.p50_us + FLOOR_WORK_US
+    }
+
+    async fn measure(ops: &OperationsUnderLoad, dir: &Path, run: Duration) -> anyhow::Result<Floor> {
+        let request_reply = noop_request_reply(ops, run).await?;
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.to_owned();
+        let fdatasync = tokio::task::spawn_blocking(move || fsync_latency(&dir, FLOOR_FSYNCS)).await??;
+        Ok(Floor {
+            request_reply,
+            fdatasync,
+        })
+    }
+}
+
+/// One request at a time to a responder that answers at once with an
+/// empty body, on the nats-server Concord runs on and over a connection of
+/// its own, as the service has: the two hops without the service's work.
+async fn noop_request_reply(ops: &OperationsUnderLoad, run: Duration) -> anyhow::Result<Latency> {
+    use futures::StreamExt;
+    const SUBJECT: &str = "bench.noop";
+    let responder = async_nats::connect(ops.nats.url()).await?;
+    let mut requests = responder.subscribe(SUBJECT).await?;
+    // The subscription is registered before the first request is sent.
+    responder.flush().await?;
+    let answering = {
+        let responder = responder.clone();
+        tokio::spawn(async move {
+            while let Some(m) = requests.next().await {
+                if let Some(reply) = m.reply {
+                    let _ = responder.publish(reply, Vec::new().into()).await;
+                }
+            }
+        })
+    };
+    let payload = vec![b'x'; EVENT_DATA_BYTES];
+    let start = Instant::now();
+    let deadline = start + run;
+    let mut us = Vec::new();
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        ops.load.request(SUBJECT, payload.clone().into()).await?;
+        us.push(t.elapsed().as_micros());
+    }
+    let elapsed = start.elapsed();
+    answering.abort();
+    Ok(crate::bench::summarize(us, elapsed))
+}
+
 pub fn peers(args: PeersBenchArgs) -> anyhow::Result<()> {
     // Fail before measuring anything when a peer cannot run at all.
     let nats_version = command_version(&concord_bus::nats_server::nats_server_binary()?)?;
@@ -95,11 +163,13 @@ pub fn peers(args: PeersBenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut concord_nats_mib = None;
     let mut pg_settings = None;
+    let mut floor = None;
     rt.block_on(async {
         for &system in &args.systems {
             match system {
                 System::Concord => {
                     let ops = OperationsUnderLoad::start(&base.path().join("concord")).await?;
+                    floor = Some(Floor::measure(&ops, &base.path().join("floor"), run).await?);
                     let details = padded_details()?;
                     let me = Memory::Peak(std::process::id());
                     let nats = ops.nats.pid().map(Memory::Peak);
@@ -160,6 +230,9 @@ pub fn peers(args: PeersBenchArgs) -> anyhow::Result<()> {
         pg_version = format!("{pg_version} ({settings})");
     }
     print!("{}", table(&args, &nats_version, &pg_version, &rows, concord_nats_mib));
+    if let Some(floor) = &floor {
+        print!("{}", floor_lines(floor, &rows));
+    }
     std::io::stdout().flush().ok();
     Ok(())
 }
@@ -238,6 +311,35 @@ fn table(
             thousands(r.latency.p99_us),
             thousands(r.latency.max_us),
             r.peak_mib.map_or("?".into(), |m| format!("{m:.0}")),
+        );
+    }
+    out
+}
+
+/// The floor and Concord's single command against it.
+fn floor_lines(floor: &Floor, rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "- floor of one command, same run: no-op request-reply p50 {} µs (p99 {}) + write {EVENT_DATA_BYTES} B + fdatasync p50 {} µs (p99 {}) + {FLOOR_WORK_US} µs = {} µs",
+        thousands(floor.request_reply.p50_us),
+        thousands(floor.request_reply.p99_us),
+        thousands(floor.fdatasync.p50_us),
+        thousands(floor.fdatasync.p99_us),
+        thousands(floor.us()),
+    );
+    if let Some(one) = rows.iter().find(|r| r.system == System::Concord && r.in_flight == 1) {
+        let verdict = if one.latency.p50_us <= floor.us() {
+            "within"
+        } else {
+            "above"
+        };
+        let _ = writeln!(
+            out,
+            "- Concord at 1 in flight: p50 {} µs, {verdict} the floor ({:+} µs)",
+            thousands(one.latency.p50_us),
+            one.latency.p50_us as i128 - floor.us() as i128,
         );
     }
     out
