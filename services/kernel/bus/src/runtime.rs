@@ -135,7 +135,23 @@ struct CommandEnvelope {
     /// The clock stamp of the event that caused the command (a reaction's).
     #[serde(default)]
     causation_hlc: Option<Hlc>,
+    /// Moved in by `read_envelope`: deserialized from the parsed value it
+    /// would be copied node by node.
+    #[serde(skip)]
     data: Value,
+}
+
+/// The command envelope out of its parsed (and schema-checked) value.
+fn read_envelope(body: Value) -> Result<CommandEnvelope, serde_json::Error> {
+    let Value::Object(mut fields) = body else {
+        return serde_json::from_value(body);
+    };
+    let data = fields
+        .remove("data")
+        .ok_or_else(|| <serde_json::Error as serde::de::Error>::missing_field("data"))?;
+    let mut env: CommandEnvelope = serde_json::from_value(Value::Object(fields))?;
+    env.data = data;
+    Ok(env)
 }
 
 /// The actor as it arrives: the country is checked against the real list
@@ -425,33 +441,43 @@ pub const PLAIN_TEXT_PATTERN: &str = "^(?:|[^\\u0000-\\u0008\\u000B-\\u001F\\u00
 /// white space alone (a blank that looks like a value). `at` is the JSON
 /// pointer of `value`.
 fn plain_text(at: &str, value: &Value) -> Result<(), String> {
+    text_fault(value).map_or(Ok(()), |(mut path, why)| {
+        // Built only for the refusal: every command passes through here.
+        path.push(at.to_owned());
+        path.reverse();
+        let pointer = path.concat();
+        Err(format!("{}: {why}", if pointer.is_empty() { "/" } else { &pointer }))
+    })
+}
+
+/// The first text of `value` that is not plain, as the JSON pointer tokens
+/// leading to it (innermost first, each with its `/`) and why.
+fn text_fault(value: &Value) -> Option<(Vec<String>, String)> {
     match value {
         Value::String(s) => {
             if let Some(c) = s.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
-                return Err(format!(
-                    "{}: control character U+{:04X} is not allowed in a text",
-                    if at.is_empty() { "/" } else { at },
-                    u32::from(c)
+                return Some((
+                    Vec::new(),
+                    format!("control character U+{:04X} is not allowed in a text", u32::from(c)),
                 ));
             }
-            if !s.is_empty() && s.trim().is_empty() {
-                return Err(format!(
-                    "{}: a text of white space only is not allowed",
-                    if at.is_empty() { "/" } else { at }
-                ));
-            }
-            Ok(())
+            (!s.is_empty() && s.trim().is_empty())
+                .then(|| (Vec::new(), "a text of white space only is not allowed".to_owned()))
         }
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, v)| plain_text(&format!("{at}/{i}"), v)),
-        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| {
-            // A JSON pointer escapes `~` and `/` in a key.
-            let key = k.replace('~', "~0").replace('/', "~1");
-            plain_text(&format!("{at}/{key}"), v)
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            text_fault(v).map(|(mut path, why)| {
+                path.push(format!("/{i}"));
+                (path, why)
+            })
         }),
-        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            text_fault(v).map(|(mut path, why)| {
+                // A JSON pointer escapes `~` and `/` in a key.
+                path.push(format!("/{}", k.replace('~', "~0").replace('/', "~1")));
+                (path, why)
+            })
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
 
@@ -615,7 +641,7 @@ impl<A: Aggregate> Runtime<A> {
             Ok(Err(v)) => return invalid_input("command envelope", v),
             Err(e) => return Reply::error(ErrorCode::Internal, e.to_string()),
         }
-        let env: CommandEnvelope = match serde_json::from_value(body) {
+        let env = match read_envelope(body) {
             Ok(e) => e,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("command envelope is invalid: {e}")),
         };
@@ -962,7 +988,26 @@ impl<A: Aggregate> Runtime<A> {
 mod tests {
     use serde_json::json;
 
-    use super::{PLAIN_TEXT_PATTERN, plain_text};
+    use super::{PLAIN_TEXT_PATTERN, plain_text, read_envelope};
+
+    #[test]
+    fn the_envelope_keeps_its_data_and_names_what_is_missing() {
+        let actor = json!({"sub": "u", "role": "coordinator", "country": "FR"});
+        let env = read_envelope(json!({"command_id": "c", "actor": actor, "correlation_id": "k",
+            "expected_version": 3, "data": {"a": [1, {"b": "x"}]}}))
+        .expect("an envelope");
+        assert_eq!(env.data, json!({"a": [1, {"b": "x"}]}));
+        assert_eq!((env.command_id.as_str(), env.expected_version), ("c", Some(3)));
+        let err = read_envelope(json!({"command_id": "c", "actor": actor, "correlation_id": "k"}))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("missing field `data`"), "{err}");
+        let err = read_envelope(json!({"actor": actor, "correlation_id": "k", "data": {}}))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("missing field `command_id`"), "{err}");
+        assert!(read_envelope(json!([1])).is_err());
+    }
 
     /// The pattern the API description shows admits exactly the texts
     /// `plain_text` admits: every character of the Basic Multilingual
