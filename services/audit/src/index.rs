@@ -214,7 +214,7 @@ impl Index {
             .items()
             .filter(|i| i.reach.country(country))
             .map(
-                |i| serde_json::json!({"service": i.service, "stream": i.stream, "version": i.version, "view": i.view}),
+                |i| serde_json::json!({"service": i.service, "stream": i.stream, "version": i.version, "view": projection.view(i)}),
             )
             .collect())
     }

@@ -52,14 +52,17 @@ impl Reach {
     }
 }
 
-/// One stream as the views show it: its service, name, version, the view
-/// its contract gives of it, and who sees it now.
+/// One stream as the views show it: its service, name, version and who
+/// sees it now. What it shows is rendered from its state when it is read
+/// (`Projection::view`): a view grows with its stream (an operation's every
+/// task), so rendering it on every event made each event cost as much as
+/// the whole stream. Items kept by earlier releases carry a rendered
+/// `view`, which reading ignores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub service: Service,
     pub stream: String,
     pub version: u64,
-    pub view: Value,
     pub reach: Reach,
 }
 
@@ -114,9 +117,16 @@ fn item<A: Aggregate>(e: &EventEnvelope, state: &A::State, facts: &A::Facts) -> 
         service: A::SERVICE,
         stream: e.stream.clone(),
         version: e.version,
-        view: A::view(state),
         reach: Reach::of(&A::audience(state, facts)),
     }
+}
+
+/// The operation an intel stream belongs to, as its view names it.
+fn operation_of(state: &<Intel as Aggregate>::State) -> Option<Uuid> {
+    Intel::view(state)
+        .get("operation_id")
+        .and_then(Value::as_str)
+        .and_then(|o| Uuid::parse_str(o).ok())
 }
 
 impl Projection {
@@ -155,9 +165,7 @@ impl Projection {
             Service::Intel => {
                 let state = fold::<Intel>(&mut self.intel, e).map_err(unreadable)?;
                 let item = item::<Intel>(e, state, &self.membership);
-                if let Some(op) = item.view.get("operation_id").and_then(Value::as_str)
-                    && let Ok(op) = Uuid::parse_str(op)
-                {
+                if let Some(op) = operation_of(state) {
                     self.by_operation.entry(op).or_default().insert(e.stream.clone());
                 }
                 item
@@ -192,6 +200,21 @@ impl Projection {
 
     pub fn item(&self, service: Service, stream: &str) -> Option<&Item> {
         self.items.get(&(service, stream.to_owned()))
+    }
+
+    /// What `item` shows: its contract's view of its stream's state now
+    /// (`null` for an item this projection holds no state of).
+    pub fn view(&self, item: &Item) -> Value {
+        fn render<A: Aggregate>(m: &States<A>, stream: &str) -> Value {
+            m.get(stream).map_or(Value::Null, A::view)
+        }
+        match item.service {
+            Service::Operations => render::<Operations>(&self.operations, &item.stream),
+            Service::Intel => render::<Intel>(&self.intel, &item.stream),
+            Service::Crisis => render::<Crisis>(&self.crisis, &item.stream),
+            Service::Deployments => render::<Deployments>(&self.deployments, &item.stream),
+            Service::Audit => Value::Null,
+        }
     }
 
     /// Every item, in `(service, stream)` order.
@@ -235,6 +258,33 @@ impl Projection {
         Some(Kept { state, item })
     }
 
+    /// `kept` as the bytes the store writes, serialized straight from the
+    /// typed state and the item: a kept state grows with its stream (an
+    /// operation's every task), and going through `kept`'s `Value` would
+    /// copy it twice more on every burst that changes the stream. The
+    /// bytes read back as `kept`'s `Kept`.
+    pub fn kept_bytes(&self, service: Service, stream: &str) -> Option<Result<Vec<u8>, serde_json::Error>> {
+        #[derive(Serialize)]
+        struct KeptRef<'a, S> {
+            state: &'a S,
+            item: &'a Item,
+        }
+        fn bytes<A: Aggregate>(m: &States<A>, stream: &str, item: &Item) -> Option<Result<Vec<u8>, serde_json::Error>>
+        where
+            A::State: Serialize,
+        {
+            m.get(stream).map(|state| serde_json::to_vec(&KeptRef { state, item }))
+        }
+        let item = self.item(service, stream)?;
+        match service {
+            Service::Operations => bytes::<Operations>(&self.operations, stream, item),
+            Service::Intel => bytes::<Intel>(&self.intel, stream, item),
+            Service::Crisis => bytes::<Crisis>(&self.crisis, stream, item),
+            Service::Deployments => bytes::<Deployments>(&self.deployments, stream, item),
+            Service::Audit => None,
+        }
+    }
+
     /// Intel's facts as folded so far (kept beside the streams).
     pub fn membership(&self) -> &OperationsView {
         &self.membership
@@ -265,12 +315,7 @@ impl Projection {
                 Service::Operations => put::<Operations>(&mut p.operations, &stream, state)?,
                 Service::Intel => {
                     put::<Intel>(&mut p.intel, &stream, state)?;
-                    if let Some(op) = item
-                        .view
-                        .get("operation_id")
-                        .and_then(Value::as_str)
-                        .and_then(|o| Uuid::parse_str(o).ok())
-                    {
+                    if let Some(op) = p.intel.get(&stream).and_then(operation_of) {
                         p.by_operation.entry(op).or_default().insert(stream.clone());
                     }
                 }

@@ -138,12 +138,16 @@ fn may_read_country(caller: &Caller, country: CountryCode) -> Result<(), Rejecti
     }
 }
 
-fn entry(item: &Item) -> Value {
+fn entry(p: &Projection, item: &Item) -> Value {
+    entry_with(item, p.view(item))
+}
+
+fn entry_with(item: &Item, view: Value) -> Value {
     json!({
         "service": item.service,
         "stream": item.stream,
         "version": item.version,
-        "item": item.view,
+        "item": view,
     })
 }
 
@@ -160,7 +164,7 @@ pub fn view(p: &Projection, req: &ViewRequest) -> Result<Value, Rejection> {
     Ok(json!({
         "country": req.country,
         "position": p.position(),
-        "items": shown.iter().map(|i| entry(i)).collect::<Vec<_>>(),
+        "items": shown.iter().map(|i| entry(p, i)).collect::<Vec<_>>(),
         "next": if more { shown.last().map(|i| cursor(i)) } else { None },
     }))
 }
@@ -215,9 +219,9 @@ pub fn list(p: &Projection, req: &ListRequest) -> Result<Value, Rejection> {
         if item.service != service || !item.stream.starts_with(prefix) {
             continue;
         }
+        let view = p.view(item);
         let rows: Vec<Value> = match req.kind {
-            ListKind::Tasks => item
-                .view
+            ListKind::Tasks => view
                 .get("tasks")
                 .and_then(Value::as_array)
                 .into_iter()
@@ -229,12 +233,12 @@ pub fn list(p: &Projection, req: &ListRequest) -> Result<Value, Rejection> {
                 })
                 .map(|t| {
                     let mut t = t.clone();
-                    t["operation_id"] = item.view["id"].clone();
+                    t["operation_id"] = view["id"].clone();
                     t
                 })
                 .collect(),
-            _ if field_is(&item.view, "status", status) && field_is(&item.view, "color", req.color.as_deref()) => {
-                vec![entry(item)]
+            _ if field_is(&view, "status", status) && field_is(&view, "color", req.color.as_deref()) => {
+                vec![entry_with(item, view)]
             }
             _ => vec![],
         };
@@ -300,8 +304,7 @@ pub fn words(text: &str) -> Vec<String> {
 
 /// The searchable texts of an item, each with its weight (a name counts
 /// more than a description): published notices, leads and arrests.
-fn texts(item: &Item) -> Vec<(u32, String)> {
-    let v = &item.view;
+fn texts(v: &Value) -> Vec<(u32, String)> {
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
     match v.get("kind").and_then(Value::as_str) {
         Some("notice") => vec![
@@ -338,12 +341,17 @@ pub fn search(p: &Projection, req: &SearchRequest) -> Result<Value, Rejection> {
     let wanted = words(&req.q);
     let mut hits: Vec<(u32, &Item)> = Vec::new();
     for item in p.seen_by(caller.country, caller.role, None) {
-        let kind = item.view.get("kind").and_then(Value::as_str);
+        // Only intel's streams are searched: the others are not rendered.
+        if item.service != Service::Intel {
+            continue;
+        }
+        let view = p.view(item);
+        let kind = view.get("kind").and_then(Value::as_str);
         // A reviewer searches notices only; a notice is searched once it
         // was published (a request under review is not a wanted person).
         let searchable = match kind {
             Some("notice") => {
-                item.view.pointer("/review/decision").and_then(Value::as_str) == Some("approve")
+                view.pointer("/review/decision").and_then(Value::as_str) == Some("approve")
                     || caller.role == Role::Reviewer
             }
             Some("lead" | "arrest") => caller.role != Role::Reviewer,
@@ -352,7 +360,7 @@ pub fn search(p: &Projection, req: &SearchRequest) -> Result<Value, Rejection> {
         if !searchable {
             continue;
         }
-        let fields: Vec<(u32, Vec<String>)> = texts(item).into_iter().map(|(w, t)| (w, words(&t))).collect();
+        let fields: Vec<(u32, Vec<String>)> = texts(&view).into_iter().map(|(w, t)| (w, words(&t))).collect();
         let mut score = 0;
         let mut all = true;
         for q in &wanted {
@@ -383,7 +391,7 @@ pub fn search(p: &Projection, req: &SearchRequest) -> Result<Value, Rejection> {
     Ok(json!({
         "q": req.q,
         "items": hits.iter().take(limit).map(|(score, i)| {
-            let mut e = entry(i);
+            let mut e = entry(p, i);
             e["score"] = json!(score);
             e
         }).collect::<Vec<_>>(),

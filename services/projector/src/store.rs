@@ -214,8 +214,8 @@ impl Store {
             changed.extend(streams.iter().cloned());
         }
         for (service, stream) in changed {
-            if let Some(kept) = projection.kept(service, &stream) {
-                let bytes = serde_json::to_vec(&kept).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
+            if let Some(bytes) = projection.kept_bytes(service, &stream) {
+                let bytes = bytes.map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
                 batch.insert(&self.streams, stream_key(service, &stream), bytes);
             }
             if service == Service::Operations

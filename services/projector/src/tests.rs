@@ -214,7 +214,19 @@ fn a_kept_projection_resumes_where_it_stood() {
     let mut p = Projection::default();
     p.apply(&opened(&mut logs, "FR", &["DE", "ES"])).expect("opened");
     p.apply(&lead_posted(&mut logs, "DE", &[])).expect("lead");
-    let kept: Vec<_> = p.items().filter_map(|i| p.kept(i.service, &i.stream)).collect();
+    // Resumed from the bytes the store writes, which read back as `kept`.
+    let kept: Vec<_> = p
+        .items()
+        .filter_map(|i| p.kept_bytes(i.service, &i.stream))
+        .map(|b| serde_json::from_slice::<concord_contracts::projection::Kept>(&b.expect("serializes")).expect("reads"))
+        .collect();
+    assert_eq!(
+        kept,
+        p.items()
+            .filter_map(|i| p.kept(i.service, &i.stream))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(kept.len(), 2);
     let mut resumed = Projection::resume(kept, p.membership().clone(), p.position()).expect("resume");
     assert_eq!(resumed.position(), 2);
     let removed = removed(&mut logs, "ES");
@@ -224,6 +236,23 @@ fn a_kept_projection_resumes_where_it_stood() {
     );
     assert_eq!(a, b);
     assert_eq!(p.items().collect::<Vec<_>>(), resumed.items().collect::<Vec<_>>());
+    for item in p.items() {
+        assert_ne!(p.view(item), serde_json::Value::Null, "{}", item.stream);
+        assert_eq!(p.view(item), resumed.view(item), "{}", item.stream);
+    }
+}
+
+#[test]
+fn items_kept_by_earlier_releases_with_a_rendered_view_still_resume() {
+    let mut logs = Logs::new();
+    let mut p = Projection::default();
+    p.apply(&opened(&mut logs, "FR", &["DE", "ES"])).expect("opened");
+    let item = p.items().next().expect("an item").clone();
+    let mut old = serde_json::to_value(p.kept(item.service, &item.stream).expect("kept")).expect("json");
+    old["item"]["view"] = p.view(&item);
+    let kept: concord_contracts::projection::Kept = serde_json::from_value(old).expect("reads");
+    let resumed = Projection::resume([kept], p.membership().clone(), p.position()).expect("resume");
+    assert_eq!(resumed.view(&item), p.view(&item));
 }
 
 #[test]
