@@ -453,13 +453,35 @@ pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
     let hex64 = |name: &str| {
         map.get(name)
             .and_then(Value::as_str)
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .filter(|h| is_hex64(h.as_bytes()))
             .ok_or_else(|| unreadable(Some(seq), format!("no {name} of 64 lowercase hex digits")))
     };
-    let prev = hex64("prev_hash")?;
-    let stored = hex64("hash")?;
-    let digest = hex64("data_digest")?;
-    if let Some((_, span)) = spans.iter().find(|(key, _)| *key == "data") {
+    link(
+        bytes,
+        seq,
+        hex64("prev_hash")?,
+        hex64("hash")?,
+        hex64("data_digest")?,
+        &spans,
+    )
+}
+
+fn is_hex64(h: &[u8]) -> bool {
+    h.len() == 64 && h.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// The end of `inspect`, once the record is known canonical: checks the
+/// data's digest and hashes the record's own bytes. `members` are the
+/// top-level members (key, span of `"key":value`) in order.
+fn link<K: AsRef<[u8]>>(
+    bytes: &[u8],
+    seq: u64,
+    prev: &str,
+    stored: &str,
+    digest: &str,
+    members: &[(K, Range<usize>)],
+) -> Result<Link, BadRecord> {
+    if let Some((_, span)) = members.iter().find(|(key, _)| key.as_ref() == b"data") {
         let data = &bytes[span.start + b"\"data\":".len()..span.end];
         let computed = data_digest(data);
         if computed != digest {
@@ -478,15 +500,15 @@ pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
     h.update(prev.as_bytes());
     h.update(b"{");
     let mut first = true;
-    for (key, span) in spans {
-        if key == "hash" || key == "data" {
+    for (key, span) in members {
+        if key.as_ref() == b"hash" || key.as_ref() == b"data" {
             continue;
         }
         if !first {
             h.update(b",");
         }
         first = false;
-        h.update(&bytes[span]);
+        h.update(&bytes[span.clone()]);
     }
     h.update(b"}");
     Ok(Link {
