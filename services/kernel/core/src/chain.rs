@@ -14,6 +14,10 @@ use sha2::{Digest, Sha256};
 
 use crate::envelope::EventEnvelope;
 
+#[cfg(test)]
+mod differential;
+mod scan;
+
 /// The chain format this release writes and reads. 1: the hash covered
 /// each event's `data` itself (`format1`). 2: it covers the SHA-256 digest
 /// of the data (`data_digest`), so a payload can be erased while the chain
@@ -427,7 +431,21 @@ pub struct Link {
 /// it alike, and its hash input (schemas/README.md) is a part of its bytes.
 /// Its `data`, when present (an erased event has none), must have the
 /// digest `data_digest` says.
+///
+/// Two paths with one result: a single pass over the bytes (`scan`) accepts
+/// a record that is canonical, which every record `seal` wrote is, without
+/// building a `Value`; whatever it does not accept goes the strict way
+/// (`inspect_strictly`), which finds and names what is wrong. The scan only
+/// ever accepts what the strict way accepts, so errors are the same.
 pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
+    match scan::canonical_members(bytes) {
+        Some(members) => link_canonical(bytes, &members),
+        None => inspect_strictly(bytes),
+    }
+}
+
+/// `inspect` by the definition: parse, write canonically, compare.
+fn inspect_strictly(bytes: &[u8]) -> Result<Link, BadRecord> {
     let unreadable = |seq, what: String| BadRecord {
         seq,
         reason: ChainBreak::Unreadable(what),
@@ -463,6 +481,49 @@ pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
         hex64("hash")?,
         hex64("data_digest")?,
         &spans,
+    )
+}
+
+/// `inspect_strictly` after its form check, for a record the scan found
+/// canonical: each member read from its bytes. In canonical form a key
+/// written with an escape is no plain name, a string of hex digits is
+/// written as it is, and an integer in range is its digits, so these reads
+/// are the strict path's `map.get(name)`, `as_str` and `as_u64`.
+fn link_canonical<'b>(bytes: &'b [u8], members: &[scan::Member<'_>]) -> Result<Link, BadRecord> {
+    let unreadable = |seq, what: String| BadRecord {
+        seq,
+        reason: ChainBreak::Unreadable(what),
+    };
+    let (mut seq, mut prev, mut stored, mut digest) = (None, None, None, None);
+    for (key, span) in members {
+        let slot = match *key {
+            b"seq" => &mut seq,
+            b"prev_hash" => &mut prev,
+            b"hash" => &mut stored,
+            b"data_digest" => &mut digest,
+            _ => continue,
+        };
+        // `"key":value`
+        *slot = bytes.get(span.start + key.len() + 3..span.end);
+    }
+    let seq = seq
+        .filter(|v| v.iter().all(u8::is_ascii_digit))
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+        .ok_or_else(|| unreadable(None, "no integer seq".into()))?;
+    let hex64 = |value: Option<&'b [u8]>, name: &str| {
+        value
+            .and_then(|v| v.strip_prefix(b"\"")?.strip_suffix(b"\""))
+            .filter(|h| is_hex64(h))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .ok_or_else(|| unreadable(Some(seq), format!("no {name} of 64 lowercase hex digits")))
+    };
+    link(
+        bytes,
+        seq,
+        hex64(prev, "prev_hash")?,
+        hex64(stored, "hash")?,
+        hex64(digest, "data_digest")?,
+        members,
     )
 }
 
@@ -669,7 +730,7 @@ mod tests {
         );
     }
 
-    fn envelope(
+    pub(super) fn envelope(
         sub: String,
         note: String,
         key: String,
