@@ -174,11 +174,24 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Lowercase hex of a digest, as `hex::encode` writes it: that one builds
+/// the string from an iterator of chars, a tenth of the time of `inspect`
+/// once the scan made the rest cheap.
+fn hex_lower(digest: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * digest.len());
+    for &b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 /// Lowercase hex SHA-256 of a `data`'s canonical bytes: what the chain
 /// covers of it (`data_digest`), so the data can be erased and the chain
 /// still verifies.
 pub fn data_digest(data_canonical: &[u8]) -> String {
-    hex::encode(Sha256::digest(data_canonical))
+    hex_lower(&Sha256::digest(data_canonical))
 }
 
 /// Canonical bytes an event's hash covers: the envelope without `hash` and
@@ -196,7 +209,7 @@ pub fn chain_hash(prev_hash: &str, hash_input: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(hash_input);
-    hex::encode(h.finalize())
+    hex_lower(&h.finalize())
 }
 
 /// Seals an envelope: sets its `data_digest` and its hash and returns the
@@ -264,7 +277,7 @@ pub fn seal(envelope: &mut EventEnvelope, data_canonical: &[u8]) -> Vec<u8> {
     h.update(&head);
     h.update(digest_member.as_bytes());
     h.update(&tail);
-    let hash = hex::encode(h.finalize());
+    let hash = hex_lower(&h.finalize());
 
     let mut stored = head;
     stored.extend_from_slice(b"\"data\":");
@@ -576,7 +589,7 @@ fn link<K: AsRef<[u8]>>(
         seq,
         prev_hash: prev.to_owned(),
         stored: stored.to_owned(),
-        computed: hex::encode(h.finalize()),
+        computed: hex_lower(&h.finalize()),
     })
 }
 
@@ -718,6 +731,12 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn hex_lower_is_hex_encode() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex_lower(&bytes), hex::encode(&bytes));
     }
 
     #[test]
