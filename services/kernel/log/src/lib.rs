@@ -54,6 +54,9 @@ pub use mark::{MARK_FILE, MARK_INTERVAL, Mark, MarkError, read as read_mark};
 pub use restore::{RestoreError, restore};
 pub use validate::InvalidAppend;
 
+/// Threads `verify` hashes with at most (one per core up to it).
+const VERIFY_HELPERS_MAX: usize = 4;
+
 /// Largest `data` of one event, in canonical JSON bytes. Rationale: events
 /// travel whole in one NATS message (1 MiB by default) next to their
 /// envelope, and a log is for facts, not attachments.
@@ -1184,25 +1187,39 @@ impl Log {
     /// Walks the whole chain from seq 1 and reports the first bad seq.
     /// Blocking.
     ///
-    /// Two stages on two threads: this one reads records in key order and
-    /// hashes each chunk; a scoped helper hashes the next chunk meanwhile
-    /// (`chain::inspect` needs no other record). Linking stays sequential.
+    /// Two stages: this thread reads records in key order, chunk by
+    /// chunk, and hands each chunk to one of a few helpers in turn, which
+    /// check and hash it (`chain::inspect` needs no other record); the
+    /// results come back in the order they went out, and linking stays
+    /// sequential. One helper per core: hashing is the slower stage.
     pub fn verify(&self) -> Result<VerifyReport, LogError> {
         const CHUNK_EVENTS: usize = 4096;
+        /// Chunks out at once per helper: memory stays bounded.
+        const CHUNKS_PER_HELPER: usize = 2;
         type Chunk = Vec<(Option<u64>, Result<Link, BadRecord>)>;
+        let helpers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, VERIFY_HELPERS_MAX);
         let mut verifier = ChainVerifier::new();
         let mut first_bad = None;
         let scan = std::thread::scope(|scope| -> Result<(), LogError> {
-            let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Vec<(Option<u64>, fjall::Slice)>>(2);
-            let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
-            scope.spawn(move || {
-                for raw in raw_rx {
-                    let chunk: Chunk = raw.into_iter().map(|(k, v)| (k, inspect(&v))).collect();
-                    if done_tx.send(chunk).is_err() {
-                        return;
+            let mut to_helpers = Vec::with_capacity(helpers);
+            let mut from_helpers = Vec::with_capacity(helpers);
+            for _ in 0..helpers {
+                let (raw_tx, raw_rx) =
+                    std::sync::mpsc::sync_channel::<Vec<(Option<u64>, fjall::Slice)>>(CHUNKS_PER_HELPER);
+                let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_PER_HELPER);
+                scope.spawn(move || {
+                    for raw in raw_rx {
+                        let chunk: Chunk = raw.into_iter().map(|(k, v)| (k, inspect(&v))).collect();
+                        if done_tx.send(chunk).is_err() {
+                            return;
+                        }
                     }
-                }
-            });
+                });
+                to_helpers.push(raw_tx);
+                from_helpers.push(done_rx);
+            }
             let link_chunk = |chunk: Chunk, verifier: &mut ChainVerifier| {
                 for (key, record) in chunk {
                     let record = match key {
@@ -1218,7 +1235,8 @@ impl Log {
                 }
                 None
             };
-            let mut in_flight = 0usize;
+            // Chunk n goes to helper n % helpers and comes back from it.
+            let (mut sent, mut linked) = (0usize, 0usize);
             let mut raw = Vec::with_capacity(CHUNK_EVENTS);
             let mut iter = self.inner.stores.events.iter();
             let mut last_read = 0;
@@ -1234,14 +1252,14 @@ impl Log {
                     raw.push((seq, v));
                 }
                 if raw.len() == CHUNK_EVENTS || (at_end && !raw.is_empty()) {
-                    // Hand the chunk to the helper; keep at most two in flight
-                    // so memory stays bounded.
-                    if raw_tx.send(std::mem::take(&mut raw)).is_ok() {
-                        in_flight += 1;
+                    if to_helpers[sent % helpers].send(std::mem::take(&mut raw)).is_ok() {
+                        sent += 1;
                     }
-                    while in_flight >= 2 || (at_end && in_flight > 0) {
-                        let Ok(chunk) = done_rx.recv() else { break };
-                        in_flight -= 1;
+                    while sent - linked >= helpers * CHUNKS_PER_HELPER || (at_end && sent > linked) {
+                        let Ok(chunk) = from_helpers[linked % helpers].recv() else {
+                            break;
+                        };
+                        linked += 1;
                         if first_bad.is_none() {
                             first_bad = link_chunk(chunk, &mut verifier);
                         }
@@ -1251,7 +1269,7 @@ impl Log {
                     break;
                 }
             }
-            drop(raw_tx);
+            drop(to_helpers);
             Ok(())
         });
         scan?;

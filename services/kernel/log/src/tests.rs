@@ -697,3 +697,49 @@ fn a_corrupt_head_record_is_a_clear_error_on_open() {
     let e = Log::open(dir.path(), Service::Operations).expect_err("corrupt head");
     assert!(e.to_string().starts_with("operations log is corrupt at seq 3"), "{e}");
 }
+
+/// Long enough for every verify helper to get several chunks: the results
+/// are linked in the order the chunks were read, whichever helper hashed
+/// them, and the first bad seq is the first in that order.
+#[test]
+fn verify_across_many_chunks_names_the_first_bad_seq_in_log_order() {
+    const EVENTS: u64 = 20_000;
+    let dir = TempDir::new().expect("tmp");
+    {
+        let log = open(&dir);
+        rt().block_on(async {
+            for i in 0..EVENTS / 200 {
+                log.append(req(
+                    &format!("op-{i}"),
+                    ExpectedVersion::NoStream,
+                    &format!("c{i}"),
+                    200,
+                ))
+                .await
+                .expect("append");
+            }
+        });
+        let report = log.verify().expect("verify");
+        assert_eq!((report.events_verified, report.first_bad), (EVENTS, None));
+    }
+    {
+        let db = Database::builder(dir.path()).open().expect("raw open");
+        let events = db.keyspace(KS_EVENTS, KeyspaceCreateOptions::default).expect("ks");
+        // Two edits in different chunks: the later one is hashed by a
+        // helper that may finish first; the earlier one must be named.
+        for seq in [4096 * 3 + 17, 4096 * 4 + 5] {
+            let mut v = get(&events, seq);
+            let at = v.windows(4).position(|w| w == b"\"i\":").expect("field") + 4;
+            v[at] = if v[at] == b'0' { b'1' } else { b'0' };
+            events.insert(seq.to_be_bytes(), v).expect("edit");
+        }
+        db.persist(PersistMode::SyncAll).expect("persist");
+    }
+    let report = Log::open_read_only(dir.path())
+        .expect("open a copy")
+        .verify()
+        .expect("verify runs");
+    let bad = report.first_bad.expect("detected");
+    assert_eq!(bad.seq, 4096 * 3 + 17);
+    assert_eq!(report.events_verified, 4096 * 3 + 16);
+}
