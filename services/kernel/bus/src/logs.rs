@@ -216,6 +216,7 @@ pub async fn fetch_log(
 ) -> Result<LogRead, BusError> {
     #[derive(Deserialize)]
     struct Wire {
+        ok: bool,
         head_seq: u64,
         #[serde(default)]
         identity: Option<LogIdentity>,
@@ -240,12 +241,27 @@ pub async fn fetch_log(
         subject: subject.clone(),
         reason,
     };
-    // Checked by the strict parser first (duplicate keys), then read with
-    // the events kept as their raw bytes, which the strict parser's values
-    // cannot give.
-    let wire = concord_core::json::parse(&msg.payload)
+    // Read once with the events kept as their raw bytes (serde refuses a
+    // duplicate member of `Wire`), then each event held to what the strict
+    // parser accepts: at once when it is canonical, as a sealed event is,
+    // else by the strict parser itself, which names what is wrong.
+    let wire = serde_json::from_slice::<Wire>(&msg.payload)
         .map_err(|e| e.to_string())
-        .and_then(|_| serde_json::from_slice::<Wire>(&msg.payload).map_err(|e| e.to_string()));
+        .and_then(|w| {
+            if !w.ok {
+                return Err("not an answer with events".to_owned());
+            }
+            if w.head_seq > concord_core::chain::INTEGER_MAX {
+                return Err(format!("head_seq {} is beyond ±(2^53−1)", w.head_seq));
+            }
+            for (i, r) in w.events.iter().enumerate() {
+                let bytes = r.get().as_bytes();
+                if !concord_core::chain::is_canonical(bytes) {
+                    concord_core::json::parse(bytes).map_err(|e| format!("event {i} of the answer: {e}"))?;
+                }
+            }
+            Ok(w)
+        });
     let wire = match wire {
         Ok(w) => w,
         Err(e) => {

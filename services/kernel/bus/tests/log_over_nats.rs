@@ -113,3 +113,71 @@ fn the_harness_restarts_a_killed_server_on_the_same_port() {
     assert_eq!(nats.url(), url);
     rt.block_on(async_nats::connect(url)).expect("reconnects after restart");
 }
+
+/// A read answered by something else than a log server: every answer a
+/// strict parser would read two ways is refused as malformed, the one
+/// well-formed answer is taken, exactly as it came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_answer_that_parsers_would_read_two_ways_is_refused() {
+    use futures::StreamExt;
+    let nats = NatsServer::start().expect("nats-server");
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let log = filled_log(dir.path(), 1).await;
+    let event = String::from_utf8(log.read_from(1, 1).expect("read").events[0].bytes.clone()).expect("utf-8");
+    // The same event with a member of its data written twice: not its
+    // canonical form, and a strict parser refuses it.
+    let twice = event.replacen("\"data\":{", "\"data\":{\"i\":7,", 1);
+    let padded = event.replacen("{", "{ ", 1);
+    let answers = vec![
+        (format!(r#"{{"ok":true,"head_seq":1,"events":[{event}]}}"#), None),
+        (format!(r#"{{"ok":true,"head_seq":1,"events":[{padded}]}}"#), None),
+        (
+            format!(r#"{{"ok":true,"head_seq":1,"events":[],"events":[{event}]}}"#),
+            Some("duplicate field"),
+        ),
+        (
+            format!(r#"{{"ok":false,"ok":true,"head_seq":1,"events":[{event}]}}"#),
+            Some("duplicate field"),
+        ),
+        (
+            format!(r#"{{"ok":true,"head_seq":1,"events":[{twice}]}}"#),
+            Some("duplicate key \"i\""),
+        ),
+        (
+            format!(r#"{{"ok":true,"head_seq":9007199254740992,"events":[{event}]}}"#),
+            Some("beyond"),
+        ),
+    ];
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let mut reads = client
+        .subscribe(subjects::log_read(Service::Operations))
+        .await
+        .expect("subscribe");
+    client.flush().await.expect("flush");
+    let forged = answers.clone();
+    let responder = client.clone();
+    let server = tokio::spawn(async move {
+        for (answer, _) in forged {
+            let msg = reads.next().await.expect("a read");
+            responder
+                .publish(msg.reply.expect("a reply subject"), answer.into())
+                .await
+                .expect("answer");
+        }
+    });
+    for (answer, refused) in answers {
+        let got = fetch_log(&client, Service::Operations, 1, 1).await;
+        match (refused, got) {
+            (None, Ok(read)) => {
+                assert_eq!(read.events.len(), 1, "{answer}");
+                assert_eq!(read.events[0].seq, 1);
+                assert!(answer.contains(&read.raw[0]), "the event is kept as it came");
+            }
+            (Some(why), Err(BusError::Malformed { reason, .. })) => {
+                assert!(reason.contains(why), "{answer}: {reason}");
+            }
+            (refused, got) => panic!("{answer}: expected {refused:?}, got {:?}", got.map(|r| r.raw)),
+        }
+    }
+    server.await.expect("forged server");
+}

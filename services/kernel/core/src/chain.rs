@@ -457,6 +457,14 @@ pub fn inspect(bytes: &[u8]) -> Result<Link, BadRecord> {
     }
 }
 
+/// Whether `bytes` are an object byte for byte in its own canonical form
+/// (what `seal` writes): then `json::parse` accepts it too (no duplicate
+/// keys, integers within ±(2^53−1)), found in one pass without a `Value`.
+/// `false` says only that the quick way did not accept it.
+pub fn is_canonical(bytes: &[u8]) -> bool {
+    scan::canonical_members(bytes).is_some()
+}
+
 /// `inspect` by the definition: parse, write canonically, compare.
 fn inspect_strictly(bytes: &[u8]) -> Result<Link, BadRecord> {
     let unreadable = |seq, what: String| BadRecord {
