@@ -48,6 +48,12 @@ use crate::store::{FeedEntry, Store, StoreError};
 pub const NAME: &str = concord_bus::permissions::PROJECTOR;
 /// Events applied before they are written, at most (one batch).
 pub const BATCH_MAX: usize = 1000;
+/// Batches are written at most this often: events that arrive within it
+/// of the last write join the next batch. Rationale: a batch rewrites
+/// every stream it changed whole (an operation with its thousand tasks),
+/// so under a steady flow one write per event would cost O(tasks) each;
+/// an event after a quiet spell is written at once.
+const BATCH_INTERVAL_MIN: Duration = Duration::from_millis(5);
 /// How long to wait before asking a log's head again after it failed.
 const RETRY: Duration = Duration::from_millis(200);
 /// How long a read that names positions (`wait_for`) waits for them to be
@@ -580,11 +586,16 @@ async fn apply(
         }
         Read::Failed(service, why) => Err(Error::Source { service, why }),
     };
+    let mut applied: Vec<(FeedEntry, Vec<(Service, String)>)> = Vec::new();
+    let now = tokio::time::Instant::now();
+    let mut written = now.checked_sub(BATCH_INTERVAL_MIN).unwrap_or(now);
+    // Stopping (or the reads ended) with events applied: they are written
+    // first, then the loop ends.
+    let mut ending = false;
     loop {
         while let Ok(read) = rx.try_recv() {
             take(read, &mut merge, &mut positions, &mut traces)?;
         }
-        let mut applied: Vec<(FeedEntry, Vec<(Service, String)>)> = Vec::new();
         let mut need_head = None;
         {
             let mut p = projection.write().map_err(|e| Error::Task(e.to_string()))?;
@@ -614,19 +625,38 @@ async fn apply(
                 }
             }
         }
+        let due = written + BATCH_INTERVAL_MIN;
+        if !ending
+            && !applied.is_empty()
+            && applied.len() < BATCH_MAX
+            && need_head.is_none()
+            && tokio::time::Instant::now() < due
+        {
+            tokio::select! {
+                read = rx.recv() => match read {
+                    Some(read) => take(read, &mut merge, &mut positions, &mut traces)?,
+                    None => ending = true,
+                },
+                () = tokio::time::sleep_until(due) => {}
+                _ = stopped.changed() => ending = true,
+            }
+            continue;
+        }
         if !applied.is_empty() {
+            written = tokio::time::Instant::now();
             let (store, projection, cps) = (Arc::clone(&store), Arc::clone(&projection), checkpoints.clone());
-            let applied = tokio::task::spawn_blocking(move || {
+            let batch = std::mem::take(&mut applied);
+            let batch = tokio::task::spawn_blocking(move || {
                 let p = projection.read().map_err(|e| Error::Task(e.to_string()))?;
-                store.commit(&p, &applied, &cps).map_err(Error::from)?;
-                Ok::<_, Error>(applied)
+                store.commit(&p, &batch, &cps).map_err(Error::from)?;
+                Ok::<_, Error>(batch)
             })
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
             // Durable: each country hears it now. A message lost here (a
             // crash, a slow subscriber) is found by the next one's
             // `previous` and read from the store.
-            let entries: Vec<FeedEntry> = applied.into_iter().map(|(e, _)| e).collect();
+            let entries: Vec<FeedEntry> = batch.into_iter().map(|(e, _)| e).collect();
             let messages = publisher.messages(&entries);
             for m in messages.into_iter().filter(|_| live.load(Ordering::SeqCst)) {
                 let headers = m.headers();
@@ -636,7 +666,13 @@ async fn apply(
             }
             // Only now, durable, does a waiting read see it.
             applied_tx.send_replace(checkpoints.iter().map(|(s, c)| (*s, c.seq)).collect());
+            if ending {
+                return Ok(());
+            }
             continue;
+        }
+        if ending {
+            return Ok(());
         }
         if let Some(service) = need_head {
             // Every log's at once: the next candidates will want the others
