@@ -8,22 +8,26 @@
 //! typed command, catch up with the logs the service follows, load the
 //! stream's state (cached), decide, check the events against their schemas,
 //! append with the expected version (retrying once when fresher state
-//! resolves a conflict), publish the events after the fsync, and reply. It
-//! also serves the log (`log.read/head`).
+//! resolves a conflict), publish the events after the fsync, and reply. A
+//! stream's commands are decided one after another, each on the state the
+//! one before leaves, their appends sharing the fsync (`stream`). It also
+//! serves the log (`log.read/head`).
 //!
 //! Must not: hold a domain rule, or reply `ok` before the append returned.
+
+mod stream;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::service::ServiceExt;
-use concord_core::decider::{Aggregate, Ctx, Rejection, Viewer, stream_id, stream_kind};
-use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Role};
+use concord_core::decider::{Aggregate, Ctx, Rejection, stream_id, stream_kind};
+use concord_core::envelope::{Actor, EventEnvelope, Hlc, Role};
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::tagged::{from_tagged, to_tagged, variant_names};
 use concord_core::{CountryCode, subjects};
-use concord_log::{AppendRequest, Fingerprint, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX, Recorded};
+use concord_log::{Fingerprint, Log, LogError, NewEvent, READ_BATCH_EVENTS_MAX, Recorded};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -31,7 +35,7 @@ use tracing::Instrument;
 
 use crate::cache::{Entry, STATE_CACHE_BYTES_MAX, StateCache, json_bytes};
 use crate::follow::{FollowHealth, FollowWatch, Followed};
-use crate::logs::{BusError, LogServer, TRACEPARENT, publish_appended_traced};
+use crate::logs::{BusError, LogServer, TRACEPARENT};
 use crate::one_writer::{NotAlone, ensure_alone};
 use crate::schema::{self, SchemaError, Schemas};
 
@@ -170,36 +174,15 @@ struct Runtime<A: Aggregate> {
     commands: &'static [&'static str],
     queries: &'static [&'static str],
     cache: StateCache<A::State>,
-    /// One turn per stream being decided: commands to one stream are
-    /// decided one at a time (load, decide, append, remember), so a command
+    /// The commands waiting for each stream being decided (`stream`):
+    /// a stream's commands are decided one after another, so a command
     /// without an expected version never fails because of another one;
-    /// different streams run in parallel and share the group commit.
-    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// different streams run in parallel, and all share the group commit.
+    turns: Mutex<HashMap<String, stream::Slot<A>>>,
     facts: Arc<RwLock<A::Facts>>,
     followed: Vec<Followed>,
     in_flight: Arc<tokio::sync::Semaphore>,
     in_flight_max: usize,
-}
-
-/// A stream's turn, held while one command on it is decided and appended;
-/// the stream's entry leaves the map with its last holder.
-struct Turn<'a> {
-    turns: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    stream: String,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.guard.take();
-        if let Ok(mut turns) = self.turns.lock()
-            && Arc::strong_count(&self.lock) == 2
-        {
-            // Only the map and this turn hold it: nobody waits.
-            turns.remove(&self.stream);
-        }
-    }
 }
 
 /// A service's subjects, subscribed and ready.
@@ -547,24 +530,6 @@ impl<A: Aggregate> Runtime<A> {
         }
     }
 
-    /// Waits for `stream`'s turn.
-    async fn turn(&self, stream: &str) -> Turn<'_> {
-        let lock = match self.turns.lock() {
-            Ok(mut turns) => Arc::clone(turns.entry(stream.to_owned()).or_default()),
-            // A poisoned map only loses the sharing: this command still
-            // gets a lock of its own and the log's expected version keeps
-            // the stream consistent.
-            Err(_) => Arc::default(),
-        };
-        let guard = Arc::clone(&lock).lock_owned().await;
-        Turn {
-            turns: &self.turns,
-            stream: stream.to_owned(),
-            lock,
-            guard: Some(guard),
-        }
-    }
-
     async fn on_command(&self, req: async_nats::service::Request) {
         let msg = &req.message;
         let traceparent = msg
@@ -679,128 +644,21 @@ impl<A: Aggregate> Runtime<A> {
             Ok(f) => f,
             Err(e) => return Reply::error(ErrorCode::Invalid, format!("{name} data: {e}")),
         };
-        let _turn = self.turn(&stream).await;
-        // With the stream's turn, the state loaded is the stream's latest:
-        // the one retry below is for a log changed behind the runtime's
-        // back (it cannot be, with one writer), never for another command.
-        for attempt in 0..2 {
-            let (version, state, bytes) = match self.load(&stream, attempt > 0).await {
-                Ok(e) => (e.version, e.state, e.bytes),
-                Err(e) => return e,
-            };
-            if let Some(expected) = env.expected_version
-                && expected != version
-            {
-                if let Some(first) = self
-                    .first_result(&env.command_id, &fingerprint, &command, &stream)
-                    .await
-                {
-                    return first;
-                }
-                // Existence must not leak, whatever the headers: to a
-                // caller who may not see the stream (or of one that does
-                // not exist), the answer is the decider's, as without
-                // If-Match (`not_found`); a version only to one who sees it.
-                let viewer = Viewer {
-                    country: ctx.actor.country,
-                    role: ctx.actor.role,
-                };
-                match self.facts() {
-                    Ok(facts) => {
-                        let seen = version > 0 && A::audience(&state, &facts).admits(&viewer);
-                        if !seen && let Err(r) = A::decide(&state, &command, &facts, &ctx) {
-                            return refused(&r);
-                        }
-                    }
-                    Err(reply) => return reply,
-                }
-                return Reply::error_with(
-                    ErrorCode::Conflict,
-                    format!("{stream} is at version {version}, expected {expected}"),
-                    json!({"expected": expected, "actual": version}),
-                );
-            }
-            let decided = match self.facts() {
-                Ok(facts) => tracing::info_span!("decide").in_scope(|| A::decide(&state, &command, &facts, &ctx)),
-                Err(reply) => return reply,
-            };
-            let events = match decided {
-                Ok(e) => e,
-                Err(r) => {
-                    // A retry of a command that already took effect is
-                    // often refused by the state it produced; it answers
-                    // its first result instead.
-                    if let Some(first) = self
-                        .first_result(&env.command_id, &fingerprint, &command, &stream)
-                        .await
-                    {
-                        return first;
-                    }
-                    return refused(&r);
-                }
-            };
-            let new_events = match self.new_events(&events) {
-                Ok(n) => n,
-                Err(reply) => return reply,
-            };
-            if new_events.is_empty() {
-                // Nothing to append, so the log never sees the id: a retry
-                // of a command that took effect, or another request under a
-                // used id, is told here.
-                if let Some(first) = self
-                    .first_result(&env.command_id, &fingerprint, &command, &stream)
-                    .await
-                {
-                    return first;
-                }
-                return reply::<A>(&command, &stream, &[], version);
-            }
-            let req = AppendRequest {
-                stream: stream.clone(),
-                expected: if version == 0 {
-                    ExpectedVersion::NoStream
-                } else {
-                    ExpectedVersion::Exact(version)
-                },
-                command_id: env.command_id.clone(),
-                fingerprint: fingerprint.clone(),
-                actor: ctx.actor.clone(),
-                correlation_id: env.correlation_id.clone(),
-                causation_id: env.causation_id.clone(),
-                observed_hlc: env.causation_hlc,
-                events: new_events,
-            };
-            match self.log.append(req).instrument(tracing::info_span!("append")).await {
-                Ok(appended) => {
-                    if !appended.duplicate {
-                        let added: u64 = appended.raw.iter().map(|r| r.len() as u64).sum();
-                        self.remember(&stream, state, bytes.saturating_add(added), &events, appended.version());
-                    }
-                    // The events name the span that published them, when
-                    // spans are exported; else the command's trace goes on.
-                    let publishing = tracing::info_span!("publish");
-                    let named = crate::trace::traceparent_of(&publishing);
-                    let sent = publish_appended_traced(&self.client, &appended, named.as_deref().or(traceparent));
-                    if let Err(e) = sent.instrument(publishing).await {
-                        // Durable already; consumers will read it from the log.
-                        tracing::warn!(error = %e, "publishing events failed");
-                    }
-                    return reply::<A>(&command, &stream, &appended.events, appended.version());
-                }
-                Err(LogError::Conflict { .. }) if attempt == 0 && env.expected_version.is_none() => continue,
-                Err(e @ LogError::Conflict { .. }) => {
-                    if let Some(first) = self
-                        .first_result(&env.command_id, &fingerprint, &command, &stream)
-                        .await
-                    {
-                        return first;
-                    }
-                    return log_reply(&e);
-                }
-                Err(e) => return log_reply(&e),
-            }
-        }
-        Reply::error(ErrorCode::Conflict, format!("{stream} changed concurrently; retry"))
+        let work = stream::Work {
+            command,
+            stream,
+            command_id: env.command_id,
+            expected_version: env.expected_version,
+            correlation_id: env.correlation_id,
+            causation_id: env.causation_id,
+            causation_hlc: env.causation_hlc,
+            ctx,
+            fingerprint,
+            traceparent: traceparent.map(str::to_owned),
+            span: tracing::Span::current(),
+            attempt: 0,
+        };
+        self.on_stream(work).await
     }
 
     /// The decided events as the log stores them. Each must match its
@@ -908,34 +766,6 @@ impl<A: Aggregate> Runtime<A> {
                 bytes,
             },
         ))
-    }
-
-    /// Caches the state after `events`, which the log just appended as
-    /// `version`; `bytes` estimates its size (see `cache`).
-    fn remember(&self, stream: &str, state: Arc<A::State>, bytes: u64, events: &[A::Event], version: u64) {
-        // Take the cached copy out so that, unless another command on this
-        // stream holds it right now, the state is moved, not cloned: states
-        // grow with their stream.
-        self.cache.take_if_same(stream, &state);
-        let mut state = Arc::unwrap_or_clone(state);
-        for e in events {
-            match A::evolve(state, e) {
-                Ok(s) => state = s,
-                Err(_) => {
-                    // Reload from the log next time rather than cache a guess.
-                    self.cache.forget(stream);
-                    return;
-                }
-            }
-        }
-        self.cache.offer(
-            stream,
-            Entry {
-                version,
-                state: Arc::new(state),
-                bytes,
-            },
-        );
     }
 
     async fn on_query(&self, req: async_nats::service::Request) {

@@ -750,3 +750,67 @@ async fn texts_with_control_characters_or_only_blanks_are_refused() {
     .await;
     assert_eq!(r["ok"], json!(true), "{r}");
 }
+
+/// Many commands on one stream at once, decided one after another and
+/// appended without waiting for each other's fsync, with refused appends
+/// among them (another request under a used id): every other command
+/// lands once, versions stay gapless, and a query after an
+/// acknowledgement never shows an older version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_on_one_stream_land_once_in_order_around_refused_appends() {
+    const RENAMES: usize = 48;
+    let w = world().await;
+    let r = cmd(&w, "create", envelope("p-create", json!({"id": "p", "name": "first"}))).await;
+    assert_eq!(r["version"], json!(1), "{r}");
+    let tasks: Vec<_> = (0..RENAMES + 8)
+        .map(|i| {
+            let client = w.client.clone();
+            tokio::spawn(async move {
+                // Every seventh reuses the create's id for another request:
+                // the log refuses its append, decided after others and
+                // before others.
+                let id = if i % 7 == 3 {
+                    "p-create".to_owned()
+                } else {
+                    format!("p-rename-{i}")
+                };
+                let env = envelope(&id, json!({"id": "p", "name": format!("name {i}")}));
+                let body = serde_json::to_vec(&env).expect("json");
+                let msg = client
+                    .request(subjects::command("operations", "rename"), body.into())
+                    .await
+                    .expect("reply");
+                let r = Reply::parse(&msg.payload).expect("reply").to_json();
+                let get = serde_json::to_vec(&json!({"id": "p"})).expect("json");
+                let seen = client
+                    .request(subjects::query("operations", "get"), get.into())
+                    .await
+                    .expect("reply");
+                let seen = Reply::parse(&seen.payload).expect("reply").to_json();
+                (id, r, seen["version"].as_u64().unwrap_or(0))
+            })
+        })
+        .collect();
+    let mut versions = std::collections::BTreeSet::new();
+    let mut reused = 0;
+    for t in tasks {
+        let (id, r, seen) = t.await.expect("task");
+        if id == "p-create" {
+            assert_reused(&r, "another request under the create's id");
+            reused += 1;
+            continue;
+        }
+        let v = r["version"].as_u64().unwrap_or_else(|| panic!("{id} refused: {r}"));
+        assert!(versions.insert(v), "version {v} acknowledged twice");
+        assert!(seen >= v, "{id}: a get after version {v} showed {seen}");
+    }
+    assert_eq!(reused, 8);
+    let landed = (RENAMES + 8 - reused) as u64;
+    assert_eq!(versions, (2..=1 + landed).collect(), "gapless, each once");
+    assert_eq!(w.log.head().seq, 1 + landed, "nothing else appended");
+    let events = w.log.read_events(1, 1000).expect("read");
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=1 + landed).collect::<Vec<_>>()
+    );
+}

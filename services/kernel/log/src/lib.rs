@@ -438,6 +438,19 @@ pub struct NewEvent {
     pub data: Value,
 }
 
+/// An append in the writer's queue (`Log::submit`).
+pub struct Submitted {
+    answer: oneshot::Receiver<Result<Appended, LogError>>,
+    shared: Arc<Shared>,
+}
+
+impl Submitted {
+    /// The append's result, once it is durable (or refused).
+    pub async fn durable(self) -> Result<Appended, LogError> {
+        self.answer.await.map_err(|_| self.shared.unavailable())?
+    }
+}
+
 /// The outcome of an append, or of its retry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Appended {
@@ -1039,6 +1052,16 @@ impl Log {
 
     /// Appends one command's events, durably. See the module doc.
     pub async fn append(&self, req: AppendRequest) -> Result<Appended, LogError> {
+        self.submit(req).await?.durable().await
+    }
+
+    /// Puts one command's events in the writer's queue, behind every
+    /// append submitted before it returned, and answers at once; its
+    /// result comes from `Submitted::durable`. Rationale: a caller that
+    /// submits several appends to one stream, each expecting the version
+    /// the one before leaves, has them checked in that order and shares
+    /// their fsync (a refused one makes those after it conflict).
+    pub async fn submit(&self, req: AppendRequest) -> Result<Submitted, LogError> {
         let data = validate::append(&req)?;
         if self.inner.shared.poisoned.load(Ordering::Acquire) {
             return Err(self.inner.shared.unavailable());
@@ -1048,7 +1071,10 @@ impl Log {
         tx.send(writer::Job { req, data, reply })
             .await
             .map_err(|_| self.inner.shared.unavailable())?;
-        answer.await.map_err(|_| self.inner.shared.unavailable())?
+        Ok(Submitted {
+            answer,
+            shared: Arc::clone(&self.inner.shared),
+        })
     }
 
     /// The newest committed event.
