@@ -32,6 +32,11 @@ use super::{Runtime, log_reply, refused, reply};
 use crate::cache::Entry;
 use crate::logs::publish_appended_traced;
 
+/// Commands one round takes, at most; the rest are the next round's.
+/// Rationale: a round answers its commands once all are durable, so its
+/// size bounds how long the first of them waits for the others' decisions.
+const ROUND_COMMANDS_MAX: usize = 256;
+
 /// One command on its way to its stream, checked and read.
 pub(super) struct Work<A: Aggregate> {
     pub command: A::Command,
@@ -169,14 +174,17 @@ impl<A: Aggregate> Runtime<A> {
         answered(reply_rx.await)
     }
 
-    /// Works through the stream's queue as it stands, each command
-    /// answered.
+    /// Works through the stream's queue as it stands (up to
+    /// `ROUND_COMMANDS_MAX` commands), each command answered.
     async fn lead(&self, stream: &str) {
         let waiting = {
             let mut turns = self.turns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             turns
                 .get_mut(stream)
-                .map(|s| std::mem::take(&mut s.queue))
+                .map(|s| {
+                    let n = s.queue.len().min(ROUND_COMMANDS_MAX);
+                    s.queue.drain(..n).collect::<Vec<_>>()
+                })
                 .unwrap_or_default()
         };
         let mut replies = Vec::with_capacity(waiting.len());
