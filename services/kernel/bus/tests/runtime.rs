@@ -815,3 +815,46 @@ async fn commands_on_one_stream_land_once_in_order_around_refused_appends() {
         (1..=1 + landed).collect::<Vec<_>>()
     );
 }
+
+/// Callers naming the same version of one stream at once: exactly one
+/// lands, every other is told the version it missed, whatever round each
+/// is decided in; a caller naming the version the winner leaves lands
+/// after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_naming_one_version_at_once_land_once() {
+    const CALLERS: usize = 40;
+    let w = world().await;
+    let r = cmd(&w, "create", envelope("v-create", json!({"id": "v", "name": "first"}))).await;
+    assert_eq!(r["version"], json!(1), "{r}");
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let client = w.client.clone();
+            tokio::spawn(async move {
+                let mut env = envelope(&format!("v-{i}"), json!({"id": "v", "name": format!("name {i}")}));
+                env["expected_version"] = json!(1);
+                let body = serde_json::to_vec(&env).expect("json");
+                let msg = client
+                    .request(subjects::command("operations", "rename"), body.into())
+                    .await
+                    .expect("reply");
+                Reply::parse(&msg.payload).expect("reply").to_json()
+            })
+        })
+        .collect();
+    let mut landed = 0;
+    for t in tasks {
+        let r = t.await.expect("task");
+        if r["ok"] == json!(true) {
+            assert_eq!(r["version"], json!(2), "{r}");
+            landed += 1;
+        } else {
+            assert_eq!(r["error"]["code"], json!("conflict"), "{r}");
+            assert_eq!(r["error"]["details"], json!({"expected": 1, "actual": 2}), "{r}");
+        }
+    }
+    assert_eq!(landed, 1, "one caller of version 1 lands");
+    let mut next = envelope("v-next", json!({"id": "v", "name": "after"}));
+    next["expected_version"] = json!(2);
+    assert_eq!(cmd(&w, "rename", next).await["version"], json!(3));
+    assert_eq!(w.log.head().seq, 3);
+}
