@@ -184,19 +184,31 @@ impl Drop for Up {
 #[derive(Clone)]
 struct Pool {
     addr: std::net::SocketAddr,
-    idle: Arc<Mutex<Vec<BufReader<TcpStream>>>>,
+    idle: Arc<Mutex<Vec<Idle>>>,
 }
+
+/// A kept-alive connection and when its last answer was read.
+type Idle = (Instant, BufReader<TcpStream>);
+
+/// An idle connection older than this is closed rather than used: the
+/// gateway closes one that sends no request within its header read
+/// timeout (10 s), and a request sent as it does would read an empty
+/// answer that is the pool's doing, not the gateway's.
+const IDLE_KEPT: Duration = Duration::from_secs(5);
 
 impl Pool {
     async fn post(&self, path: &str, token: &str, body: &str) -> anyhow::Result<(u16, Vec<u8>)> {
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let idle = self.idle.lock().ok().and_then(|mut idle| {
+            idle.retain(|(since, _)| since.elapsed() < IDLE_KEPT);
+            idle.pop()
+        });
         let mut conn = match idle {
-            Some(c) => c,
+            Some((_, c)) => c,
             None => BufReader::new(TcpStream::connect(self.addr).await?),
         };
         let answer = exchange(&mut conn, "POST", path, Some(token), body).await?;
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
+            idle.push((Instant::now(), conn));
         }
         Ok(answer)
     }
