@@ -1219,7 +1219,7 @@ impl Log {
     /// results come back in the order they went out, and linking stays
     /// sequential. One helper per core: hashing is the slower stage.
     pub fn verify(&self) -> Result<VerifyReport, LogError> {
-        const CHUNK_EVENTS: usize = 4096;
+        const CHUNK_EVENTS: usize = VERIFY_CHUNK_EVENTS;
         /// Chunks out at once per helper: memory stays bounded.
         const CHUNKS_PER_HELPER: usize = 2;
         type Chunk = Vec<(Option<u64>, Result<Link, BadRecord>)>;
@@ -1228,6 +1228,8 @@ impl Log {
             .clamp(1, VERIFY_HELPERS_MAX);
         let mut verifier = ChainVerifier::new();
         let mut first_bad = None;
+        // Taken before the scan: the scan sees at least this much.
+        let head = self.head();
         let scan = std::thread::scope(|scope| -> Result<(), LogError> {
             let mut to_helpers = Vec::with_capacity(helpers);
             let mut from_helpers = Vec::with_capacity(helpers);
@@ -1277,18 +1279,21 @@ impl Log {
                     last_read = seq.unwrap_or(last_read);
                     raw.push((seq, v));
                 }
-                if raw.len() == CHUNK_EVENTS || (at_end && !raw.is_empty()) {
-                    if to_helpers[sent % helpers].send(std::mem::take(&mut raw)).is_ok() {
-                        sent += 1;
-                    }
-                    while sent - linked >= helpers * CHUNKS_PER_HELPER || (at_end && sent > linked) {
-                        let Ok(chunk) = from_helpers[linked % helpers].recv() else {
-                            break;
-                        };
-                        linked += 1;
-                        if first_bad.is_none() {
-                            first_bad = link_chunk(chunk, &mut verifier);
-                        }
+                if (raw.len() == CHUNK_EVENTS || (at_end && !raw.is_empty()))
+                    && to_helpers[sent % helpers].send(std::mem::take(&mut raw)).is_ok()
+                {
+                    sent += 1;
+                }
+                // Apart from the send: a log that ends on a chunk boundary
+                // sends nothing at its end, and its last chunks must still
+                // be linked.
+                while sent - linked >= helpers * CHUNKS_PER_HELPER || (at_end && sent > linked) {
+                    let Ok(chunk) = from_helpers[linked % helpers].recv() else {
+                        break;
+                    };
+                    linked += 1;
+                    if first_bad.is_none() {
+                        first_bad = link_chunk(chunk, &mut verifier);
                     }
                 }
                 if at_end || first_bad.is_some() {
@@ -1299,10 +1304,27 @@ impl Log {
             Ok(())
         });
         scan?;
+        // A chain that verifies but stops short of the head (or reaches
+        // it under another hash) is a finding, never a pass: it is what a
+        // scan that skipped its last records would otherwise report.
+        let reached = verifier.verified();
+        if first_bad.is_none()
+            && (reached < head.seq || (reached == head.seq && reached > 0 && verifier.head_hash() != head.hash))
+        {
+            first_bad = Some(BadEventReport {
+                seq: reached.min(head.seq.saturating_sub(1)) + 1,
+                reason: format!(
+                    "the chain ends at seq {reached} (hash {}) but the log's head is seq {} (hash {})",
+                    verifier.head_hash(),
+                    head.seq,
+                    head.hash
+                ),
+            });
+        }
         Ok(VerifyReport {
             service: self.service().to_string(),
-            events_verified: verifier.verified(),
-            head: self.head(),
+            events_verified: reached,
+            head,
             first_bad,
         })
     }
@@ -1318,6 +1340,9 @@ impl Stores {
         }
     }
 }
+
+/// Events one verify helper hashes at a time.
+const VERIFY_CHUNK_EVENTS: usize = 4096;
 
 /// Most point reads spent on locating a damaged range. Rationale: it is
 /// only for the error message; past this many the range is given open.

@@ -743,3 +743,56 @@ fn verify_across_many_chunks_names_the_first_bad_seq_in_log_order() {
     assert_eq!(bad.seq, 4096 * 3 + 17);
     assert_eq!(report.events_verified, 4096 * 3 + 16);
 }
+
+/// A log whose length is a whole number of verify chunks: the last chunks
+/// read are still linked (they once were not, and verify reported none of
+/// them verified and missed an edit in them).
+#[test]
+fn verify_links_every_chunk_when_the_log_ends_on_a_chunk_boundary() {
+    let chunk = crate::VERIFY_CHUNK_EVENTS as u64;
+    for chunks in [1, 2, 5] {
+        let events = chunk * chunks;
+        let dir = TempDir::new().expect("tmp");
+        {
+            let log = open(&dir);
+            rt().block_on(async {
+                for i in 0..events / 256 {
+                    log.append(req(
+                        &format!("op-{i}"),
+                        ExpectedVersion::NoStream,
+                        &format!("c{i}"),
+                        256,
+                    ))
+                    .await
+                    .expect("append");
+                }
+            });
+            let report = log.verify().expect("verify");
+            assert_eq!(
+                (report.events_verified, report.first_bad),
+                (events, None),
+                "{chunks} chunks"
+            );
+        }
+        {
+            let db = Database::builder(dir.path()).open().expect("raw open");
+            let ks = db.keyspace(KS_EVENTS, KeyspaceCreateOptions::default).expect("ks");
+            // The one before the head: opening checks the head itself.
+            let mut v = get(&ks, events - 1);
+            let at = v.windows(8).position(|w| w == b"\"note\":\"").expect("field") + 8;
+            v[at] ^= 1;
+            ks.insert((events - 1).to_be_bytes(), v).expect("edit");
+            db.persist(PersistMode::SyncAll).expect("persist");
+        }
+        let report = Log::open_read_only(dir.path())
+            .expect("open a copy")
+            .verify()
+            .expect("verify runs");
+        assert_eq!(
+            report.first_bad.map(|b| b.seq),
+            Some(events - 1),
+            "{chunks} chunks: edit found"
+        );
+        assert_eq!(report.events_verified, events - 2, "{chunks} chunks");
+    }
+}
