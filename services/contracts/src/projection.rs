@@ -336,3 +336,61 @@ pub struct Kept {
     pub state: Value,
     pub item: Item,
 }
+
+impl Kept {
+    /// The stream kept as `state` (`None`: kept before its first event)
+    /// with `tail`, its events after that state, folded in as
+    /// [`Projection::apply`] folds them, and `item` as it stood after the
+    /// last of them. Lets a store keep a large stream's state now and then
+    /// and only its new events in between. Each event must be the
+    /// stream's own and follow the one before it by one version, starting
+    /// right after `state`'s (`from_version`).
+    pub fn fold_tail(
+        state: Option<Value>,
+        from_version: u64,
+        tail: &[EventEnvelope],
+        item: Item,
+    ) -> Result<Kept, String> {
+        fn go<A: Aggregate>(
+            state: Option<Value>,
+            from_version: u64,
+            tail: &[EventEnvelope],
+            item: &Item,
+        ) -> Result<Value, String>
+        where
+            A::State: Serialize + for<'de> Deserialize<'de>,
+        {
+            let mut folded: A::State = match state {
+                Some(v) => serde_json::from_value(v).map_err(|e| format!("kept state of {}: {e}", item.stream))?,
+                None => A::State::default(),
+            };
+            let mut version = from_version;
+            for e in tail {
+                if e.service != item.service || e.stream != item.stream || e.version != version + 1 {
+                    return Err(format!(
+                        "kept events of {}: {} {} version {} does not follow version {version}",
+                        item.stream, e.service, e.stream, e.version
+                    ));
+                }
+                let event = read_event::<A>(e)?;
+                folded = A::evolve(folded, &event)?;
+                version = e.version;
+            }
+            if version != item.version {
+                return Err(format!(
+                    "kept events of {} end at version {version}, its item says {}",
+                    item.stream, item.version
+                ));
+            }
+            serde_json::to_value(&folded).map_err(|e| format!("kept state of {}: {e}", item.stream))
+        }
+        let state = match item.service {
+            Service::Operations => go::<Operations>(state, from_version, tail, &item)?,
+            Service::Intel => go::<Intel>(state, from_version, tail, &item)?,
+            Service::Crisis => go::<Crisis>(state, from_version, tail, &item)?,
+            Service::Deployments => go::<Deployments>(state, from_version, tail, &item)?,
+            Service::Audit => return Err(format!("kept stream {}: the views hold no access record", item.stream)),
+        };
+        Ok(Kept { state, item })
+    }
+}

@@ -49,10 +49,11 @@ pub const NAME: &str = concord_bus::permissions::PROJECTOR;
 /// Events applied before they are written, at most (one batch).
 pub const BATCH_MAX: usize = 1000;
 /// Batches are written at most this often: events that arrive within it
-/// of the last write join the next batch. Rationale: a batch rewrites
-/// every stream it changed whole (an operation with its thousand tasks),
-/// so under a steady flow one write per event would cost O(tasks) each;
-/// an event after a quiet spell is written at once.
+/// of the last write join the next batch. Rationale: each batch has a
+/// fixed cost (the checkpoints, the membership of each operation it
+/// changed, a journal write, a blocking-pool hop), shared by every event
+/// in it under a steady flow; an event after a quiet spell is written at
+/// once.
 const BATCH_INTERVAL_MIN: Duration = Duration::from_millis(5);
 /// How long to wait before asking a log's head again after it failed.
 const RETRY: Duration = Duration::from_millis(200);

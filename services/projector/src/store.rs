@@ -1,6 +1,7 @@
 //! The projector's own fjall database (`<data>/projector`): the kept
-//! streams (state and item), the feed with its per-country index, and
-//! where each source log was applied to. Everything one applied burst
+//! streams (a state and item now and then, the stream's events since in
+//! between), the feed with its per-country index, and where each source
+//! log was applied to. Everything one applied burst
 //! changed is written in one batch with the checkpoints: a crash keeps all
 //! of it or none, so after a restart no event is applied twice or skipped.
 //! Batches are fsynced by [`Store::sync`] at most [`SYNC_EVERY`] apart,
@@ -18,13 +19,23 @@ use concord_contracts::operations::membership::OperationsView;
 use concord_core::{CountryCode, EventEnvelope, Role, Service};
 use fjall::{Database, Keyspace, PersistMode};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::projection::{Kept, Projection, Reach};
+use crate::projection::{Item, Kept, Projection, Reach};
 
 /// How far apart the store is fsynced while it changes.
 pub const SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 const KS_STREAMS: &str = "streams";
+/// A stream's events after its kept state, under the stream's key, a 0
+/// and the event's version (8 bytes, big-endian): a burst that changed a
+/// large stream (an operation with its thousand tasks) adds its events
+/// instead of writing the whole state again.
+const KS_TAILS: &str = "tails";
+/// Events kept after a stream's state before its state is written again.
+/// Rationale: bounds what opening folds per stream, while a state of any
+/// size is written once per this many of its events, not once per burst.
+const TAIL_EVENTS_MAX: usize = 64;
 const KS_FEED: &str = "feed";
 const KS_REACH: &str = "reach";
 const KS_META: &str = "meta";
@@ -52,6 +63,20 @@ struct State {
     position: u64,
 }
 
+/// A kept event of a stream; the item as it stood after it on the last
+/// one a batch kept of that stream.
+#[derive(Serialize)]
+struct TailRef<'a> {
+    event: &'a EventEnvelope,
+    item: Option<&'a Item>,
+}
+
+#[derive(Deserialize)]
+struct Tail {
+    event: EventEnvelope,
+    item: Option<Item>,
+}
+
 /// One entry of the feed: its position, who it reached, the event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedEntry {
@@ -64,6 +89,10 @@ pub struct Store {
     dir: PathBuf,
     db: Database,
     streams: Keyspace,
+    tails: Keyspace,
+    /// The versions kept in `tails` of each stream (by its key), to remove
+    /// them when its state is written again.
+    tailed: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u64>>>,
     feed: Keyspace,
     reach: Keyspace,
     meta: Keyspace,
@@ -84,6 +113,22 @@ fn stream_key(service: Service, stream: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(stream.as_bytes());
     k
+}
+
+fn tail_key(stream_key: &[u8], version: u64) -> Vec<u8> {
+    let mut k = stream_key.to_vec();
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// A tail key's stream key and version (split from the end: the stream
+/// name is the caller's to choose).
+fn split_tail_key(k: &[u8]) -> Option<(&[u8], u64)> {
+    let at = k.len().checked_sub(9)?;
+    let (stream, rest) = k.split_at(at);
+    let (zero, version) = rest.split_first()?;
+    (*zero == 0).then(|| (stream, u64::from_be_bytes(version.try_into().unwrap_or([0; 8]))))
 }
 
 fn reach_key(prefix: &[u8; 2], position: u64) -> Vec<u8> {
@@ -107,6 +152,7 @@ impl Store {
         let ks = |name| concord_log::open_keyspace(&db, name).map_err(fj);
         let (streams, feed, reach, meta) = (ks(KS_STREAMS)?, ks(KS_FEED)?, ks(KS_REACH)?, ks(KS_META)?);
         let membership = ks(KS_MEMBERSHIP)?;
+        let tails = ks(KS_TAILS)?;
         let state: State = match meta.get(META_STATE).map_err(fj)? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("its state: {e}")))?,
             None => State {
@@ -122,10 +168,41 @@ impl Store {
             operations.push((id, info));
         }
         let members = OperationsView::from_operations(operations);
+        let mut tails_of: BTreeMap<Vec<u8>, Vec<Tail>> = BTreeMap::new();
+        for item in tails.iter() {
+            let (k, v) = item.into_inner().map_err(fj)?;
+            let (stream, version) = split_tail_key(&k).ok_or_else(|| corrupt("a kept event's key".into()))?;
+            let tail: Tail = serde_json::from_slice(&v).map_err(|e| corrupt(format!("a kept event: {e}")))?;
+            if tail.event.version != version {
+                return Err(corrupt(format!(
+                    "a kept event of {} is version {} under version {version}",
+                    tail.event.stream, tail.event.version
+                )));
+            }
+            tails_of.entry(stream.to_vec()).or_default().push(tail);
+        }
+        let mut tailed = std::collections::HashMap::new();
+        let mut with_tail = |state: Option<Value>, from: u64, key: Vec<u8>, tail: Vec<Tail>| {
+            let item = tail
+                .last()
+                .and_then(|t| t.item.clone())
+                .ok_or_else(|| corrupt("a stream's last kept event has no item".into()))?;
+            tailed.insert(key, tail.iter().map(|t| t.event.version).collect());
+            let events: Vec<EventEnvelope> = tail.into_iter().map(|t| t.event).collect();
+            Kept::fold_tail(state, from, &events, item).map_err(corrupt)
+        };
         let mut kept = Vec::new();
         for item in streams.iter() {
-            let (_, v) = item.into_inner().map_err(fj)?;
-            kept.push(serde_json::from_slice::<Kept>(&v).map_err(|e| corrupt(format!("a kept stream: {e}")))?);
+            let (k, v) = item.into_inner().map_err(fj)?;
+            let stream = serde_json::from_slice::<Kept>(&v).map_err(|e| corrupt(format!("a kept stream: {e}")))?;
+            kept.push(match tails_of.remove(k.as_ref()) {
+                Some(tail) => with_tail(Some(stream.state), stream.item.version, k.to_vec(), tail)?,
+                None => stream,
+            });
+        }
+        // Streams whose events are all kept as a tail, from no state.
+        for (k, tail) in tails_of {
+            kept.push(with_tail(None, 0, k, tail)?);
         }
         let projection = Projection::resume(kept, members, state.position).map_err(corrupt)?;
         Ok(Opened {
@@ -133,6 +210,8 @@ impl Store {
                 dir: dir.to_owned(),
                 db,
                 streams,
+                tails,
+                tailed: std::sync::Mutex::new(tailed),
                 feed,
                 reach,
                 meta,
@@ -180,9 +259,10 @@ impl Store {
         }
     }
 
-    /// Writes, in one fsynced batch: the feed entries `applied`, the
-    /// streams they changed as `projection` now holds them, and the
-    /// checkpoints.
+    /// Writes, in one batch: the feed entries `applied`, the streams they
+    /// changed as `projection` now holds them (a stream's new events, or
+    /// its state when it has kept [`TAIL_EVENTS_MAX`] events or changed
+    /// without an event of its own), and the checkpoints.
     pub fn commit(
         &self,
         projection: &Projection,
@@ -195,7 +275,11 @@ impl Store {
         // them), applied again from the logs at the next start. `sync`
         // bounds that tail off the acknowledgement path.
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
-        let mut changed = std::collections::BTreeSet::new();
+        // Each changed stream's own events in this batch, and the streams
+        // that changed without one (an intel item whose operation's
+        // membership changed).
+        let mut own: BTreeMap<(Service, String), Vec<&EventEnvelope>> = BTreeMap::new();
+        let mut otherwise = std::collections::BTreeSet::new();
         for (entry, streams) in applied {
             let bytes = serde_json::to_vec(entry).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
             batch.insert(&self.feed, entry.position.to_be_bytes(), bytes);
@@ -211,12 +295,53 @@ impl Store {
                 prefix.copy_from_slice(c.as_str().as_bytes());
                 batch.insert(&self.reach, reach_key(&prefix, entry.position), []);
             }
-            changed.extend(streams.iter().cloned());
+            for changed in streams {
+                let e = &entry.event;
+                if changed.0 == e.service && changed.1 == e.stream {
+                    own.entry(changed.clone()).or_default().push(e);
+                } else {
+                    otherwise.insert(changed.clone());
+                }
+            }
         }
+        let mut tailed = self.tailed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Applied to `tailed` once the batch is in.
+        let mut now_tailed: Vec<(Vec<u8>, Vec<u64>)> = Vec::new();
+        let changed: std::collections::BTreeSet<(Service, String)> =
+            own.keys().cloned().chain(otherwise.iter().cloned()).collect();
         for (service, stream) in changed {
-            if let Some(bytes) = projection.kept_bytes(service, &stream) {
-                let bytes = bytes.map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
-                batch.insert(&self.streams, stream_key(service, &stream), bytes);
+            let key = stream_key(service, &stream);
+            let events = own.get(&(service, stream.clone())).map_or(&[][..], Vec::as_slice);
+            let held = tailed.get(&key).map_or(&[][..], Vec::as_slice);
+            let item = projection.item(service, &stream);
+            match item {
+                Some(item)
+                    if !events.is_empty()
+                        && !otherwise.contains(&(service, stream.clone()))
+                        && held.len() + events.len() <= TAIL_EVENTS_MAX =>
+                {
+                    let mut versions = held.to_vec();
+                    for (i, e) in events.iter().enumerate() {
+                        let tail = TailRef {
+                            event: e,
+                            item: (i + 1 == events.len()).then_some(item),
+                        };
+                        let bytes = serde_json::to_vec(&tail).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
+                        batch.insert(&self.tails, tail_key(&key, e.version), bytes);
+                        versions.push(e.version);
+                    }
+                    now_tailed.push((key, versions));
+                }
+                _ => {
+                    if let Some(bytes) = projection.kept_bytes(service, &stream) {
+                        let bytes = bytes.map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
+                        batch.insert(&self.streams, key.clone(), bytes);
+                        for v in held {
+                            batch.remove(&self.tails, tail_key(&key, *v));
+                        }
+                        now_tailed.push((key, Vec::new()));
+                    }
+                }
             }
             if service == Service::Operations
                 && let Ok(id) = concord_contracts::operations::STREAM.id_of(&stream)
@@ -233,9 +358,23 @@ impl Store {
         let bytes = serde_json::to_vec(&state).map_err(|e| self.fjall(fjall::Error::Io(e.into())))?;
         batch.insert(&self.meta, META_STATE, bytes);
         batch.commit().map_err(|e| self.fjall(e))?;
+        for (key, versions) in now_tailed {
+            if versions.is_empty() {
+                tailed.remove(&key);
+            } else {
+                tailed.insert(key, versions);
+            }
+        }
+        drop(tailed);
         self.committed
             .store(projection.position(), std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Events kept after their streams' states.
+    #[cfg(test)]
+    pub(crate) fn tails_kept(&self) -> usize {
+        self.tails.iter().count()
     }
 
     /// The feed position of the last batch committed.

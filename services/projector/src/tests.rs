@@ -313,3 +313,106 @@ fn search_folds_case_accents_and_scripts_and_keeps_to_what_the_caller_sees() {
     assert_eq!(ask(&p, "FR", Role::Liaison, "muller"), ["notice", "lead"]);
     assert!(ask(&p, "FR", Role::Liaison, "!!").is_empty());
 }
+
+/// A large stream is kept as a state now and then and its events in
+/// between: reopened at any point (twice here, across a state write and a
+/// membership change that rewrites an intel item), the store resumes the
+/// views the live projection holds, and keeps appending where it stood.
+#[test]
+fn a_store_keeping_a_large_stream_s_events_reopens_to_the_same_views() {
+    use crate::store::{FeedEntry, Store};
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let dir = tmp.path().join("projector");
+    let mut logs = Logs::new();
+    let mut live = Projection::default();
+    let mut task = 0u32;
+    let mut next_task = |logs: &mut Logs| {
+        task += 1;
+        logs.event(
+            Service::Operations,
+            &format!("operation-{OP}"),
+            "task.assigned",
+            "FR",
+            json!({"task_id": format!("01900000-0000-7000-8000-1{task:011}"), "assignee_country": "DE",
+                   "title": format!("task {task}"), "details": "d", "due_at": null}),
+        )
+    };
+    let check = |live: &Projection| {
+        let opened = Store::open(&dir).expect("reopen");
+        let p = &opened.projection;
+        assert_eq!(p.position(), live.position());
+        assert_eq!(p.items().collect::<Vec<_>>(), live.items().collect::<Vec<_>>());
+        for item in live.items() {
+            assert_eq!(p.view(item), live.view(item), "{}", item.stream);
+        }
+        opened
+    };
+    // Bursts of 1 to 13 events; the operation's events go past several
+    // state writes.
+    let mut sizes = [1usize, 13, 5, 9, 2, 11, 7, 3].into_iter().cycle();
+    let mut kept = Store::open(&dir).expect("open");
+    let mut burst = vec![
+        opened(&mut logs, "FR", &["DE", "ES"]),
+        lead_posted(&mut logs, "DE", &[]),
+    ];
+    for round in 0..30 {
+        if round == 10 {
+            drop(kept);
+            kept = check(&live);
+        }
+        if round == 17 {
+            burst.push(removed(&mut logs, "ES"));
+        }
+        let size = sizes.next().expect("cycle");
+        while burst.len() < size {
+            burst.push(next_task(&mut logs));
+        }
+        let applied: Vec<_> = burst
+            .drain(..)
+            .map(|e| {
+                let a = live.apply(&e).expect("applies");
+                (
+                    FeedEntry {
+                        position: a.position,
+                        reach: a.reach,
+                        event: e,
+                    },
+                    a.changed,
+                )
+            })
+            .collect();
+        kept.store.commit(&live, &applied, &kept.checkpoints).expect("commit");
+    }
+    assert!(task > 150, "{task} tasks: past two state writes of the operation");
+    drop(kept);
+    let kept = check(&live);
+    assert!(
+        kept.store.tails_kept() > 0,
+        "the operation's latest events are kept as events"
+    );
+}
+
+/// Kept events that do not follow the kept state one version at a time
+/// (a gap, another stream's event) are refused: the store is then set
+/// aside and the views built again from the logs.
+#[test]
+fn kept_events_that_do_not_follow_their_state_are_refused() {
+    use concord_contracts::projection::Kept;
+    let mut logs = Logs::new();
+    let mut p = Projection::default();
+    let first = opened(&mut logs, "FR", &["DE"]);
+    p.apply(&first).expect("opened");
+    let removed = removed(&mut logs, "DE");
+    p.apply(&removed).expect("removed");
+    let item = p.items().next().expect("item").clone();
+    let folded = Kept::fold_tail(None, 0, &[first.clone(), removed.clone()], item.clone()).expect("folds");
+    assert_eq!(Some(folded), p.kept(item.service, &item.stream));
+    // A gap, a repeat, or one event short of the item.
+    assert!(Kept::fold_tail(None, 0, std::slice::from_ref(&removed), item.clone()).is_err());
+    assert!(Kept::fold_tail(None, 0, &[first.clone(), first.clone()], item.clone()).is_err());
+    assert!(Kept::fold_tail(None, 0, std::slice::from_ref(&first), item.clone()).is_err());
+    // Another stream's event.
+    let mut other = removed.clone();
+    other.stream = format!("operation-{LEAD}");
+    assert!(Kept::fold_tail(None, 0, &[first, other], item).is_err());
+}
