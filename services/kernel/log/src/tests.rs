@@ -698,6 +698,26 @@ fn a_corrupt_head_record_is_a_clear_error_on_open() {
     assert!(e.to_string().starts_with("operations log is corrupt at seq 3"), "{e}");
 }
 
+/// Appends `events` events in appends of `per_append` (each a new stream)
+/// and checks that the log as written verifies whole.
+fn fill_and_verify(dir: &TempDir, events: u64, per_append: usize) {
+    let log = open(dir);
+    rt().block_on(async {
+        for i in 0..events / per_append as u64 {
+            log.append(req(
+                &format!("op-{i}"),
+                ExpectedVersion::NoStream,
+                &format!("c{i}"),
+                per_append,
+            ))
+            .await
+            .expect("append");
+        }
+    });
+    let report = log.verify().expect("verify");
+    assert_eq!((report.events_verified, report.first_bad), (events, None));
+}
+
 /// Long enough for every verify helper to get several chunks: the results
 /// are linked in the order the chunks were read, whichever helper hashed
 /// them, and the first bad seq is the first in that order.
@@ -705,23 +725,7 @@ fn a_corrupt_head_record_is_a_clear_error_on_open() {
 fn verify_across_many_chunks_names_the_first_bad_seq_in_log_order() {
     const EVENTS: u64 = 20_000;
     let dir = TempDir::new().expect("tmp");
-    {
-        let log = open(&dir);
-        rt().block_on(async {
-            for i in 0..EVENTS / 200 {
-                log.append(req(
-                    &format!("op-{i}"),
-                    ExpectedVersion::NoStream,
-                    &format!("c{i}"),
-                    200,
-                ))
-                .await
-                .expect("append");
-            }
-        });
-        let report = log.verify().expect("verify");
-        assert_eq!((report.events_verified, report.first_bad), (EVENTS, None));
-    }
+    fill_and_verify(&dir, EVENTS, 200);
     {
         let db = Database::builder(dir.path()).open().expect("raw open");
         let events = db.keyspace(KS_EVENTS, KeyspaceCreateOptions::default).expect("ks");
@@ -753,27 +757,7 @@ fn verify_links_every_chunk_when_the_log_ends_on_a_chunk_boundary() {
     for chunks in [1, 2, 5] {
         let events = chunk * chunks;
         let dir = TempDir::new().expect("tmp");
-        {
-            let log = open(&dir);
-            rt().block_on(async {
-                for i in 0..events / 256 {
-                    log.append(req(
-                        &format!("op-{i}"),
-                        ExpectedVersion::NoStream,
-                        &format!("c{i}"),
-                        256,
-                    ))
-                    .await
-                    .expect("append");
-                }
-            });
-            let report = log.verify().expect("verify");
-            assert_eq!(
-                (report.events_verified, report.first_bad),
-                (events, None),
-                "{chunks} chunks"
-            );
-        }
+        fill_and_verify(&dir, events, 256);
         {
             let db = Database::builder(dir.path()).open().expect("raw open");
             let ks = db.keyspace(KS_EVENTS, KeyspaceCreateOptions::default).expect("ks");
