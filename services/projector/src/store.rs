@@ -187,6 +187,12 @@ impl Store {
                 .last()
                 .and_then(|t| t.item.clone())
                 .ok_or_else(|| corrupt("a stream's last kept event has no item".into()))?;
+            if stream_key(item.service, &item.stream) != key {
+                return Err(corrupt(format!(
+                    "the kept events of {} are under another stream's key",
+                    item.stream
+                )));
+            }
             tailed.insert(key, tail.iter().map(|t| t.event.version).collect());
             let events: Vec<EventEnvelope> = tail.into_iter().map(|t| t.event).collect();
             Kept::fold_tail(state, from, &events, item).map_err(corrupt)
@@ -195,6 +201,14 @@ impl Store {
         for item in streams.iter() {
             let (k, v) = item.into_inner().map_err(fj)?;
             let stream = serde_json::from_slice::<Kept>(&v).map_err(|e| corrupt(format!("a kept stream: {e}")))?;
+            // Resuming keys the views by the item's stream: one kept under
+            // another's key would silently stand in for it.
+            if stream_key(stream.item.service, &stream.item.stream) != k.as_ref() {
+                return Err(corrupt(format!(
+                    "kept stream {} is under another stream's key",
+                    stream.item.stream
+                )));
+            }
             kept.push(match tails_of.remove(k.as_ref()) {
                 Some(tail) => with_tail(Some(stream.state), stream.item.version, k.to_vec(), tail)?,
                 None => stream,
@@ -493,5 +507,45 @@ mod tests {
         // And the fresh one opens as usual from then on.
         let (_, again) = Store::open_or_set_aside(&dir).expect("open");
         assert!(again.is_none());
+    }
+
+    /// A kept stream moved under another stream's key is refused, not
+    /// resumed as the stream it names (its kept events: in
+    /// `a_store_keeping_a_large_stream_s_events_reopens_to_the_same_views`).
+    #[test]
+    fn a_kept_stream_under_another_stream_s_key_is_refused() {
+        use concord_contracts::projection::{Item, Reach};
+        let item = Item {
+            service: Service::Operations,
+            stream: "operation-01900000-0000-7000-8000-000000000001".into(),
+            version: 0,
+            reach: Reach::default(),
+        };
+        let kept = serde_json::to_vec(&Kept {
+            // An operation before its first event.
+            state: Value::Null,
+            item: item.clone(),
+        })
+        .expect("kept");
+        let other = stream_key(Service::Operations, "operation-01900000-0000-7000-8000-000000000002");
+        let own = stream_key(item.service, &item.stream);
+        let tmp = tempfile::TempDir::new().expect("tmp");
+        for (n, key) in [own.clone(), other].into_iter().enumerate() {
+            let dir = tmp.path().join(format!("projector-{n}"));
+            {
+                let opened = Store::open(&dir).expect("open");
+                opened.store.streams.insert(&key, &kept).expect("insert");
+                opened.store.db.persist(PersistMode::SyncAll).expect("persist");
+            }
+            let opened = Store::open(&dir);
+            if key == own {
+                assert_eq!(opened.expect("its own key").projection.items().count(), 1);
+            } else {
+                let Err(StoreError::Corrupt { what, .. }) = opened else {
+                    panic!("a stream under another's key must be refused");
+                };
+                assert!(what.contains("under another stream's key"), "{what}");
+            }
+        }
     }
 }

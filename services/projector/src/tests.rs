@@ -390,6 +390,26 @@ fn a_store_keeping_a_large_stream_s_events_reopens_to_the_same_views() {
         kept.store.tails_kept() > 0,
         "the operation's latest events are kept as events"
     );
+    drop(kept);
+    // The same kept events moved under another stream's key are refused,
+    // not folded into the stream they name.
+    {
+        let db = concord_log::open_database(&dir).expect("raw open");
+        let tails = concord_log::open_keyspace(&db, "tails").expect("tails");
+        let entries: Vec<_> = tails.iter().map(|e| e.into_inner().expect("entry")).collect();
+        for (k, v) in entries {
+            let mut moved = k.to_vec();
+            let at = moved.len() - 10;
+            moved[at] ^= 1;
+            tails.remove(k).expect("remove");
+            tails.insert(moved, v).expect("insert");
+        }
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+    let Err(crate::store::StoreError::Corrupt { what, .. }) = Store::open(&dir) else {
+        panic!("kept events under another stream's key must be refused");
+    };
+    assert!(what.contains("under another stream's key"), "{what}");
 }
 
 /// Kept events that do not follow the kept state one version at a time
