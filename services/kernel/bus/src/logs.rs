@@ -85,8 +85,15 @@ async fn answer_read(log: &Log, payload: &[u8]) -> Vec<u8> {
             .to_bytes();
         }
     };
-    let log2 = log.clone();
-    let read = tokio::task::spawn_blocking(move || log2.read_from(req.from_seq, req.max_events)).await;
+    // The tail, which is what live consumers read, is answered in place;
+    // anything older is read from disk off the async threads.
+    let read = match log.read_recent(req.from_seq, req.max_events) {
+        Some(batch) => Ok(Ok(batch)),
+        None => {
+            let log2 = log.clone();
+            tokio::task::spawn_blocking(move || log2.read_from(req.from_seq, req.max_events)).await
+        }
+    };
     match read {
         Ok(Ok(batch)) => {
             let mut out = Vec::with_capacity(64 + batch.events.iter().map(|e| e.bytes.len() + 1).sum::<usize>());

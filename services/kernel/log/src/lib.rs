@@ -29,6 +29,7 @@ pub mod metric {
 }
 mod inspect;
 mod mark;
+mod recent;
 mod restore;
 mod validate;
 mod writer;
@@ -51,6 +52,7 @@ use concord_core::chain::{
 use concord_core::envelope::{Actor, EventEnvelope, ExpectedVersion, Hlc, Service};
 pub use format::{Migration, migrate};
 pub use mark::{MARK_FILE, MARK_INTERVAL, Mark, MarkError, read as read_mark};
+pub use recent::{RECENT_BYTES_MAX, RECENT_EVENTS_MAX};
 pub use restore::{RestoreError, restore};
 pub use validate::InvalidAppend;
 
@@ -597,6 +599,8 @@ struct Shared {
     /// How a group commit is persisted: always `SyncAll`, except in the
     /// power-loss tests' negative control (`open_without_fsync_for_tests`).
     persist: PersistMode,
+    /// The newest committed events, for reads of the tail.
+    recent: Mutex<recent::Recent>,
 }
 
 impl Shared {
@@ -929,6 +933,7 @@ impl Log {
             poisoned: AtomicBool::new(false),
             poison_reason: RwLock::new(None),
             persist,
+            recent: Mutex::default(),
         });
         let signal = Arc::new(mark::Signal::default());
         let marker = match mode {
@@ -1099,14 +1104,9 @@ impl Log {
     /// `READ_BATCH_EVENTS_MAX`) and about `READ_BATCH_BYTES_MAX` bytes.
     /// Blocking: call it from `spawn_blocking` in async code.
     pub fn read_from(&self, from_seq: u64, max_events: usize) -> Result<ReadBatch, LogError> {
-        let head_seq = self.head().seq;
-        let max_events = max_events.clamp(1, READ_BATCH_EVENTS_MAX);
+        let (head_seq, from, last, max_events) = self.read_range(from_seq, max_events);
         let mut events = Vec::new();
         let mut bytes = 0usize;
-        let from = from_seq.max(1);
-        // No further than `max_events` can reach: a scan never touches
-        // (or fails on) a block past what it returns.
-        let last = head_seq.min(from.saturating_add(max_events as u64 - 1));
         if from <= head_seq {
             for item in self.inner.stores.events.range(from.to_be_bytes()..=last.to_be_bytes()) {
                 let (k, v) = match item.into_inner() {
@@ -1136,6 +1136,38 @@ impl Log {
             }
         }
         Ok(ReadBatch { events, head_seq })
+    }
+
+    /// What `read_from` answers, when the newest committed events kept in
+    /// memory hold all of it; `None` otherwise (then call `read_from`).
+    /// Never blocks: async code calls it in place.
+    pub fn read_recent(&self, from_seq: u64, max_events: usize) -> Option<ReadBatch> {
+        let (head_seq, from, last, _) = self.read_range(from_seq, max_events);
+        if from > head_seq {
+            return Some(ReadBatch {
+                events: Vec::new(),
+                head_seq,
+            });
+        }
+        let events = self
+            .inner
+            .shared
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .read(from, last, READ_BATCH_BYTES_MAX)?;
+        Some(ReadBatch { events, head_seq })
+    }
+
+    /// `(head, first, last, max_events)` of a read from `from_seq`: no
+    /// further than `max_events` can reach, so a scan never touches (or
+    /// fails on) a block past what it returns.
+    fn read_range(&self, from_seq: u64, max_events: usize) -> (u64, u64, u64, usize) {
+        let head_seq = self.head().seq;
+        let max_events = max_events.clamp(1, READ_BATCH_EVENTS_MAX);
+        let from = from_seq.max(1);
+        let last = head_seq.min(from.saturating_add(max_events as u64 - 1));
+        (head_seq, from, last, max_events)
     }
 
     /// Point reads from `from` to `last` into `events` until one fails or

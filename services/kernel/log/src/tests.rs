@@ -780,3 +780,46 @@ fn verify_links_every_chunk_when_the_log_ends_on_a_chunk_boundary() {
         assert_eq!(report.events_verified, events - 2, "{chunks} chunks");
     }
 }
+
+#[test]
+fn a_read_of_the_tail_from_memory_answers_what_the_disk_holds() {
+    let dir = TempDir::new().expect("tmp");
+    let log = open(&dir);
+    // Past the window, in appends of a few events (each a group of its own).
+    let appends = RECENT_EVENTS_MAX / 3 + 10;
+    rt().block_on(async {
+        for i in 0..appends {
+            log.append(req(&format!("s-{}", i % 7), ExpectedVersion::Any, &format!("c{i}"), 3))
+                .await
+                .expect("append");
+        }
+    });
+    let head = log.head().seq;
+    assert_eq!(head, appends as u64 * 3);
+    let oldest_kept = head - RECENT_EVENTS_MAX as u64 + 1;
+    let mut answered = 0;
+    for from in [1, oldest_kept - 1, oldest_kept, oldest_kept + 1, head - 5, head, head + 1, head + 10] {
+        for max in [1, 3, 100, READ_BATCH_EVENTS_MAX] {
+            let disk = log.read_from(from, max).expect("read");
+            match log.read_recent(from, max) {
+                Some(mem) => {
+                    answered += 1;
+                    assert!(from >= oldest_kept, "{from} is not held");
+                    assert_eq!(mem.head_seq, disk.head_seq);
+                    assert_eq!(
+                        mem.events.iter().map(|e| (e.seq, &e.bytes)).collect::<Vec<_>>(),
+                        disk.events.iter().map(|e| (e.seq, &e.bytes)).collect::<Vec<_>>(),
+                        "from {from}, max {max}"
+                    );
+                }
+                None => assert!(from < oldest_kept, "{from}..+{max} is held but not answered"),
+            }
+        }
+    }
+    assert!(answered >= 20);
+    // Reopened, nothing is held: every read goes to disk.
+    drop(log);
+    let log = open(&dir);
+    assert!(log.read_recent(head, 1).is_none());
+    assert_eq!(log.read_recent(head + 1, 1).map(|b| (b.events.len(), b.head_seq)), Some((0, head)));
+}

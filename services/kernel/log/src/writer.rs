@@ -201,6 +201,20 @@ impl Writer {
         metrics::histogram!(crate::metric::APPEND_BATCH, "log" => log).record(events as f64);
         match committed {
             Ok(()) => {
+                // Before the head moves: a reader that sees the head finds
+                // every event up to it here.
+                {
+                    let mut recent = self
+                        .shared
+                        .recent
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for p in &pending {
+                        for (e, raw) in p.appended.events.iter().zip(&p.appended.raw) {
+                            recent.push(e.seq, raw);
+                        }
+                    }
+                }
                 if let Ok(mut h) = self.shared.head.write() {
                     *h = self.head.clone();
                 }
