@@ -798,7 +798,16 @@ fn a_read_of_the_tail_from_memory_answers_what_the_disk_holds() {
     assert_eq!(head, appends as u64 * 3);
     let oldest_kept = head - RECENT_EVENTS_MAX as u64 + 1;
     let mut answered = 0;
-    for from in [1, oldest_kept - 1, oldest_kept, oldest_kept + 1, head - 5, head, head + 1, head + 10] {
+    for from in [
+        1,
+        oldest_kept - 1,
+        oldest_kept,
+        oldest_kept + 1,
+        head - 5,
+        head,
+        head + 1,
+        head + 10,
+    ] {
         for max in [1, 3, 100, READ_BATCH_EVENTS_MAX] {
             let disk = log.read_from(from, max).expect("read");
             match log.read_recent(from, max) {
@@ -821,5 +830,8 @@ fn a_read_of_the_tail_from_memory_answers_what_the_disk_holds() {
     drop(log);
     let log = open(&dir);
     assert!(log.read_recent(head, 1).is_none());
-    assert_eq!(log.read_recent(head + 1, 1).map(|b| (b.events.len(), b.head_seq)), Some((0, head)));
+    assert_eq!(
+        log.read_recent(head + 1, 1).map(|b| (b.events.len(), b.head_seq)),
+        Some((0, head))
+    );
 }
