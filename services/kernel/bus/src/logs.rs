@@ -3,7 +3,8 @@
 //! log's identity, so a reader can tell when another log answers.
 //!
 //! Must not: decide anything about a domain, answer from anything but the
-//! durable log (a reader must only ever see acknowledged events), or share
+//! durable log or the committed tail it keeps in memory (a reader must
+//! only ever see acknowledged events), or share
 //! a log's subjects in a queue group (a log has one writer, and every
 //! instance that answers for it must be heard).
 
