@@ -262,3 +262,37 @@ async fn concord_up_restarts_its_nats_server_and_reports_it() {
         assert!(l == "stopping" || l.starts_with("warning: "), "not JSON: {l}");
     }
 }
+
+/// A start and a clean stop are quiet: the services that follow each
+/// other (crisis and deployments) find each other without a warning, and
+/// stopping (which stops the nats-server too) does not have every client
+/// warn of its lost connection, dozens of lines each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_and_a_clean_stop_warn_of_nothing_expected() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let sys = common::up(&data, &common::free_addr());
+    ok(
+        &sys.post(
+            "/v1/operations",
+            "FR_COORDINATOR",
+            json!({"title": "Op Lys", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
+        )
+        .await,
+        201,
+    );
+    // SIGTERM, then waits for the process to end.
+    drop(sys);
+    let said = std::fs::read_to_string(data.with_extension("stderr")).expect("up's stderr");
+    let noisy: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("NATS client error") || l.contains("cannot reach its source"))
+        .collect();
+    assert!(
+        noisy.is_empty(),
+        "{} warnings of an expected start or stop, e.g.:\n{}",
+        noisy.len(),
+        noisy.iter().take(5).copied().collect::<Vec<_>>().join("\n")
+    );
+    assert!(said.contains("stopping"), "it stopped cleanly:\n{said}");
+}

@@ -40,6 +40,11 @@ const DEMO_TOKEN_TTL_SECS: i64 = 12 * 3600;
 /// How long stopping may take before the process gives up waiting.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Set once the process is stopping: its nats-server goes away (stopped
+/// by it, or by the same Ctrl-C), and the clients' reconnect errors are
+/// then expected, not worth a warning each.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[derive(clap::Args)]
 pub struct UpArgs {
     /// Data directory: one log per service, the JWT secret, nats-server's files
@@ -192,6 +197,9 @@ async fn connect(
             match event {
                 async_nats::Event::ServerError(e) => {
                     tracing::error!(%identity, error = %e, "the NATS server refused something");
+                }
+                async_nats::Event::ClientError(e) if STOPPING.load(std::sync::atomic::Ordering::Relaxed) => {
+                    tracing::debug!(%identity, error = %e, "NATS client error while stopping");
                 }
                 async_nats::Event::ClientError(e) => tracing::warn!(%identity, error = %e, "NATS client error"),
                 _ => {}
@@ -513,6 +521,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         r = audit.stopped() => Err(anyhow::anyhow!("the audit's access log stopped: {r:?}")),
     };
     eprintln!("stopping");
+    STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(STOP_TIMEOUT, async {
         let _ = (&mut gw_task).await;

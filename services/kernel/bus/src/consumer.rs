@@ -44,6 +44,16 @@ use serde::{Deserialize, Serialize};
 /// How often a quiet consumer asks the source for its head. Bounds how long
 /// an event whose live message was lost waits to be delivered.
 pub const HEAD_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long after it starts a consumer whose source does not answer yet
+/// says so quietly (info): services that follow each other start
+/// together (crisis and deployments each follow the other), so the first
+/// asks of a start often find nobody yet. Past it, or once the source
+/// answered, that is a warning.
+const SOURCE_START_GRACE: Duration = Duration::from_secs(30);
+/// How long a source may not answer before a consumer warns of it (info
+/// until then): a source that stops with the whole process (a clean stop)
+/// is gone for a moment, not worth a warning.
+const SOURCE_UNREACHABLE_GRACE: Duration = Duration::from_secs(2);
 /// Live claims waiting to be checked against the log. Rationale: bounds
 /// what a flood of forged messages can make a consumer hold; a claim not
 /// kept is not checked, but its event is still read from the log.
@@ -124,6 +134,10 @@ pub struct Consumer {
     known_head: u64,
     /// Whether the checkpoint was checked against the source yet.
     anchored: bool,
+    /// When it started (see `SOURCE_START_GRACE`).
+    started: tokio::time::Instant,
+    /// Since when its source has not answered, if it does not now.
+    unreachable_since: Option<tokio::time::Instant>,
     poll: Duration,
     /// Live claims `seq → hashes` beyond the checkpoint, checked when the
     /// log serves that seq (or reports a head below it).
@@ -162,6 +176,8 @@ impl Consumer {
             at: from,
             pending: VecDeque::new(),
             anchored: false,
+            started: tokio::time::Instant::now(),
+            unreachable_since: None,
             poll: HEAD_POLL_INTERVAL,
             claims: BTreeMap::new(),
             delivered: VecDeque::new(),
@@ -252,12 +268,13 @@ impl Consumer {
                 self.wait_live().await?;
                 continue;
             };
-            if let Err(e) = step {
-                if e.is_final() {
-                    return Err(e);
+            match step {
+                Ok(()) => self.unreachable_since = None,
+                Err(e) if e.is_final() => return Err(e),
+                Err(e) => {
+                    self.unreachable(&e);
+                    tokio::time::sleep(self.poll).await;
                 }
-                tracing::warn!(source = %self.source, error = %e, "consumer cannot reach its source yet; retrying");
-                tokio::time::sleep(self.poll).await;
             }
         }
     }
@@ -281,14 +298,31 @@ impl Consumer {
             }
             () = tokio::time::sleep(self.poll) => {
                 match self.check_head().await {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        self.unreachable_since = None;
+                        Ok(())
+                    }
                     Err(e) if e.is_final() => Err(e),
                     Err(e) => {
-                        tracing::warn!(source = %self.source, error = %e, "consumer cannot reach its source; retrying");
+                        self.unreachable(&e);
                         Ok(())
                     }
                 }
             }
+        }
+    }
+
+    /// Says that the source did not answer: a warning once it has not
+    /// for `SOURCE_UNREACHABLE_GRACE` (or, before it ever answered, for
+    /// `SOURCE_START_GRACE` after the start), else only an info line.
+    fn unreachable(&mut self, e: &ConsumerError) {
+        let now = tokio::time::Instant::now();
+        let since = *self.unreachable_since.get_or_insert(now);
+        let starting = !self.anchored && now.duration_since(self.started) < SOURCE_START_GRACE;
+        if starting || now.duration_since(since) < SOURCE_UNREACHABLE_GRACE {
+            tracing::info!(source = %self.source, error = %e, "consumer waits for its source to answer");
+        } else {
+            tracing::warn!(source = %self.source, error = %e, "consumer cannot reach its source; retrying");
         }
     }
 
