@@ -313,13 +313,15 @@ impl Consumer {
     }
 
     /// Says that the source did not answer: a warning once it has not
-    /// for `SOURCE_UNREACHABLE_GRACE` (or, before it ever answered, for
-    /// `SOURCE_START_GRACE` after the start), else only an info line.
+    /// for `SOURCE_UNREACHABLE_GRACE`, an info line until then, and only
+    /// a debug line before it ever answered, for `SOURCE_START_GRACE`
+    /// after the start (waiting for a peer to start is a normal start).
     fn unreachable(&mut self, e: &ConsumerError) {
         let now = tokio::time::Instant::now();
         let since = *self.unreachable_since.get_or_insert(now);
-        let starting = !self.anchored && now.duration_since(self.started) < SOURCE_START_GRACE;
-        if starting || now.duration_since(since) < SOURCE_UNREACHABLE_GRACE {
+        if !self.anchored && now.duration_since(self.started) < SOURCE_START_GRACE {
+            tracing::debug!(source = %self.source, error = %e, "consumer waits for its source to start");
+        } else if now.duration_since(since) < SOURCE_UNREACHABLE_GRACE {
             tracing::info!(source = %self.source, error = %e, "consumer waits for its source to answer");
         } else {
             tracing::warn!(source = %self.source, error = %e, "consumer cannot reach its source; retrying");
