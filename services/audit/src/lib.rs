@@ -51,6 +51,12 @@ pub const NAME: &str = concord_bus::permissions::AUDIT;
 pub const PAGE_MAX: usize = 500;
 /// Events of a page when the request names no limit.
 pub const PAGE_DEFAULT: usize = 100;
+/// The audit reads each log at most this often under a steady flow
+/// (`Consumer::with_read_interval`). Rationale: nothing waits on the audit
+/// the moment an event is published (a query naming positions waits for
+/// them), and one read per interval takes its reads off the bus at
+/// thousands of commands a second.
+const READ_INTERVAL: Duration = Duration::from_millis(5);
 /// How long a read naming positions (`wait_for`) waits for them.
 pub const WAIT_FOR_MAX: Duration = Duration::from_secs(2);
 
@@ -290,7 +296,8 @@ impl Audit {
                     service,
                     why: e.to_string(),
                 })?
-                .named("audit");
+                .named("audit")
+                .with_read_interval(READ_INTERVAL);
             let (index, applied_tx) = (Arc::clone(&index), Arc::clone(&applied_tx));
             readers.push(tokio::spawn(async move {
                 loop {

@@ -138,6 +138,11 @@ pub struct Consumer {
     started: tokio::time::Instant,
     /// Since when its source has not answered, if it does not now.
     unreachable_since: Option<tokio::time::Instant>,
+    /// At most one read of the log per this while live messages keep
+    /// coming (`None`: a read for each burst at once).
+    read_interval: Option<Duration>,
+    /// When the log was last read.
+    last_read: Option<tokio::time::Instant>,
     poll: Duration,
     /// Live claims `seq → hashes` beyond the checkpoint, checked when the
     /// log serves that seq (or reports a head below it).
@@ -178,6 +183,8 @@ impl Consumer {
             anchored: false,
             started: tokio::time::Instant::now(),
             unreachable_since: None,
+            read_interval: None,
+            last_read: None,
             poll: HEAD_POLL_INTERVAL,
             claims: BTreeMap::new(),
             delivered: VecDeque::new(),
@@ -213,6 +220,17 @@ impl Consumer {
     /// Sets the quiet-feed poll interval (tests shorten it).
     pub fn with_poll_interval(mut self, poll: Duration) -> Self {
         self.poll = poll;
+        self
+    }
+
+    /// Reads the log at most once per `every` while live messages keep
+    /// coming, for a consumer that need not have each event the moment it
+    /// is published (the audit): under a steady flow one read then carries
+    /// what arrived over `every` instead of one read per burst (each a
+    /// request and a reply on the bus). After a quiet spell the first live
+    /// message is read at once.
+    pub fn with_read_interval(mut self, every: Duration) -> Self {
+        self.read_interval = Some(every);
         self
     }
 
@@ -292,6 +310,19 @@ impl Consumer {
                     match self.live.next().now_or_never() {
                         Some(Some(msg)) => self.claim(&msg.payload, trace_of(&msg)),
                         _ => break,
+                    }
+                }
+                let due = self.read_interval.zip(self.last_read).map(|(every, at)| at + every);
+                if let Some(due) = due {
+                    loop {
+                        tokio::select! {
+                            biased;
+                            () = tokio::time::sleep_until(due) => break,
+                            msg = self.live.next() => match msg {
+                                Some(msg) => self.claim(&msg.payload, trace_of(&msg)),
+                                None => return Err(ConsumerError::Closed(self.source)),
+                            },
+                        }
                     }
                 }
                 Ok(())
@@ -430,6 +461,7 @@ impl Consumer {
     }
 
     async fn fill(&mut self) -> Result<(), ConsumerError> {
+        self.last_read = Some(tokio::time::Instant::now());
         let got = fetch_log(&self.client, self.source, self.at.seq + 1, READ_BATCH_EVENTS_MAX).await?;
         self.same_log(got.identity)?;
         if got.head_seq < self.at.seq {

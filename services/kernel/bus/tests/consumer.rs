@@ -358,3 +358,40 @@ async fn a_correctly_hashed_forged_live_event_is_never_delivered_and_does_not_st
     assert_eq!(got.hash, real.hash);
     assert!(c.rejected() > before, "the early forgery is counted");
 }
+
+/// With a read interval, a steady flow is read from the log at most once
+/// per interval (plus the first read), and still delivered whole, once,
+/// in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_with_a_read_interval_reads_a_steady_flow_in_few_reads() {
+    use futures::StreamExt;
+    let nats = NatsServer::start().expect("nats-server");
+    let mut source = Source::start(&nats).await;
+    let sniffer = async_nats::connect(nats.url()).await.expect("connect");
+    let mut reads = sniffer
+        .subscribe(concord_core::subjects::log_read(Service::Operations))
+        .await
+        .expect("subscribe");
+    sniffer.flush().await.expect("flush");
+    let interval = Duration::from_millis(200);
+    let mut c = consumer(&nats, start_of_log()).await.with_read_interval(interval);
+    const EVENTS: usize = 30;
+    let started = tokio::time::Instant::now();
+    let taker = tokio::spawn(async move { take(&mut c, EVENTS).await });
+    for _ in 0..EVENTS {
+        source.produce(1, true).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(taker.await.expect("taker"), (1..=EVENTS as u64).collect::<Vec<_>>());
+    let elapsed = started.elapsed();
+    let mut n = 0u128;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), reads.next()).await {
+        n += 1;
+    }
+    // Bounded by the elapsed time itself, never by a guess of it.
+    let bound = elapsed.as_millis() / interval.as_millis() + 2;
+    assert!(
+        n <= bound && n < EVENTS as u128,
+        "{n} reads for {EVENTS} events over {elapsed:?} (at most {bound} expected)"
+    );
+}
