@@ -292,18 +292,7 @@ async fn every_probe_is_refused_from_every_identity_and_each_service_works_with_
     // Each service does its work with its own permissions: operations and
     // intel (which follows operations), crisis and deployments (which
     // follow each other), the stand-down the choreography sends.
-    let op = ok(
-        &sys.post(
-            "/v1/operations",
-            "FR_COORDINATOR",
-            json!({"title": "Op Lys", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
-        )
-        .await,
-        201,
-    )["id"]
-        .as_str()
-        .expect("op")
-        .to_owned();
+    let op = sys.open_operation().await;
     ok(
         &sys.post(
             &format!("/v1/operations/{op}/leads"),
@@ -480,18 +469,7 @@ async fn a_correctly_hashed_forged_event_from_a_permitted_key_is_never_applied()
     let data = dir.path().join("data");
     let sys = up(&data, &free_addr());
     let url = sys.nats_url();
-    let op = ok(
-        &sys.post(
-            "/v1/operations",
-            "FR_COORDINATOR",
-            json!({"title": "Op Lys", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
-        )
-        .await,
-        201,
-    )["id"]
-        .as_str()
-        .expect("op")
-        .to_owned();
+    let op = sys.open_operation().await;
     let lead = ok(
         &sys.post(
             &format!("/v1/operations/{op}/leads"),

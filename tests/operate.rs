@@ -272,15 +272,7 @@ async fn a_start_and_a_clean_stop_warn_of_nothing_expected() {
     let dir = tempfile::TempDir::new().expect("tmp");
     let data = dir.path().join("data");
     let sys = common::up(&data, &common::free_addr());
-    ok(
-        &sys.post(
-            "/v1/operations",
-            "FR_COORDINATOR",
-            json!({"title": "Op Lys", "objective": "o", "lead_country": "FR", "countries": ["DE"]}),
-        )
-        .await,
-        201,
-    );
+    sys.open_operation().await;
     // SIGTERM, then waits for the process to end.
     drop(sys);
     let said = std::fs::read_to_string(data.with_extension("stderr")).expect("up's stderr");

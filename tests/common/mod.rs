@@ -171,6 +171,13 @@ impl Up {
     pub async fn get(&self, path: &str, who: &str) -> Response {
         self.call("GET", path, Some(who), &[], None).await
     }
+
+    /// Opens an operation led by FR with DE taking part, as FR's
+    /// coordinator: its id.
+    pub async fn open_operation(&self) -> String {
+        let body = serde_json::json!({"title": "Op Lys", "objective": "o", "lead_country": "FR", "countries": ["DE"]});
+        id(&ok(&self.post("/v1/operations", "FR_COORDINATOR", body).await, 201))
+    }
 }
 
 pub fn ok(r: &Response, status: u16) -> Value {
