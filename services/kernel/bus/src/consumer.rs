@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 /// an event whose live message was lost waits to be delivered.
 pub const HEAD_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long after it starts a consumer whose source does not answer yet
-/// says so quietly (info): services that follow each other start
+/// says so quietly (debug): services that follow each other start
 /// together (crisis and deployments each follow the other), so the first
 /// asks of a start often find nobody yet. Past it, or once the source
 /// answered, that is a warning.
