@@ -288,3 +288,20 @@ async fn a_start_and_a_clean_stop_warn_of_nothing_expected() {
     );
     assert!(said.contains("stopping"), "it stopped cleanly:\n{said}");
 }
+
+/// Ctrl-C in the terminal stops the nats-server at the same moment as the
+/// services: they do not wait for a server that is gone (a flush would
+/// wait for it to come back, for ever) until the stop gives up on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_every_service_though_its_nats_server_goes_first() {
+    let dir = tempfile::TempDir::new().expect("tmp");
+    let data = dir.path().join("data");
+    let mut sys = common::up(&data, &common::free_addr());
+    sys.open_operation().await;
+    let status = sys.interrupt();
+    let said = std::fs::read_to_string(data.with_extension("stderr")).expect("up's stderr");
+    assert!(status.success(), "a stop on Ctrl-C is a clean exit ({status}):\n{said}");
+    assert!(said.contains("stopping"), "it stopped on the signal:\n{said}");
+    let stuck: Vec<&str> = said.lines().filter(|l| l.contains("stopping anyway")).collect();
+    assert!(stuck.is_empty(), "a service did not stop:\n{}", stuck.join("\n"));
+}

@@ -69,6 +69,9 @@ fn start_up(data: &Path, addr: &str, extra: &[&str], nats_url: Option<&str>) -> 
         Some(url) => cmd.env("NATS_URL", url),
         None => cmd.env_remove("NATS_URL"),
     };
+    // Its own process group, as a shell gives a job: `interrupt` can
+    // then do what Ctrl-C in a terminal does, to it and its nats-server.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd
         .args(["up", "--data"])
         .arg(data)
@@ -133,6 +136,26 @@ impl Up {
             .and_then(|rest| rest.split_whitespace().next())
             .expect("the banner names the NATS URL")
             .to_owned()
+    }
+
+    /// Ctrl-C in the terminal it runs in: SIGINT to its whole process
+    /// group, its nats-server with it, then waits (a minute at most, a
+    /// guard against a hang, not a measure) for it to end.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        let group = format!("-{}", self.child.id());
+        let sent = Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "SIGINT to the process group {group}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "concord up did not end after SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn token(&self, name: &str) -> &str {

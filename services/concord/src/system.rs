@@ -523,7 +523,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     eprintln!("stopping");
     STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(STOP_TIMEOUT, async {
+    let stopped = tokio::time::timeout(STOP_TIMEOUT, async {
         let _ = (&mut gw_task).await;
         let _ = (&mut ops_task).await;
         let _ = (&mut intel_task).await;
@@ -533,6 +533,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         audit.stop().await;
     })
     .await;
+    if stopped.is_err() {
+        tracing::warn!("not every service stopped within {STOP_TIMEOUT:?}; stopping anyway");
+    }
     // Services first (they stop reading NATS), then their nats-server.
     drop(own_nats);
     outcome
@@ -677,7 +680,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::select! {
         () = signalled() => {
             let _ = stop_tx.send(true);
-            let _ = tokio::time::timeout(STOP_TIMEOUT, &mut task).await;
+            if tokio::time::timeout(STOP_TIMEOUT, &mut task).await.is_err() {
+                tracing::warn!(service = %args.name, "the service did not stop within {STOP_TIMEOUT:?}; stopping anyway");
+            }
             Ok(())
         }
         r = &mut task => r.context("the service task")?,

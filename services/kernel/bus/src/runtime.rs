@@ -351,7 +351,7 @@ impl<A: Aggregate> Bound<A> {
         let _ = service.stop().await;
         drop(commands);
         drop(queries);
-        let _ = rt.client.flush().await;
+        flush_if_connected(&rt.client).await;
         // Every started request finishes: an event made durable is answered.
         let all = u32::try_from(rt.in_flight_max).unwrap_or(u32::MAX);
         if tokio::time::timeout(STOP_DRAIN_TIMEOUT, rt.in_flight.acquire_many(all))
@@ -377,12 +377,13 @@ impl<A: Aggregate> Bound<A> {
         // sent), so a round trip proves the server has processed the
         // replies: a request to its own log's head, which the server
         // answers (no responders, or another instance) only after them.
-        let _ = rt.client.flush().await;
-        let _ = tokio::time::timeout(
-            STOP_ROUND_TRIP_TIMEOUT,
-            rt.client.request(subjects::log_head(A::SERVICE), Vec::new().into()),
-        )
-        .await;
+        if flush_if_connected(&rt.client).await {
+            let _ = tokio::time::timeout(
+                STOP_ROUND_TRIP_TIMEOUT,
+                rt.client.request(subjects::log_head(A::SERVICE), Vec::new().into()),
+            )
+            .await;
+        }
         match poisoned {
             Some(why) => Err(RuntimeError::LogPoisoned(why)),
             None => Ok(()),
@@ -483,6 +484,22 @@ pub use concord_core::decider::read_event;
 /// How long a stopping service waits for the round trip that proves its
 /// last replies reached the server.
 const STOP_ROUND_TRIP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Empties the client's write buffer to the server, and says whether it
+/// did. A client cut off from its server (the server stopped first, as
+/// on Ctrl-C to `concord up`'s process group) would hold a flush until
+/// it reconnects, that is for ever: what it buffered can no longer reach
+/// anyone, so a stopping service does not wait for it. The timeout
+/// covers a cut that comes during the flush.
+async fn flush_if_connected(client: &async_nats::Client) -> bool {
+    if client.connection_state() != async_nats::connection::State::Connected {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout(STOP_ROUND_TRIP_TIMEOUT, client.flush()).await,
+        Ok(Ok(()))
+    )
+}
 
 /// What a command answers: the id of what it created or changed, the
 /// stream's id under `<kind>_id`, the stream's version after it and the
