@@ -501,6 +501,48 @@ pub struct RawEvent {
     pub bytes: Vec<u8>,
 }
 
+/// A read's events as they are gathered, and the one rule that cuts a
+/// read (from fjall, point reads after damage, or the window in memory):
+/// at most `max_events`, and no event that would take it past
+/// `max_bytes`, except the first, so a read always makes progress.
+pub(crate) struct Gathered {
+    pub(crate) events: Vec<RawEvent>,
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
+}
+
+impl Gathered {
+    pub(crate) fn new(max_events: usize, max_bytes: usize) -> Gathered {
+        Gathered {
+            events: Vec::new(),
+            bytes: 0,
+            max_events,
+            max_bytes,
+        }
+    }
+
+    /// Takes the event unless the read is full; `false`: it is, stop.
+    pub(crate) fn take(&mut self, seq: u64, bytes: &[u8]) -> bool {
+        let full = self.events.len() >= self.max_events
+            || (!self.events.is_empty() && self.bytes + bytes.len() > self.max_bytes);
+        if !full {
+            self.bytes += bytes.len();
+            self.events.push(RawEvent {
+                seq,
+                bytes: bytes.to_vec(),
+            });
+        }
+        !full
+    }
+
+    /// Whether another event can be taken at all (so a scan stops before
+    /// reading one it would not take).
+    fn has_room(&self) -> bool {
+        self.events.len() < self.max_events
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadBatch {
     pub events: Vec<RawEvent>,
@@ -1105,8 +1147,7 @@ impl Log {
     /// Blocking: call it from `spawn_blocking` in async code.
     pub fn read_from(&self, from_seq: u64, max_events: usize) -> Result<ReadBatch, LogError> {
         let (head_seq, from, last, max_events) = self.read_range(from_seq, max_events);
-        let mut events = Vec::new();
-        let mut bytes = 0usize;
+        let mut read = Gathered::new(max_events, READ_BATCH_BYTES_MAX);
         if from <= head_seq {
             for item in self.inner.stores.events.range(from.to_be_bytes()..=last.to_be_bytes()) {
                 let (k, v) = match item.into_inner() {
@@ -1116,33 +1157,31 @@ impl Log {
                         // past the seqs it is at: the events before the
                         // damage are read one by one and returned, the
                         // error comes with the read that starts at it.
-                        let last_read = events.last().map_or(from - 1, |r: &RawEvent| r.seq);
-                        self.salvage(last_read + 1, last, max_events, &mut events, &mut bytes);
-                        if events.is_empty() {
+                        let last_read = read.events.last().map_or(from - 1, |r: &RawEvent| r.seq);
+                        self.salvage(last_read + 1, last, &mut read);
+                        if read.events.is_empty() {
                             return Err(self.storage_after("reading events", last_read, &e));
                         }
                         break;
                     }
                 };
                 let seq = key_seq(&k).ok_or_else(|| self.corrupt(0, "event key is not 8 bytes"))?;
-                if !events.is_empty() && bytes + v.len() > READ_BATCH_BYTES_MAX {
-                    break;
-                }
-                bytes += v.len();
-                events.push(RawEvent { seq, bytes: v.to_vec() });
-                if events.len() >= max_events {
+                if !read.take(seq, &v) || !read.has_room() {
                     break;
                 }
             }
         }
-        Ok(ReadBatch { events, head_seq })
+        Ok(ReadBatch {
+            events: read.events,
+            head_seq,
+        })
     }
 
     /// What `read_from` answers, when the newest committed events kept in
     /// memory hold all of it; `None` otherwise (then call `read_from`).
     /// Never blocks: async code calls it in place.
     pub fn read_recent(&self, from_seq: u64, max_events: usize) -> Option<ReadBatch> {
-        let (head_seq, from, last, _) = self.read_range(from_seq, max_events);
+        let (head_seq, from, last, max_events) = self.read_range(from_seq, max_events);
         if from > head_seq {
             return Some(ReadBatch {
                 events: Vec::new(),
@@ -1155,7 +1194,7 @@ impl Log {
             .recent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .read(from, last, READ_BATCH_BYTES_MAX)?;
+            .read(from, last, Gathered::new(max_events, READ_BATCH_BYTES_MAX))?;
         Some(ReadBatch { events, head_seq })
     }
 
@@ -1170,18 +1209,19 @@ impl Log {
         (head_seq, from, last, max_events)
     }
 
-    /// Point reads from `from` to `last` into `events` until one fails or
-    /// a bound of `read_from` is reached.
-    fn salvage(&self, from: u64, last: u64, max_events: usize, events: &mut Vec<RawEvent>, bytes: &mut usize) {
+    /// Point reads from `from` to `last` into `read` until one fails or
+    /// the read is full.
+    fn salvage(&self, from: u64, last: u64, read: &mut Gathered) {
         for seq in from..=last {
+            if !read.has_room() {
+                return;
+            }
             let Ok(Some(v)) = self.inner.stores.events.get(seq.to_be_bytes()) else {
                 return;
             };
-            if events.len() >= max_events || (!events.is_empty() && *bytes + v.len() > READ_BATCH_BYTES_MAX) {
+            if !read.take(seq, &v) {
                 return;
             }
-            *bytes += v.len();
-            events.push(RawEvent { seq, bytes: v.to_vec() });
         }
     }
 

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use super::RawEvent;
+use super::{Gathered, RawEvent};
 
 /// Most events kept. A bound, not a tuning knob: a consumer further
 /// behind than this reads from disk, as before.
@@ -48,35 +48,32 @@ impl Recent {
         }
     }
 
-    /// The events `from..=last`, cut where `read_from` would cut them
-    /// (after `max_bytes`, never before the first); `None` unless the
-    /// window holds the whole range.
-    pub fn read(&self, from: u64, last: u64, max_bytes: usize) -> Option<Vec<RawEvent>> {
+    /// The events `from..=last` gathered into `read`, cut where it cuts
+    /// them (`read_from`'s rule); `None` unless the window holds the whole
+    /// range.
+    pub fn read(&self, from: u64, last: u64, mut read: Gathered) -> Option<Vec<RawEvent>> {
         let first = self.events.front()?.seq;
         let newest = self.events.back()?.seq;
         if from < first || last > newest || from > last {
             return None;
         }
         let start = usize::try_from(from - first).ok()?;
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
         for e in self.events.range(start..).take_while(|e| e.seq <= last) {
-            if !out.is_empty() && bytes + e.bytes.len() > max_bytes {
+            if !read.take(e.seq, &e.bytes) {
                 break;
             }
-            bytes += e.bytes.len();
-            out.push(RawEvent {
-                seq: e.seq,
-                bytes: e.bytes.clone(),
-            });
         }
-        Some(out)
+        Some(read.events)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn upto(max_bytes: usize) -> Gathered {
+        Gathered::new(usize::MAX, max_bytes)
+    }
 
     fn filled(seqs: std::ops::RangeInclusive<u64>, size: usize) -> Recent {
         let mut r = Recent::default();
@@ -89,39 +86,46 @@ mod tests {
     #[test]
     fn answers_only_a_range_it_holds_whole() {
         let r = filled(1..=10, 8);
-        let got = r.read(3, 7, usize::MAX).expect("held");
+        let got = r.read(3, 7, upto(usize::MAX)).expect("held");
         assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7]);
         assert!(got.iter().all(|e| e.bytes == vec![(e.seq % 251) as u8; 8]));
-        assert!(r.read(3, 11, usize::MAX).is_none(), "past the newest");
-        assert!(r.read(0, 2, usize::MAX).is_none(), "before the oldest");
-        assert!(Recent::default().read(1, 1, usize::MAX).is_none());
+        assert!(r.read(3, 11, upto(usize::MAX)).is_none(), "past the newest");
+        assert!(r.read(0, 2, upto(usize::MAX)).is_none(), "before the oldest");
+        assert!(Recent::default().read(1, 1, upto(usize::MAX)).is_none());
     }
 
     #[test]
     fn keeps_the_newest_within_its_bounds() {
         let r = filled(1..=(RECENT_EVENTS_MAX as u64 + 5), 8);
-        assert!(r.read(5, 5, usize::MAX).is_none(), "the oldest left");
-        assert_eq!(r.read(6, 6, usize::MAX).map(|v| v.len()), Some(1));
+        assert!(r.read(5, 5, upto(usize::MAX)).is_none(), "the oldest left");
+        assert_eq!(r.read(6, 6, upto(usize::MAX)).map(|v| v.len()), Some(1));
         let big = filled(1..=40, 100 * 1024);
         assert!(big.bytes <= RECENT_BYTES_MAX);
-        assert!(big.read(20, 20, usize::MAX).is_none());
-        assert_eq!(big.read(40, 40, usize::MAX).map(|v| v.len()), Some(1));
+        assert!(big.read(20, 20, upto(usize::MAX)).is_none());
+        assert_eq!(big.read(40, 40, upto(usize::MAX)).map(|v| v.len()), Some(1));
     }
 
     #[test]
     fn cuts_a_batch_after_max_bytes_but_never_before_its_first_event() {
         let r = filled(1..=10, 100);
-        assert_eq!(r.read(1, 10, 250).map(|v| v.len()), Some(2));
-        assert_eq!(r.read(1, 10, 10).map(|v| v.len()), Some(1));
+        assert_eq!(r.read(1, 10, upto(250)).map(|v| v.len()), Some(2));
+        assert_eq!(r.read(1, 10, upto(10)).map(|v| v.len()), Some(1));
+    }
+
+    #[test]
+    fn cuts_a_batch_at_its_most_events() {
+        let r = filled(1..=10, 8);
+        let got = r.read(2, 10, Gathered::new(3, usize::MAX)).expect("held");
+        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
     }
 
     #[test]
     fn a_gap_starts_the_window_over() {
         let mut r = filled(1..=5, 8);
         r.push(9, b"x");
-        assert!(r.read(5, 5, usize::MAX).is_none());
+        assert!(r.read(5, 5, upto(usize::MAX)).is_none());
         assert_eq!(
-            r.read(9, 9, usize::MAX).map(|v| v[0].bytes.clone()),
+            r.read(9, 9, upto(usize::MAX)).map(|v| v[0].bytes.clone()),
             Some(b"x".to_vec())
         );
     }
