@@ -66,6 +66,30 @@ async fn an_idempotency_key_names_one_request() {
         .await;
     assert_eq!(ok(&again, 201), first_reply);
     assert_eq!(again.header("location"), first.header("location"));
+    // The draft's form of the key, a structured-field String, names the
+    // same request; what is not one String is refused.
+    let quoted = sys
+        .call(
+            "POST",
+            "/v1/notices",
+            Some("LIAISON"),
+            &key("\"notice-1\""),
+            Some(notice.clone()),
+        )
+        .await;
+    assert_eq!(ok(&quoted, 201), first_reply);
+    for bad in ["\"notice-1\";p=1", "\"notice-1", "\"\""] {
+        let r = sys
+            .call("POST", "/v1/notices", Some("LIAISON"), &key(bad), Some(notice.clone()))
+            .await;
+        problem(&r, 400, "invalid");
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Idempotency-Key")),
+            "{bad}"
+        );
+    }
     let path = format!("/v1/notices/{a}");
     let view = ok(&sys.get(&path, "LIAISON").await, 200);
     assert_eq!(

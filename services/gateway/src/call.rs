@@ -45,6 +45,72 @@ fn key(headers: &HeaderMap, name: &str) -> Result<Option<String>, Problem> {
     Ok(Some(v.to_owned()))
 }
 
+/// The `Idempotency-Key`, as the key it names: the IETF draft makes it a
+/// structured-field String (RFC 8941, `"8e03978e-…"`), and a key is that
+/// String, whatever escapes spell it. Returned in its canonical
+/// serialization, which is how a conformant client sends it, so a
+/// command id derived from it is what it always was for those clients. A
+/// bare value (`8e03978e-…`, a Token, not a String) is taken as the
+/// String of the same characters: `k1` and `"k1"` are one key.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    const NAME: &str = "Idempotency-Key";
+    let Some(v) = header(headers, NAME)? else {
+        return Ok(None);
+    };
+    let v = v.trim_matches(' ');
+    let refused = |why: &str| {
+        Problem::new(
+            ErrorCode::Invalid,
+            format!(
+                "{NAME} {why}: send one structured-field String of 1 to {KEY_BYTES_MAX} characters, e.g. \"8e03978e-40d5-43e8-bc93-6894a57f9324\""
+            ),
+        )
+    };
+    let key = match v.strip_prefix('"') {
+        Some(quoted) => {
+            let mut key = String::with_capacity(quoted.len());
+            let mut chars = quoted.chars();
+            loop {
+                match chars.next() {
+                    None => return Err(refused("has no closing quote")),
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some(c @ ('"' | '\\')) => key.push(c),
+                        _ => return Err(refused("escapes something other than \" or \\")),
+                    },
+                    Some(c @ ' '..='~') => key.push(c),
+                    Some(_) => return Err(refused("holds a character a String cannot")),
+                }
+            }
+            if !chars.as_str().is_empty() {
+                return Err(refused(
+                    "has something after its String (parameters are not defined for it)",
+                ));
+            }
+            key
+        }
+        None => {
+            if !v.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(refused("is not a String, nor a bare run of visible characters"));
+            }
+            v.to_owned()
+        }
+    };
+    if key.is_empty() || key.len() > KEY_BYTES_MAX {
+        return Err(refused(&format!("holds {} characters", key.len())));
+    }
+    let mut canonical = String::with_capacity(key.len() + 2);
+    canonical.push('"');
+    for c in key.chars() {
+        if matches!(c, '"' | '\\') {
+            canonical.push('\\');
+        }
+        canonical.push(c);
+    }
+    canonical.push('"');
+    Ok(Some(canonical))
+}
+
 /// The namespace of the ids minted from a command id (UUIDv5); fixed
 /// forever, or a retry after an upgrade would name another item.
 const MINTED: Uuid = Uuid::from_u128(0x9c56_4227_a1c2_4362_b59a_ad3c_d570_6441);
@@ -61,7 +127,7 @@ pub struct CommandId {
 
 impl CommandId {
     pub fn of(headers: &HeaderMap, caller: &Claims) -> Result<CommandId, Problem> {
-        Ok(match key(headers, "idempotency-key")? {
+        Ok(match idempotency_key(headers)? {
             Some(k) => {
                 let mut h = Sha256::new();
                 for part in [caller.country.as_str(), caller.sub.as_str(), k.as_str()] {
@@ -366,6 +432,37 @@ mod tests {
         assert_ne!(command_id(&HeaderMap::new(), &claims("a", "FR")).expect("id"), a);
         let long = "k".repeat(KEY_BYTES_MAX + 1);
         assert!(command_id(&headers(&[("idempotency-key", &long)]), &claims("a", "FR")).is_err());
+    }
+
+    /// The draft's header is a structured-field String: the key is the
+    /// String, however it is spelt, and what is not a String is refused.
+    #[test]
+    fn an_idempotency_key_is_a_structured_field_string() {
+        let alice = claims("alice", "FR");
+        let id = |v: &str| command_id(&headers(&[("idempotency-key", v)]), &alice);
+        let k1 = id("\"k1\"").expect("a String");
+        assert_eq!(
+            id("k1").expect("bare"),
+            k1,
+            "a bare key is the String of its characters"
+        );
+        assert_eq!(id("  \"k1\" ").expect("spaces around"), k1);
+        assert_eq!(
+            id(r#""a\"b\\c""#).expect("escapes"),
+            id(r#"a"b\c"#).expect("bare with the same characters")
+        );
+        assert!(id("\"a b\"").is_ok(), "a String may hold a space");
+        assert_ne!(id("\"a b\"").expect("ok"), id("\"ab\"").expect("ok"));
+        for bad in ["\"\"", "\"k1", "\"k1\";p=1", "\"k1\" \"k2\"", r#""a\nb""#, "a b"] {
+            let p = id(bad).expect_err(bad);
+            assert!(p.detail.contains("Idempotency-Key"), "{bad}: {}", p.detail);
+        }
+        let longest = "k".repeat(KEY_BYTES_MAX);
+        assert!(
+            id(&format!("\"{longest}\"")).is_ok(),
+            "the limit is on the key, not its quotes"
+        );
+        assert!(id(&format!("\"{longest}k\"")).is_err());
     }
 
     #[test]

@@ -200,15 +200,29 @@ fn parameters() -> Value {
     // The patterns are what `call` accepts, so a generated value the
     // document allows is never refused as malformed.
     let key = json!({"type": "string", "minLength": 1, "maxLength": KEY_BYTES_MAX, "pattern": "^[!-~]+$"});
+    // A structured-field String of 1 to KEY_BYTES_MAX characters (each
+    // a visible ASCII character or space, `"` and `\` escaped), or the
+    // bare form `call` also takes: exactly what `call` accepts.
+    let idempotency_key = json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 2 * KEY_BYTES_MAX + 2,
+        "pattern": format!(
+            r#"^(?:"(?:[ !#-\[\]-~]|\\["\\]){{1,{KEY_BYTES_MAX}}}"|[!#-~][!-~]{{0,{}}})$"#,
+            KEY_BYTES_MAX - 1
+        ),
+    });
     let idempotency = format!(
-        "names one request of the caller: its retry (same route, body and role) gets the first answer \
+        "a structured-field String (`\"8e03978e-40d5-43e8-bc93-6894a57f9324\"`, as the IETF \
+         Idempotency-Key draft has it; a bare value is taken as the String of its characters) that \
+         names one request of the caller: its retry (same route, body and role) gets the first answer \
          and changes nothing, and the ids the command creates are derived from the key; the key on \
          another request is refused with 422 (type `{}`)",
         Subtype::IdempotencyKeyReused.uri()
     );
     let mut out = Map::new();
     for (name, schema, description) in [
-        ("Idempotency-Key", key.clone(), idempotency.as_str()),
+        ("Idempotency-Key", idempotency_key, idempotency.as_str()),
         (
             "If-Match",
             json!({"type": "string", "pattern": "^([*]|(W/)?\"[0-9]{1,15}\"|[0-9]{1,15})$"}),
@@ -954,6 +968,43 @@ mod tests {
             .as_str()
             .unwrap_or_default();
         assert!(key.contains(&reused), "{key}");
+    }
+
+    /// The document's pattern for `Idempotency-Key` is what the gateway
+    /// accepts: a client that builds its header from the document is never
+    /// refused, and one the document disallows is refused.
+    #[test]
+    fn the_idempotency_key_pattern_is_what_the_gateway_accepts() {
+        let doc = doc();
+        let schema = doc["components"]["parameters"]["Idempotency-Key"]["schema"].to_string();
+        let schemas = concord_bus::schema::Schemas::compile([("key", schema.as_str())]).expect("compiles");
+        let long = "k".repeat(KEY_BYTES_MAX);
+        let values = [
+            "k1".to_owned(),
+            "\"k1\"".to_owned(),
+            "\"a b\"".to_owned(),
+            r#""a\"b\\c""#.to_owned(),
+            r#"a"b\c"#.to_owned(),
+            format!("\"{long}\""),
+            long.clone(),
+            format!("\"{long}k\""),
+            format!("{long}k"),
+            "\"\"".to_owned(),
+            "\"k1".to_owned(),
+            "\"k1\";p=1".to_owned(),
+            r#""a\nb""#.to_owned(),
+            "a b".to_owned(),
+        ];
+        for v in values {
+            let allowed = schemas.check("key", &json!(v)).expect("checked").is_ok();
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("idempotency-key", v.parse().expect("a header value"));
+            let accepted = crate::call::idempotency_key(&headers).is_ok();
+            assert_eq!(
+                allowed, accepted,
+                "{v}: the document allows it: {allowed}, the gateway accepts it: {accepted}"
+            );
+        }
     }
 
     #[test]
