@@ -214,7 +214,7 @@ fn parameters() -> Value {
     });
     let idempotency = format!(
         "a structured-field String (`\"8e03978e-40d5-43e8-bc93-6894a57f9324\"`, as the IETF \
-         Idempotency-Key draft has it; a bare value is taken as the String of its characters) that \
+         Idempotency-Key draft has it; a bare value is taken too, as a key of its own) that \
          names one request of the caller: its retry (same route, body and role) gets the first answer \
          and changes nothing, and the ids the command creates are derived from the key; the key on \
          another request is refused with 422 (type `{}`)",
