@@ -524,13 +524,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let stopped = tokio::time::timeout(STOP_TIMEOUT, async {
+        // The gateway first (its last requests' access records reach the
+        // audit), then the readers, while the logs they read still
+        // answer: else they see their sources vanish and warn of it.
         let _ = (&mut gw_task).await;
+        let _ = tokio::join!(projector.stop(), audit.stop());
         let _ = (&mut ops_task).await;
         let _ = (&mut intel_task).await;
         let _ = (&mut crisis_task).await;
         let _ = (&mut deployments_task).await;
-        let _ = projector.stop().await;
-        audit.stop().await;
     })
     .await;
     if stopped.is_err() {
