@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use concord_bus::consumer::{Consumer, start_of_log};
+use concord_bus::consumer::{Consumer, Hurry, READ_INTERVAL, hurry_behind, start_of_log};
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::{CountryCode, Role, Service, subjects};
 use futures::StreamExt;
@@ -51,12 +51,6 @@ pub const NAME: &str = concord_bus::permissions::AUDIT;
 pub const PAGE_MAX: usize = 500;
 /// Events of a page when the request names no limit.
 pub const PAGE_DEFAULT: usize = 100;
-/// The audit reads each log at most this often under a steady flow
-/// (`Consumer::with_read_interval`). Rationale: nothing waits on the audit
-/// the moment an event is published (a query naming positions waits for
-/// them), and one read per interval takes its reads off the bus at
-/// thousands of commands a second.
-const READ_INTERVAL: Duration = Duration::from_millis(5);
 /// How long a read naming positions (`wait_for`) waits for them.
 pub const WAIT_FOR_MAX: Duration = Duration::from_secs(2);
 
@@ -289,6 +283,7 @@ impl Audit {
         let (applied_tx, applied) = watch::channel(Applied::new());
         let applied_tx = Arc::new(applied_tx);
         let mut readers = Vec::new();
+        let mut hurry = BTreeMap::new();
         for service in Service::LOGS {
             let mut consumer = Consumer::start(client.clone(), service, start_of_log())
                 .await
@@ -298,6 +293,7 @@ impl Audit {
                 })?
                 .named("audit")
                 .with_read_interval(READ_INTERVAL);
+            hurry.insert(service, consumer.hurry());
             let (index, applied_tx) = (Arc::clone(&index), Arc::clone(&applied_tx));
             readers.push(tokio::spawn(async move {
                 loop {
@@ -361,7 +357,15 @@ impl Audit {
                 }
             })
         };
-        let answer = tokio::spawn(answer(client, subscriber, index, applied, notary, key.clone()));
+        let answer = tokio::spawn(answer(
+            client,
+            subscriber,
+            index,
+            applied,
+            Arc::new(hurry),
+            notary,
+            key.clone(),
+        ));
         Ok(Audit {
             readers,
             answer,
@@ -414,6 +418,7 @@ async fn answer(
     mut subscriber: async_nats::Subscriber,
     index: Arc<RwLock<Index>>,
     applied: watch::Receiver<Applied>,
+    hurry: Arc<BTreeMap<Service, Hurry>>,
     notary: Arc<Notary>,
     key: String,
 ) {
@@ -421,18 +426,19 @@ async fn answer(
     while let Some(msg) = subscriber.next().await {
         let Some(reply_to) = msg.reply.clone() else { continue };
         let (client, index, mut applied) = (client.clone(), Arc::clone(&index), applied.clone());
+        let hurry = Arc::clone(&hurry);
         let (notary, key) = (Arc::clone(&notary), Arc::clone(&key));
         tokio::spawn(async move {
             let name = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
             // Who read what is answered up to every read recorded before
             // the question (each was durable before its reader had data).
             let caught_up = if name == "access" {
-                access_log_read(&client, &mut applied).await
+                access_log_read(&client, &mut applied, &hurry).await
             } else {
                 Ok(())
             };
             let waited = match caught_up {
-                Ok(()) => wait_for(&msg.payload, &mut applied).await,
+                Ok(()) => wait_for(&msg.payload, &mut applied, &hurry).await,
                 Err(r) => Err(r),
             };
             let reply = match waited {
@@ -497,10 +503,15 @@ async fn cut_short(client: &async_nats::Client, index: &RwLock<Index>) {
 }
 
 /// Waits until the index holds the access log up to its head now.
-async fn access_log_read(client: &async_nats::Client, applied: &mut watch::Receiver<Applied>) -> Result<(), Reply> {
+async fn access_log_read(
+    client: &async_nats::Client,
+    applied: &mut watch::Receiver<Applied>,
+    hurry: &BTreeMap<Service, Hurry>,
+) -> Result<(), Reply> {
     let head = concord_bus::logs::fetch_head(client, Service::Audit)
         .await
         .map_err(|e| Reply::error(ErrorCode::Unavailable, format!("the access log's head: {e}")))?;
+    hurry_behind(hurry, &applied.borrow(), &BTreeMap::from([(Service::Audit, head.seq)]));
     let done = |now: &Applied| now.get(&Service::Audit).copied().unwrap_or(0) >= head.seq;
     match tokio::time::timeout(WAIT_FOR_MAX, applied.wait_for(done)).await {
         Ok(Ok(_)) => Ok(()),
@@ -513,7 +524,11 @@ async fn access_log_read(client: &async_nats::Client, applied: &mut watch::Recei
 
 /// Waits until the positions the request names in `wait_for` are indexed,
 /// at most [`WAIT_FOR_MAX`].
-async fn wait_for(payload: &[u8], applied: &mut watch::Receiver<Applied>) -> Result<(), Reply> {
+async fn wait_for(
+    payload: &[u8],
+    applied: &mut watch::Receiver<Applied>,
+    hurry: &BTreeMap<Service, Hurry>,
+) -> Result<(), Reply> {
     #[derive(Deserialize)]
     struct Positions {
         #[serde(default)]
@@ -522,6 +537,7 @@ async fn wait_for(payload: &[u8], applied: &mut watch::Receiver<Applied>) -> Res
     let Ok(Positions { wait_for }) = serde_json::from_slice::<Positions>(payload) else {
         return Ok(());
     };
+    hurry_behind(hurry, &applied.borrow(), &wait_for);
     let done = |now: &Applied| wait_for.iter().all(|(s, seq)| now.get(s).copied().unwrap_or(0) >= *seq);
     match tokio::time::timeout(WAIT_FOR_MAX, applied.wait_for(done)).await {
         Ok(Ok(_)) => Ok(()),

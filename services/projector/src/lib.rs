@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use concord_bus::consumer::{Checkpoint, Consumer};
+use concord_bus::consumer::{Checkpoint, Consumer, Hurry, READ_INTERVAL, hurry_behind};
 use concord_core::decider::Rejection;
 use concord_core::reply::{ErrorCode, Reply};
 use concord_core::{EventEnvelope, Service, subjects};
@@ -117,6 +117,8 @@ struct Views {
     store: Arc<Store>,
     projection: Arc<RwLock<Projection>>,
     applied: watch::Receiver<Applied>,
+    /// Each log's consumer, made to read at once for a read waiting on it.
+    hurry: Arc<BTreeMap<Service, Hurry>>,
 }
 
 /// One generation of the views being kept: readers of the four logs and
@@ -156,6 +158,7 @@ impl Engine {
 
         let (tx, rx) = mpsc::channel(BATCH_MAX * 4);
         let mut readers = Vec::new();
+        let mut hurry = BTreeMap::new();
         for service in Service::ALL {
             let from = checkpoints
                 .get(&service)
@@ -167,7 +170,11 @@ impl Engine {
                     service,
                     why: e.to_string(),
                 })?
-                .named(concord_bus::permissions::PROJECTOR);
+                .named(concord_bus::permissions::PROJECTOR)
+                // Views move once a batch (`BATCH_INTERVAL_MIN`) anyway; a
+                // read naming positions hurries the consumers it waits on.
+                .with_read_interval(READ_INTERVAL);
+            hurry.insert(service, consumer.hurry());
             let tx = tx.clone();
             readers.push(tokio::spawn(async move {
                 loop {
@@ -240,6 +247,7 @@ impl Engine {
                 store,
                 projection,
                 applied: applied_rx,
+                hurry: Arc::new(hurry),
             },
             live,
         })
@@ -750,7 +758,7 @@ async fn answer(shared: Arc<Shared>, mut subscriber: impl futures::Stream<Item =
                 },
                 (Ok(asked), Some(views)) => {
                     let mut applied = views.applied.clone();
-                    match wait_for(&msg.payload, &mut applied).await {
+                    match wait_for(&msg.payload, &mut applied, &views.hurry).await {
                         Err(reply) => reply,
                         Ok(()) => asked.answer(&shared, views, &slots).await,
                     }
@@ -896,7 +904,11 @@ impl Asked {
 
 /// Waits until the positions the request names in `wait_for` are applied
 /// (and written), at most [`WAIT_FOR_MAX`].
-async fn wait_for(payload: &[u8], applied: &mut watch::Receiver<Applied>) -> Result<(), Reply> {
+async fn wait_for(
+    payload: &[u8],
+    applied: &mut watch::Receiver<Applied>,
+    hurry: &BTreeMap<Service, Hurry>,
+) -> Result<(), Reply> {
     #[derive(serde::Deserialize)]
     struct Positions {
         #[serde(default)]
@@ -913,6 +925,7 @@ async fn wait_for(payload: &[u8], applied: &mut watch::Receiver<Applied>) -> Res
         return Ok(());
     }
     let done = |now: &Applied| wait_for.iter().all(|(s, seq)| now.get(s).is_some_and(|at| at >= seq));
+    hurry_behind(hurry, &applied.borrow(), &wait_for);
     let reached = matches!(
         tokio::time::timeout(WAIT_FOR_MAX, applied.wait_for(done)).await,
         Ok(Ok(_))

@@ -54,6 +54,14 @@ const SOURCE_START_GRACE: Duration = Duration::from_secs(30);
 /// until then): a source that stops with the whole process (a clean stop)
 /// is gone for a moment, not worth a warning.
 const SOURCE_UNREACHABLE_GRACE: Duration = Duration::from_secs(2);
+/// How often a consumer that need not read each event the moment it is
+/// published (`Consumer::with_read_interval`) reads its source under a
+/// steady flow. Rationale: at thousands of commands a second a read per
+/// burst is a request and a reply on the bus for every few events, for
+/// each of the four consumers of a log; one read per 5 ms carries them
+/// all, and whoever must wait on the consumer asks it to read at once
+/// ([`Hurry`]).
+pub const READ_INTERVAL: Duration = Duration::from_millis(5);
 /// Live claims waiting to be checked against the log. Rationale: bounds
 /// what a flood of forged messages can make a consumer hold; a claim not
 /// kept is not checked, but its event is still read from the log.
@@ -114,6 +122,36 @@ pub struct Checkpoint {
     pub identity: Option<LogIdentity>,
 }
 
+/// Ends a consumer's read interval wait (`Consumer::hurry`). Asked while
+/// the consumer is not waiting, it ends the next wait at once: someone
+/// waiting on a seq the consumer has not been told of yet is not left to
+/// the interval when the live message comes. At worst that is one read
+/// earlier than the interval would have made it.
+#[derive(Clone)]
+pub struct Hurry(Arc<tokio::sync::Notify>);
+
+impl Hurry {
+    pub fn now(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Hurries the consumer of each log whose wanted seq is beyond what was
+/// applied of it: for a read that names positions and waits for them.
+pub fn hurry_behind(
+    hurry: &BTreeMap<Service, Hurry>,
+    applied: &BTreeMap<Service, u64>,
+    wanted: &BTreeMap<Service, u64>,
+) {
+    for (service, seq) in wanted {
+        if applied.get(service).is_none_or(|at| at < seq)
+            && let Some(h) = hurry.get(service)
+        {
+            h.now();
+        }
+    }
+}
+
 /// The checkpoint of a consumer that has delivered nothing yet.
 pub fn start_of_log() -> Checkpoint {
     Checkpoint {
@@ -143,6 +181,8 @@ pub struct Consumer {
     read_interval: Option<Duration>,
     /// When the log was last read.
     last_read: Option<tokio::time::Instant>,
+    /// Ends a read interval's wait at once (see [`Hurry`]).
+    hurry: Arc<tokio::sync::Notify>,
     poll: Duration,
     /// Live claims `seq → hashes` beyond the checkpoint, checked when the
     /// log serves that seq (or reports a head below it).
@@ -185,6 +225,7 @@ impl Consumer {
             unreachable_since: None,
             read_interval: None,
             last_read: None,
+            hurry: Arc::default(),
             poll: HEAD_POLL_INTERVAL,
             claims: BTreeMap::new(),
             delivered: VecDeque::new(),
@@ -225,13 +266,21 @@ impl Consumer {
 
     /// Reads the log at most once per `every` while live messages keep
     /// coming, for a consumer that need not have each event the moment it
-    /// is published (the audit): under a steady flow one read then carries
-    /// what arrived over `every` instead of one read per burst (each a
-    /// request and a reply on the bus). After a quiet spell the first live
-    /// message is read at once.
+    /// is published: under a steady flow one read then carries what
+    /// arrived over `every` instead of one read per burst (each a request
+    /// and a reply on the bus). After a quiet spell the first live message
+    /// is read at once, and [`Consumer::hurry`] ends a wait early.
     pub fn with_read_interval(mut self, every: Duration) -> Self {
         self.read_interval = Some(every);
         self
+    }
+
+    /// A handle that makes this consumer read what it was told of now,
+    /// rather than when its read interval ends: for whoever is about to
+    /// wait on it (a command that must decide on a caught-up view, a read
+    /// naming positions).
+    pub fn hurry(&self) -> Hurry {
+        Hurry(Arc::clone(&self.hurry))
     }
 
     /// The `traceparent` of the event `next` returned last, when the live
@@ -318,6 +367,7 @@ impl Consumer {
                         tokio::select! {
                             biased;
                             () = tokio::time::sleep_until(due) => break,
+                            () = self.hurry.notified() => break,
                             msg = self.live.next() => match msg {
                                 Some(msg) => self.claim(&msg.payload, trace_of(&msg)),
                                 None => return Err(ConsumerError::Closed(self.source)),
@@ -540,4 +590,28 @@ fn trace_of(msg: &async_nats::Message) -> Option<String> {
         .as_ref()
         .and_then(|h| h.get(crate::logs::TRACEPARENT))
         .map(|v| v.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hurried(h: &Hurry) -> bool {
+        h.0.notified().now_or_never().is_some()
+    }
+
+    #[test]
+    fn only_the_consumers_behind_a_wanted_seq_are_hurried() {
+        let hurry: BTreeMap<Service, Hurry> = [Service::Operations, Service::Intel, Service::Crisis]
+            .into_iter()
+            .map(|s| (s, Hurry(Arc::default())))
+            .collect();
+        let applied = BTreeMap::from([(Service::Operations, 7), (Service::Intel, 3)]);
+        let wanted = BTreeMap::from([(Service::Operations, 7), (Service::Intel, 4), (Service::Crisis, 1)]);
+        hurry_behind(&hurry, &applied, &wanted);
+        assert!(!hurried(&hurry[&Service::Operations]), "applied already");
+        assert!(hurried(&hurry[&Service::Intel]), "one behind");
+        assert!(hurried(&hurry[&Service::Crisis]), "nothing applied yet");
+        assert!(!hurried(&hurry[&Service::Intel]), "a hurry is taken once");
+    }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::consumer::{Checkpoint, Consumer, ConsumerError, start_of_log};
+use crate::consumer::{Checkpoint, Consumer, ConsumerError, Hurry, READ_INTERVAL, start_of_log};
 use crate::logs::fetch_head;
 use concord_core::envelope::{EventEnvelope, Hlc, Service};
 use concord_log::{HlcObserver, Log, LogIdentity};
@@ -162,6 +162,8 @@ pub struct Followed {
     source: Service,
     client: async_nats::Client,
     progress: watch::Receiver<Progress>,
+    /// Makes the consumer read at once for a command waiting on it.
+    hurry: Hurry,
     rejected: Arc<AtomicU64>,
     stamps: Arc<Mutex<Stamps>>,
     stop: watch::Sender<bool>,
@@ -194,10 +196,15 @@ impl Followed {
         let follower = keep
             .as_ref()
             .map_or_else(|| "follower".to_owned(), |k| k.log.service().to_string());
+        // Under a steady flow of the source's events the view need not
+        // move with each burst: only a command about to decide waits on
+        // it, and `caught_up` hurries the consumer.
         let mut consumer = Consumer::start(client.clone(), source, from.at.clone())
             .await?
-            .named(&follower);
+            .named(&follower)
+            .with_read_interval(READ_INTERVAL);
         let rejected = consumer.rejected_counter();
+        let hurry = consumer.hurry();
         let (tx, rx) = watch::channel(Progress {
             seq: from.at.seq,
             identity: from.at.identity,
@@ -283,6 +290,7 @@ impl Followed {
             source,
             client,
             progress: rx,
+            hurry,
             rejected,
             stamps,
             stop,
@@ -364,6 +372,9 @@ impl Followed {
             )));
         }
         let head = head.seq;
+        if self.progress.borrow().seq < head {
+            self.hurry.now();
+        }
         let mut rx = self.progress.clone();
         match tokio::time::timeout(CATCH_UP_TIMEOUT, rx.wait_for(|p| p.seq >= head || p.failed.is_some())).await {
             Ok(Ok(p)) => match &p.failed {

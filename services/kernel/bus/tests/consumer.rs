@@ -395,3 +395,49 @@ async fn a_consumer_with_a_read_interval_reads_a_steady_flow_in_few_reads() {
         "{n} reads for {EVENTS} events over {elapsed:?} (at most {bound} expected)"
     );
 }
+
+/// A consumer waiting out its read interval reads at once when hurried,
+/// also when hurried before the live message came: whoever waits on it
+/// (a command deciding on a caught-up view) is not left to the interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hurried_consumer_reads_before_its_interval_ends() {
+    let nats = NatsServer::start().expect("nats-server");
+    let mut source = Source::start(&nats).await;
+    // Longer than the test may take: only a hurry can end the wait (nor
+    // may a quiet poll of the head read the event instead).
+    let interval = Duration::from_secs(3600);
+    let mut c = consumer(&nats, start_of_log())
+        .await
+        .with_read_interval(interval)
+        .with_poll_interval(interval);
+    let hurry = c.hurry();
+    source.produce(1, true).await;
+    assert_eq!(
+        take(&mut c, 1).await,
+        [1],
+        "the first message after a quiet spell is read at once"
+    );
+
+    // Within the interval: the live message is held until the hurry.
+    source.produce(1, true).await;
+    let waiting = tokio::spawn(async move {
+        let got = take(&mut c, 1).await;
+        (c, got)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "read before the interval ended, unhurried");
+    hurry.now();
+    let (mut c, got) = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("read once hurried")
+        .expect("task");
+    assert_eq!(got, [2]);
+
+    // Hurried first, told after: the hurry is kept for the next wait.
+    hurry.now();
+    source.produce(1, true).await;
+    let got = tokio::time::timeout(Duration::from_secs(30), take(&mut c, 1))
+        .await
+        .expect("read at once");
+    assert_eq!(got, [3]);
+}
